@@ -1,0 +1,80 @@
+-- trackedge ClickHouse schema.
+--
+-- `trackedge migrate` runs these statements in order, with {database}
+-- replaced by TRACKEDGE_CLICKHOUSE_DATABASE. Every statement is idempotent
+-- and valid on ClickHouse 18.16 and on current releases (CI proves both).
+-- Statements are separated by a line holding only `;`.
+
+CREATE DATABASE IF NOT EXISTS {database}
+;
+-- One row per tracked redirect. ReplacingMergeTree collapses a row that a
+-- retried batch inserted twice (same sorting key, same values); reports count
+-- uniqExact(click_id) so they are exact before merges have run.
+CREATE TABLE IF NOT EXISTS {database}.clicks
+(
+    click_id String,
+    ts DateTime,
+    code String,
+    link_id UInt64,
+    partner_id UInt64,
+    offer_id UInt64,
+    sub1 String,
+    sub2 String,
+    sub3 String,
+    sub4 String,
+    sub5 String,
+    ip String,
+    user_agent String,
+    referer String,
+    is_bot UInt8,
+    is_rate_limited UInt8,
+    country String,
+    device String,
+    node String
+)
+ENGINE = ReplacingMergeTree()
+PARTITION BY toYYYYMM(ts)
+ORDER BY (partner_id, offer_id, ts, click_id)
+;
+-- Requests for unknown or disabled codes: not clicks, kept for diagnosis.
+CREATE TABLE IF NOT EXISTS {database}.orphan_hits
+(
+    ts DateTime,
+    code String,
+    ip String,
+    user_agent String,
+    referer String,
+    is_bot UInt8,
+    node String
+)
+ENGINE = MergeTree()
+PARTITION BY toYYYYMM(ts)
+ORDER BY (ts, code)
+;
+-- One row per pixel or postback hit, accepted or not. A later status change
+-- (PATCH /api/v1/conversions/{id}) inserts the same conversion_id with a
+-- higher version; read with FINAL or argMax(..., version).
+CREATE TABLE IF NOT EXISTS {database}.conversions
+(
+    conversion_id String,
+    ts DateTime,
+    click_id String,
+    click_ts DateTime,
+    link_id UInt64,
+    partner_id UInt64,
+    offer_id UInt64,
+    order_id String,
+    event String,
+    amount Decimal(18, 4),
+    currency String,
+    payout Decimal(18, 4),
+    status String,
+    reason String,
+    source String,
+    ip String,
+    version UInt64
+)
+ENGINE = ReplacingMergeTree(version)
+PARTITION BY toYYYYMM(ts)
+ORDER BY (offer_id, conversion_id)
+;
