@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# Prove deploy/clickhouse/schema.sql and src/sql/*.sql on a current ClickHouse
+# release, using the `chdb` PyPI package (ClickHouse embedded in-process).
+# The tests run against Debian's ClickHouse 18.16; this covers what users run.
+#
+# Usage: scripts/chdb-check.sh [extra args passed to chdb_check.py]
+# Env:   CHDB_VENV  virtualenv to use (default: target/chdb-venv)
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+VENV="${CHDB_VENV:-$ROOT/target/chdb-venv}"
+
+# A venv whose python can import chdb is reused as is: the install is ~900 MB.
+if [[ -x "$VENV/bin/python" ]] && "$VENV/bin/python" -c 'import chdb' 2>/dev/null; then
+    :
+else
+    if ! python3 -m venv --help >/dev/null 2>&1 || ! python3 -c 'import ensurepip' 2>/dev/null; then
+        # Debian splits venv/ensurepip out of python3.
+        echo "chdb-check: installing python3-venv" >&2
+        if [[ $(id -u) -ne 0 ]]; then
+            echo "chdb-check: python3 has no venv module and we are not root; install python3-venv" >&2
+            exit 1
+        fi
+        export DEBIAN_FRONTEND=noninteractive
+        apt-get update -qq
+        apt-get install -y -qq python3-venv >/dev/null
+    fi
+    # A half-built venv from an interrupted run would fail again; start over.
+    rm -rf "$VENV"
+    mkdir -p "$(dirname "$VENV")"
+    echo "chdb-check: creating $VENV and installing chdb (large download, once)" >&2
+    python3 -m venv "$VENV"
+    "$VENV/bin/python" -m pip install --quiet --upgrade pip
+    "$VENV/bin/python" -m pip install --quiet chdb
+    "$VENV/bin/python" -c 'import chdb' || {
+        echo "chdb-check: chdb installed but does not import" >&2
+        exit 1
+    }
+fi
+
+cd "$ROOT"
+exec "$VENV/bin/python" "$ROOT/scripts/chdb_check.py" "$@"

@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# The project's test command (CI runs exactly this through .ci/run).
+#
+# Works on a fresh Debian machine with only Rust installed: it installs
+# Redis and ClickHouse through apt when missing (as root), adds the rustfmt
+# and clippy components when missing, then runs formatting, lints, every
+# test target and the ClickHouse SQL check on a current release (chdb).
+#
+# The Rust integration tests start their own Redis and ClickHouse on free
+# loopback ports (via scripts/clickhouse-config.sh); nothing needs to be
+# running beforehand.
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+# clickhouse-server is in /usr/sbin, often missing from PATH in non-login
+# shells; the integration tests look it up on PATH.
+export PATH="$PATH:/usr/local/sbin:/usr/sbin:/sbin"
+
+step() { echo "==> $*"; }
+
+step "install services (redis-server, clickhouse-server)"
+scripts/services.sh install
+
+step "rust components (rustfmt, clippy)"
+if ! cargo fmt --version >/dev/null 2>&1 || ! cargo clippy --version >/dev/null 2>&1; then
+    command -v rustup >/dev/null || {
+        echo "test.sh: cargo fmt/clippy missing and no rustup to add them" >&2
+        exit 1
+    }
+    rustup component add rustfmt clippy
+fi
+
+step "cargo fmt --all -- --check"
+cargo fmt --all -- --check
+
+step "cargo clippy --all-targets -- -D warnings"
+cargo clippy --all-targets -- -D warnings
+
+step "cargo test --all-targets"
+cargo test --all-targets
+
+step "chdb check (schema and queries on current ClickHouse)"
+scripts/chdb-check.sh
+
+step "all passed"
