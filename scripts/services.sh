@@ -214,6 +214,10 @@ cmd_start() {
         local why="not answering after ${START_TIMEOUT_S}s"
         pid_of "$ch_dir/clickhouse.pid" clickhouse-server >/dev/null || why="clickhouse exited"
         pid_of "$redis_dir/redis.pid" redis-server >/dev/null || why="redis exited"
+        # Stop first (only what this call started), then explain: the logs
+        # outlive the processes, and an interrupted explanation must not
+        # leave servers behind.
+        stop_started
         echo "services: redis and clickhouse did not both become ready: $why" >&2
         echo "--- $redis_dir/redis.log (tail)" >&2
         tail -n 20 "$redis_dir/redis.log" >&2 2>/dev/null || true
@@ -221,7 +225,6 @@ cmd_start() {
         tail -n 20 "$ch_dir/log/clickhouse-server.err.log" >&2 2>/dev/null || true
         echo "--- $ch_dir/log/stdout.log (tail)" >&2
         tail -n 20 "$ch_dir/log/stdout.log" >&2 2>/dev/null || true
-        stop_started
         exit 1
     fi
 
