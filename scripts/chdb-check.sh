@@ -10,8 +10,13 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 VENV="${CHDB_VENV:-$ROOT/target/chdb-venv}"
 
-# A venv whose python can import chdb is reused as is: the install is ~900 MB.
-if [[ -x "$VENV/bin/python" ]] && "$VENV/bin/python" -c 'import chdb' 2>/dev/null; then
+# A venv whose chdb answers a query is reused as is: the install is ~900 MB.
+# (A bare `import chdb` is not proof: a half-removed install still imports.)
+chdb_works() {
+    [[ -x "$VENV/bin/python" ]] &&
+        "$VENV/bin/python" -c 'import chdb; chdb.query("SELECT 1")' >/dev/null 2>&1
+}
+if chdb_works; then
     :
 else
     if ! python3 -m venv --help >/dev/null 2>&1 || ! python3 -c 'import ensurepip' 2>/dev/null; then
@@ -32,8 +37,9 @@ else
     python3 -m venv "$VENV"
     "$VENV/bin/python" -m pip install --quiet --upgrade pip
     "$VENV/bin/python" -m pip install --quiet chdb
-    "$VENV/bin/python" -c 'import chdb' || {
-        echo "chdb-check: chdb installed but does not import" >&2
+    chdb_works || {
+        echo "chdb-check: chdb installed into $VENV but cannot run a query" >&2
+        "$VENV/bin/python" -c 'import chdb; chdb.query("SELECT 1")' || true
         exit 1
     }
 fi
