@@ -69,15 +69,15 @@ cmd_install() {
 
 # ---------------------------------------------------------------- helpers
 
-# pid_of FILE PATTERN: print the pid in FILE if that process is alive and its
-# command line matches PATTERN (a recycled pid must not count as running).
+# pid_of FILE STRING: print the pid in FILE if that process is alive and its
+# command line contains STRING (a recycled pid must not count as running).
 pid_of() {
     local file=$1 pattern=$2 pid
     [[ -s $file ]] || return 1
     pid=$(<"$file")
     [[ $pid =~ ^[0-9]+$ ]] || return 1
     kill -0 "$pid" 2>/dev/null || return 1
-    tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -q -- "$pattern" || return 1
+    tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -qF -- "$pattern" || return 1
     echo "$pid"
 }
 
@@ -136,6 +136,8 @@ cmd_start() {
     local ch_tcp=${CH_TCP_PORT:-9000}
     local ch_inter=${CH_INTERSERVER_PORT:-9009}
     local redis_dir=$root/redis ch_dir=$root/clickhouse
+    # What identifies our clickhouse in /proc/PID/cmdline.
+    local ch_match="--config-file=$ch_dir/config.xml"
     mkdir -p "$redis_dir" "$ch_dir"
 
     local redis_pid ch_pid started=()
@@ -146,17 +148,23 @@ cmd_start() {
         for s in "${started[@]}"; do
             case $s in
             redis) stop_pid redis "$redis_dir/redis.pid" redis-server ;;
-            clickhouse) stop_pid clickhouse "$ch_dir/clickhouse.pid" clickhouse-server ;;
+            clickhouse) stop_pid clickhouse "$ch_dir/clickhouse.pid" "$ch_match" ;;
             esac
         done
+    }
+    fail() {
+        echo "services: $*" >&2
+        stop_started
+        exit 1
     }
     if redis_pid=$(pid_of "$redis_dir/redis.pid" redis-server); then
         say "redis already running from $root (pid $redis_pid)"
         # Keep the port it was started with, not the one in this environment.
         redis_port=$(recorded "$root" REDIS_PORT "$redis_port")
     else
-        port_in_use "$redis_port" &&
-            die "port $redis_port is taken by another process (a system redis?); stop it or set REDIS_PORT"
+        if port_in_use "$redis_port"; then
+            fail "port $redis_port is taken by another process (a system redis?); stop it or set REDIS_PORT"
+        fi
         # No persistence: the demo and tests recreate what they need, and a
         # snapshot on shutdown would only slow `stop` down.
         redis-server \
@@ -167,7 +175,7 @@ cmd_start() {
         started+=(redis)
     fi
 
-    if ch_pid=$(pid_of "$ch_dir/clickhouse.pid" clickhouse-server); then
+    if ch_pid=$(pid_of "$ch_dir/clickhouse.pid" "$ch_match"); then
         say "clickhouse already running from $root (pid $ch_pid)"
         ch_http=$(recorded "$root" CH_HTTP_PORT "$ch_http")
         ch_tcp=$(recorded "$root" CH_TCP_PORT "$ch_tcp")
@@ -175,13 +183,12 @@ cmd_start() {
     else
         local p
         for p in "$ch_http" "$ch_tcp" "$ch_inter"; do
-            port_in_use "$p" &&
-                die "port $p is taken by another process (a system clickhouse?); stop it or set CH_HTTP_PORT/CH_TCP_PORT/CH_INTERSERVER_PORT"
+            if port_in_use "$p"; then
+                fail "port $p is taken by another process (a system clickhouse?); stop it or set CH_HTTP_PORT/CH_TCP_PORT/CH_INTERSERVER_PORT"
+            fi
         done
-        if ! "$SCRIPTS/clickhouse-config.sh" "$ch_dir" "$ch_http" "$ch_tcp" "$ch_inter"; then
-            stop_started
-            exit 1
-        fi
+        "$SCRIPTS/clickhouse-config.sh" "$ch_dir" "$ch_http" "$ch_tcp" "$ch_inter" ||
+            fail "could not write the clickhouse config"
         # setsid: its own session, so a Ctrl-C meant for the caller (the demo
         # forwards it to trackedge, which then flushes to ClickHouse) does not
         # also stop ClickHouse. In a non-interactive shell the background child
@@ -202,17 +209,17 @@ cmd_start() {
             break
         fi
         # A server that died (bad config, port race) will not come up: stop
-        # waiting. The redis daemon writes its pid file just after forking,
-        # so it gets two seconds before its absence counts.
-        pid_of "$ch_dir/clickhouse.pid" clickhouse-server >/dev/null || break
-        if ((i > 20)) && ! pid_of "$redis_dir/redis.pid" redis-server >/dev/null; then
+        # waiting. Not in the first second: the redis daemon writes its pid
+        # file just after forking, and clickhouse's cmdline is ours until exec.
+        if ((i > 10)) && { ! pid_of "$ch_dir/clickhouse.pid" "$ch_match" >/dev/null ||
+            ! pid_of "$redis_dir/redis.pid" redis-server >/dev/null; }; then
             break
         fi
         sleep 0.1
     done
     if ((ok == 0)); then
         local why="not answering after ${START_TIMEOUT_S}s"
-        pid_of "$ch_dir/clickhouse.pid" clickhouse-server >/dev/null || why="clickhouse exited"
+        pid_of "$ch_dir/clickhouse.pid" "$ch_match" >/dev/null || why="clickhouse exited"
         pid_of "$redis_dir/redis.pid" redis-server >/dev/null || why="redis exited"
         # Stop first (only what this call started), then explain: the logs
         # outlive the processes, and an interrupted explanation must not
@@ -241,14 +248,14 @@ cmd_stop() {
     [[ -n ${1:-} ]] || usage
     [[ -d $1 ]] || return 0 # nothing was ever started there
     root=$(abs_root "$1")
-    stop_pid clickhouse "$root/clickhouse/clickhouse.pid" clickhouse-server
+    stop_pid clickhouse "$root/clickhouse/clickhouse.pid" "--config-file=$root/clickhouse/config.xml"
     stop_pid redis "$root/redis/redis.pid" redis-server
 }
 
 cmd_status() {
     local root pid rc=0 redis_port ch_http
     [[ -n ${1:-} ]] || usage
-    root=$(abs_root "$1")
+    root=$(cd "$1" 2>/dev/null && pwd) || root=$1 # no such dir: all stopped
     redis_port=$(recorded "$root" REDIS_PORT "${REDIS_PORT:-6379}")
     ch_http=$(recorded "$root" CH_HTTP_PORT "${CH_HTTP_PORT:-8123}")
     if pid=$(pid_of "$root/redis/redis.pid" redis-server); then
@@ -257,7 +264,7 @@ cmd_status() {
         say "redis      stopped"
         rc=3
     fi
-    if pid=$(pid_of "$root/clickhouse/clickhouse.pid" clickhouse-server); then
+    if pid=$(pid_of "$root/clickhouse/clickhouse.pid" "--config-file=$root/clickhouse/config.xml"); then
         say "clickhouse running  http://127.0.0.1:$ch_http (pid $pid)"
     else
         say "clickhouse stopped"
