@@ -1,1 +1,121 @@
-fn main() {}
+//! The `trackedge` binary: arguments → config → run until a signal.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use tokio_util::sync::CancellationToken;
+use tracing::{error, info};
+
+use trackedge::config::{Config, ConfigError};
+
+/// Exit code for bad configuration (EX_USAGE).
+const EXIT_CONFIG: u8 = 64;
+
+#[derive(Parser)]
+#[command(
+    name = "trackedge",
+    version,
+    about = "Affiliate click and conversion tracking edge service"
+)]
+struct Args {
+    /// TOML config file; a missing default file is fine, a missing named
+    /// one is an error.
+    #[arg(long, global = true)]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the service (migrates ClickHouse first).
+    Serve {
+        /// Skip the schema migration.
+        #[arg(long)]
+        no_migrate: bool,
+    },
+    /// Create or upgrade the ClickHouse schema, then exit.
+    Migrate,
+    /// Validate and print the effective config, secrets masked.
+    CheckConfig,
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    let (path, required) = match &args.config {
+        Some(p) => (p.clone(), true),
+        None => (PathBuf::from("config/trackedge.toml"), false),
+    };
+    let config = match Config::load(&path, required, std::env::vars()) {
+        Ok(c) => c,
+        Err(e) => return config_error(e),
+    };
+    if let Command::CheckConfig = args.command {
+        print!("{}", config.masked_toml());
+        return ExitCode::SUCCESS;
+    }
+    if let Command::Serve { .. } = args.command {
+        if let Err(e) = config.validate_for_serve() {
+            return config_error(e);
+        }
+    }
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
+        .init();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async move {
+        match args.command {
+            Command::Serve { no_migrate } => {
+                let stop = CancellationToken::new();
+                tokio::spawn(cancel_on_signal(stop.clone()));
+                trackedge::app::run(config, !no_migrate, stop).await
+            }
+            Command::Migrate => {
+                let client = trackedge::app::clickhouse_client(&config, false);
+                let n = trackedge::schema::migrate(&client, &config.clickhouse.database)
+                    .await
+                    .map_err(|e| anyhow::anyhow!("migration failed at {}: {e}", config.clickhouse.url))?;
+                info!(database = %config.clickhouse.database, statements = n, "clickhouse schema is up to date");
+                Ok(())
+            }
+            Command::CheckConfig => unreachable!("handled before the runtime starts"),
+        }
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            error!("{e:#}");
+            eprintln!("trackedge: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn config_error(e: ConfigError) -> ExitCode {
+    eprintln!("trackedge: {e}");
+    ExitCode::from(EXIT_CONFIG)
+}
+
+/// Cancels `stop` on SIGTERM or SIGINT.
+async fn cancel_on_signal(stop: CancellationToken) {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate()).expect("installing a SIGTERM handler");
+    let mut int = signal(SignalKind::interrupt()).expect("installing a SIGINT handler");
+    tokio::select! {
+        _ = term.recv() => info!(signal = "SIGTERM", "stopping"),
+        _ = int.recv() => info!(signal = "SIGINT", "stopping"),
+    }
+    stop.cancel();
+}

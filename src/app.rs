@@ -1,0 +1,253 @@
+//! Wiring: builds the stores, buffer, flusher, limiter and listeners, and
+//! owns the shutdown order.
+//!
+//! Shutdown order: stop accepting → finish in-flight requests (grace) →
+//! stop the flusher, which drains the whole buffer into ClickHouse or the
+//! spool → return. Nothing accepted is dropped on the way.
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use hyper::StatusCode;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tracing::{error, info, warn};
+
+use crate::catalog::{Catalog, RouteCache};
+use crate::click_id::ClickIdCodec;
+use crate::client_ip::TrustedProxies;
+use crate::config::Config;
+use crate::events::flusher::Flusher;
+use crate::events::spool::Spool;
+use crate::events::EventBuffer;
+use crate::http::{self, text, Resp};
+use crate::metrics::{Metrics, RequestCounters};
+use crate::ratelimit::ClickLimiter;
+use crate::redirect::Redirector;
+use crate::schema;
+
+/// Everything a request handler can reach.
+pub struct App {
+    /// The effective config.
+    pub config: Config,
+    /// Metrics registry and handles.
+    pub metrics: Arc<Metrics>,
+    /// Partners, offers and links.
+    pub catalog: Arc<Catalog>,
+    /// The redirect handler.
+    pub redirector: Redirector,
+    /// Public listener request counters.
+    pub public_requests: RequestCounters,
+    /// Admin listener request counters.
+    pub admin_requests: RequestCounters,
+    /// Base of tracking URLs.
+    pub public_base: String,
+    /// True from catalog load until shutdown begins.
+    ready: AtomicBool,
+}
+
+impl App {
+    /// `200` when this node can take traffic, else `503`.
+    pub fn readiness(&self) -> Resp {
+        if self.ready.load(Ordering::Relaxed) {
+            text(StatusCode::OK, "ready\n")
+        } else {
+            text(StatusCode::SERVICE_UNAVAILABLE, "not ready\n")
+        }
+    }
+}
+
+/// A ClickHouse client for `cfg`, optionally bound to its database.
+pub fn clickhouse_client(cfg: &Config, with_database: bool) -> clickhouse::Client {
+    let c = &cfg.clickhouse;
+    let mut client = clickhouse::Client::default()
+        .with_url(&c.url)
+        .with_user(&c.user)
+        // 18.16 lacks RowBinaryWithNamesAndTypes, which validation needs.
+        .with_validation(false);
+    if !c.password.is_empty() {
+        client = client.with_password(&c.password);
+    }
+    if with_database {
+        client = client.with_database(&c.database);
+    }
+    client
+}
+
+/// Runs `migrate` until it succeeds or `stop`, logging each failure.
+pub async fn migrate_until_done(cfg: &Config, stop: &CancellationToken) -> bool {
+    let client = clickhouse_client(cfg, false);
+    let mut delay = Duration::from_millis(cfg.clickhouse.retry_initial_ms);
+    loop {
+        match schema::migrate(&client, &cfg.clickhouse.database).await {
+            Ok(n) => {
+                info!(database = %cfg.clickhouse.database, statements = n, "clickhouse schema is up to date");
+                return true;
+            }
+            Err(e) => {
+                warn!(url = %cfg.clickhouse.url, error = %e, retry_ms = delay.as_millis() as u64, "clickhouse migration failed; retrying")
+            }
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(delay) => {}
+            _ = stop.cancelled() => return false,
+        }
+        delay = (delay * 2).min(Duration::from_millis(cfg.clickhouse.retry_max_ms));
+    }
+}
+
+fn node_name(cfg: &Config) -> String {
+    if !cfg.node_name.is_empty() {
+        return cfg.node_name.clone();
+    }
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|s| s.trim().to_string())
+        .ok()
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| "trackedge".into())
+}
+
+/// Serves until `stop`, then shuts down in order. `migrate` runs the schema
+/// migration in the background first (ClickHouse being down does not stop
+/// redirects: the flusher retries until the tables exist).
+pub async fn run(config: Config, migrate: bool, stop: CancellationToken) -> anyhow::Result<()> {
+    let metrics = Arc::new(Metrics::new());
+    let public = TcpListener::bind(config.listen)
+        .await
+        .with_context(|| format!("cannot listen on {} (listen)", config.listen))?;
+    let admin = TcpListener::bind(config.admin_listen)
+        .await
+        .with_context(|| format!("cannot listen on {} (admin_listen)", config.admin_listen))?;
+    let spool = Spool::open(&config.spool.dir).with_context(|| {
+        format!(
+            "cannot open the spool directory {}",
+            config.spool.dir.display()
+        )
+    })?;
+
+    let background = CancellationToken::new();
+    let mut tasks = Vec::new();
+    if migrate {
+        let (cfg, stop) = (config.clone(), background.clone());
+        tasks.push(tokio::spawn(async move {
+            migrate_until_done(&cfg, &stop).await;
+        }));
+    }
+
+    let buffer = Arc::new(EventBuffer::new(config.buffer.capacity, metrics.clone()));
+    let flush_stop = CancellationToken::new();
+    let flusher = Flusher::new(
+        buffer.clone(),
+        clickhouse_client(&config, true),
+        spool,
+        metrics.clone(),
+        &config.clickhouse,
+    );
+    let grace = Duration::from_secs(config.http.shutdown_grace_secs);
+    let flusher_task = tokio::spawn(flusher.run(flush_stop.clone(), grace));
+
+    let cache = Arc::new(RouteCache::new(metrics.clone()));
+    let catalog = match Catalog::connect(&config.redis, cache.clone(), metrics.clone(), &stop).await
+    {
+        Ok(c) => Arc::new(c),
+        Err(e) => {
+            // Stopped before Redis answered: nothing was served, but the
+            // spool replay may have started; let the flusher finish cleanly.
+            flush_stop.cancel();
+            background.cancel();
+            let _ = flusher_task.await;
+            return Err(e);
+        }
+    };
+    tasks.push(tokio::spawn(catalog.clone().sync(background.clone())));
+
+    let limiter = Arc::new(ClickLimiter::new(&config.limits));
+    {
+        let (limiter, stop) = (limiter.clone(), background.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_secs(10));
+            loop {
+                tokio::select! {
+                    _ = tick.tick() => limiter.maintain(),
+                    _ = stop.cancelled() => return,
+                }
+            }
+        }));
+    }
+
+    let secret = config.secret.as_bytes();
+    let previous: Vec<&[u8]> = config
+        .previous_secrets
+        .iter()
+        .map(|s| s.as_bytes())
+        .collect();
+    let node: Arc<str> = node_name(&config).into();
+    let redirector = Redirector::new(
+        cache,
+        ClickIdCodec::new(secret, &previous, rand::random()),
+        buffer.clone(),
+        TrustedProxies::new(config.trusted_proxies.clone()),
+        limiter,
+        node,
+        &config.fallback_url,
+        metrics.clone(),
+    );
+    let app = Arc::new(App {
+        public_requests: RequestCounters::new(&metrics, "public"),
+        admin_requests: RequestCounters::new(&metrics, "admin"),
+        public_base: config.public_base(),
+        config,
+        metrics,
+        catalog,
+        redirector,
+        ready: AtomicBool::new(true),
+    });
+    let listen: SocketAddr = public.local_addr()?;
+    info!(listen = %listen, admin = %admin.local_addr()?, "trackedge serving");
+
+    let public_task = {
+        let app2 = app.clone();
+        let handler = move |req, peer| http::public::handle(app2.clone(), req, peer);
+        tokio::spawn(http::serve(
+            "public",
+            public,
+            app.config.http.clone(),
+            handler,
+            stop.clone(),
+        ))
+    };
+    let admin_task = {
+        let app2 = app.clone();
+        let handler = move |req, peer| http::admin::handle(app2.clone(), req, peer);
+        tokio::spawn(http::serve(
+            "admin",
+            admin,
+            app.config.http.clone(),
+            handler,
+            stop.clone(),
+        ))
+    };
+
+    stop.cancelled().await;
+    info!("shutting down: draining connections");
+    app.ready.store(false, Ordering::Relaxed);
+    for t in [public_task, admin_task] {
+        if let Err(e) = t.await {
+            error!(error = %e, "listener task failed");
+        }
+    }
+    info!("connections drained; flushing buffered events");
+    flush_stop.cancel();
+    if let Err(e) = flusher_task.await {
+        error!(error = %e, "flusher task failed; buffered events may be lost");
+    }
+    background.cancel();
+    for t in tasks {
+        let _ = t.await;
+    }
+    info!("shutdown complete");
+    Ok(())
+}

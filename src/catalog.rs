@@ -1,0 +1,986 @@
+//! The catalog of partners, offers and links: stored in Redis, mirrored in
+//! every node's memory, kept current by a change channel.
+//!
+//! Writes go to Redis in one MULTI that also publishes the change on
+//! `{prefix}changes`; every node applies published changes to its
+//! [`RouteCache`], and the writing node applies its own at once, so a
+//! deleted link stops redirecting on this node before the admin call answers
+//! and on every other node when the message arrives. A full reload runs
+//! after every (re)subscription and every `resync_interval_secs`, so a
+//! message missed while disconnected is repaired.
+//!
+//! The redirect path reads only [`RouteCache::lookup`]: a `DashMap` read,
+//! no I/O. Redis being down leaves the cache as it was.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use dashmap::DashMap;
+use futures_util::StreamExt;
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use tokio_util::sync::CancellationToken;
+use tracing::{info, warn};
+
+use crate::click_id::MAX_LINK_ID;
+use crate::config::RedisConfig;
+use crate::metrics::Metrics;
+use crate::model::{
+    check_code, random_code, random_token, FieldError, Link, LinkPatch, NewLink, NewOffer,
+    NewPartner, Offer, OfferPatch, Partner, PartnerPatch, Status,
+};
+use crate::template::Template;
+
+/// What the redirect path needs of one active link, prepared ahead.
+#[derive(Debug)]
+pub struct Route {
+    /// Link id, carried in click ids.
+    pub link_id: u64,
+    /// The link's code.
+    pub code: Arc<str>,
+    /// The partner.
+    pub partner_id: u64,
+    /// The offer.
+    pub offer_id: u64,
+    /// The landing URL with partner, offer and code filled in, and a
+    /// `click_id` parameter added when the offer URL had no macro for it.
+    /// Still open: `click_id` (0) and `sub1`..`sub5` (4..=8).
+    pub destination: Template,
+}
+
+/// The three kinds of entity.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// Partners.
+    Partner,
+    /// Offers.
+    Offer,
+    /// Links.
+    Link,
+}
+
+impl Kind {
+    /// The plural name used in keys and routes.
+    pub fn plural(self) -> &'static str {
+        match self {
+            Kind::Partner => "partners",
+            Kind::Offer => "offers",
+            Kind::Link => "links",
+        }
+    }
+
+    /// The singular name used in messages.
+    pub fn singular(self) -> &'static str {
+        match self {
+            Kind::Partner => "partner",
+            Kind::Offer => "offer",
+            Kind::Link => "link",
+        }
+    }
+}
+
+/// An entity stored as JSON in a Redis hash.
+pub trait Entity: Serialize + DeserializeOwned + Clone {
+    /// Which kind.
+    const KIND: Kind;
+    /// Its id.
+    fn id(&self) -> u64;
+    /// The change message announcing it (or its deletion).
+    fn change(id: u64, data: Option<Self>) -> Change;
+}
+
+impl Entity for Partner {
+    const KIND: Kind = Kind::Partner;
+    fn id(&self) -> u64 {
+        self.id
+    }
+    fn change(id: u64, data: Option<Self>) -> Change {
+        Change::Partner { id, data }
+    }
+}
+
+impl Entity for Offer {
+    const KIND: Kind = Kind::Offer;
+    fn id(&self) -> u64 {
+        self.id
+    }
+    fn change(id: u64, data: Option<Self>) -> Change {
+        Change::Offer { id, data }
+    }
+}
+
+impl Entity for Link {
+    const KIND: Kind = Kind::Link;
+    fn id(&self) -> u64 {
+        self.id
+    }
+    fn change(id: u64, data: Option<Self>) -> Change {
+        Change::Link { id, data }
+    }
+}
+
+/// A change published on the channel: the entity's new state, or `None`
+/// when it was deleted.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "lowercase")]
+pub enum Change {
+    /// A partner changed.
+    Partner {
+        /// Its id.
+        id: u64,
+        /// Its new state.
+        data: Option<Partner>,
+    },
+    /// An offer changed.
+    Offer {
+        /// Its id.
+        id: u64,
+        /// Its new state.
+        data: Option<Offer>,
+    },
+    /// A link changed.
+    Link {
+        /// Its id.
+        id: u64,
+        /// Its new state.
+        data: Option<Link>,
+    },
+}
+
+/// Why a catalog operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// Redis did not answer in time or refused: retry later (503).
+    #[error("redis is unavailable: {0}")]
+    Unavailable(String),
+    /// No such entity (404).
+    #[error("{0} not found")]
+    NotFound(&'static str),
+    /// A field is invalid (400), or names an unknown entity (422).
+    #[error(transparent)]
+    Invalid(#[from] FieldError),
+    /// A field names something that does not exist (422).
+    #[error("{0}")]
+    UnknownReference(FieldError),
+    /// A unique field is taken (409).
+    #[error("{0}")]
+    Conflict(FieldError),
+}
+
+impl From<redis::RedisError> for StoreError {
+    fn from(e: redis::RedisError) -> Self {
+        StoreError::Unavailable(e.to_string())
+    }
+}
+
+/// The in-memory mirror of the catalog and the routes built from it.
+pub struct RouteCache {
+    /// Active links by code: the only structure the redirect path reads.
+    routes: DashMap<Box<str>, Arc<Route>>,
+    /// Everything else, touched only by writers; the mutex serializes them
+    /// so a route is always built from one consistent state.
+    state: Mutex<CacheState>,
+    metrics: Arc<Metrics>,
+}
+
+#[derive(Default)]
+struct CacheState {
+    partners: HashMap<u64, Partner>,
+    offers: HashMap<u64, (Offer, Template)>,
+    links: HashMap<u64, Link>,
+}
+
+impl RouteCache {
+    /// An empty cache.
+    pub fn new(metrics: Arc<Metrics>) -> Self {
+        RouteCache {
+            routes: DashMap::new(),
+            state: Mutex::new(CacheState::default()),
+            metrics,
+        }
+    }
+
+    /// The route of an active link.
+    #[inline]
+    pub fn lookup(&self, code: &str) -> Option<Arc<Route>> {
+        self.routes.get(code).map(|r| Arc::clone(r.value()))
+    }
+
+    /// Active links cached.
+    pub fn len(&self) -> usize {
+        self.routes.len()
+    }
+
+    /// True when no link is active.
+    pub fn is_empty(&self) -> bool {
+        self.routes.is_empty()
+    }
+
+    /// A cached partner.
+    pub fn partner(&self, id: u64) -> Option<Partner> {
+        self.lock().partners.get(&id).cloned()
+    }
+
+    /// A cached offer.
+    pub fn offer(&self, id: u64) -> Option<Offer> {
+        self.lock().offers.get(&id).map(|(o, _)| o.clone())
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, CacheState> {
+        // A panic while holding the lock leaves plain maps behind, still
+        // usable: recover rather than poison every later writer.
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Applies one change.
+    pub fn apply(&self, change: Change) {
+        let mut st = self.lock();
+        match change {
+            Change::Partner { id, data } => {
+                match data {
+                    Some(p) => st.partners.insert(id, p),
+                    None => st.partners.remove(&id),
+                };
+                let affected: Vec<Link> = st
+                    .links
+                    .values()
+                    .filter(|l| l.partner_id == id)
+                    .cloned()
+                    .collect();
+                for l in affected {
+                    self.rebuild(&st, &l);
+                }
+            }
+            Change::Offer { id, data } => {
+                match data.and_then(|o| o.template().ok().map(|t| (o, t))) {
+                    Some(pair) => st.offers.insert(id, pair),
+                    None => st.offers.remove(&id),
+                };
+                let affected: Vec<Link> = st
+                    .links
+                    .values()
+                    .filter(|l| l.offer_id == id)
+                    .cloned()
+                    .collect();
+                for l in affected {
+                    self.rebuild(&st, &l);
+                }
+            }
+            Change::Link { id, data } => {
+                if let Some(old) = st.links.remove(&id) {
+                    self.routes.remove(old.code.as_str());
+                }
+                if let Some(l) = data {
+                    self.rebuild(&st, &l);
+                    st.links.insert(id, l);
+                }
+            }
+        }
+        self.metrics.links_cached.set(self.routes.len() as i64);
+    }
+
+    /// Replaces the whole catalog, e.g. after a reload from Redis.
+    pub fn load(&self, partners: Vec<Partner>, offers: Vec<Offer>, links: Vec<Link>) {
+        let mut st = self.lock();
+        st.partners = partners.into_iter().map(|p| (p.id, p)).collect();
+        st.offers = offers
+            .into_iter()
+            .filter_map(|o| o.template().ok().map(|t| (o.id, (o, t))))
+            .collect();
+        st.links = links.into_iter().map(|l| (l.id, l)).collect();
+        let mut live: HashSet<&str> = HashSet::with_capacity(st.links.len());
+        for l in st.links.values() {
+            if self.rebuild(&st, l) {
+                live.insert(l.code.as_str());
+            }
+        }
+        self.routes.retain(|code, _| live.contains(&**code));
+        self.metrics.links_cached.set(self.routes.len() as i64);
+    }
+
+    /// Inserts or removes `link`'s route; true when it is routable.
+    fn rebuild(&self, st: &CacheState, link: &Link) -> bool {
+        match route_for(st, link) {
+            Some(route) => {
+                let same = self
+                    .routes
+                    .get(link.code.as_str())
+                    .is_some_and(|r| same_route(&r, &route));
+                if !same {
+                    self.routes
+                        .insert(link.code.as_str().into(), Arc::new(route));
+                }
+                true
+            }
+            None => {
+                self.routes.remove(link.code.as_str());
+                false
+            }
+        }
+    }
+}
+
+fn same_route(a: &Route, b: &Route) -> bool {
+    a.link_id == b.link_id
+        && a.partner_id == b.partner_id
+        && a.offer_id == b.offer_id
+        && a.destination == b.destination
+}
+
+/// A link's route when it, its partner and its offer are all active.
+fn route_for(st: &CacheState, link: &Link) -> Option<Route> {
+    if link.status != Status::Active {
+        return None;
+    }
+    let partner = st.partners.get(&link.partner_id)?;
+    let (offer, template) = st.offers.get(&link.offer_id)?;
+    if partner.status != Status::Active || offer.status != Status::Active {
+        return None;
+    }
+    let pid = link.partner_id.to_string();
+    let oid = link.offer_id.to_string();
+    let destination = template
+        .bind(&[None, Some(&pid), Some(&oid), Some(&link.code)])
+        .ensure_query_param("click_id", 0);
+    Some(Route {
+        link_id: link.id,
+        code: link.code.as_str().into(),
+        partner_id: link.partner_id,
+        offer_id: link.offer_id,
+        destination,
+    })
+}
+
+/// Redis key names, all under the configured prefix.
+#[derive(Debug, Clone)]
+struct Keys {
+    prefix: String,
+    channel: String,
+    codes: String,
+}
+
+impl Keys {
+    fn new(prefix: &str) -> Self {
+        Keys {
+            prefix: prefix.to_string(),
+            channel: format!("{prefix}changes"),
+            codes: format!("{prefix}codes"),
+        }
+    }
+    fn hash(&self, k: Kind) -> String {
+        format!("{}{}", self.prefix, k.plural())
+    }
+    fn index(&self, k: Kind) -> String {
+        format!("{}idx:{}", self.prefix, k.plural())
+    }
+    fn seq(&self, k: Kind) -> String {
+        format!("{}seq:{}", self.prefix, k.singular())
+    }
+}
+
+/// A page of a listing.
+#[derive(Debug, Serialize)]
+pub struct Page<T> {
+    /// The entities, by ascending id.
+    pub items: Vec<T>,
+    /// Pass as `cursor` for the next page; `None` on the last page.
+    pub next_cursor: Option<String>,
+}
+
+/// The catalog: Redis-backed store plus the local route cache.
+pub struct Catalog {
+    client: redis::Client,
+    conn: ConnectionManager,
+    keys: Keys,
+    /// Bounds every admin-side Redis call, so an outage answers 503
+    /// quickly instead of hanging the request.
+    timeout: Duration,
+    resync: Duration,
+    retry: Duration,
+    cache: Arc<RouteCache>,
+    metrics: Arc<Metrics>,
+}
+
+impl Catalog {
+    /// Connects to Redis, retrying (with a log line each time) until it
+    /// answers or `stop` is cancelled, then loads the whole catalog.
+    pub async fn connect(
+        cfg: &RedisConfig,
+        cache: Arc<RouteCache>,
+        metrics: Arc<Metrics>,
+        stop: &CancellationToken,
+    ) -> anyhow::Result<Catalog> {
+        let client =
+            redis::Client::open(cfg.url.as_str()).map_err(|e| anyhow::anyhow!("redis.url: {e}"))?;
+        let timeout = Duration::from_millis(cfg.timeout_ms);
+        let retry = Duration::from_secs(cfg.connect_retry_secs);
+        let mgr_cfg = ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(timeout))
+            .set_response_timeout(Some(timeout))
+            .set_number_of_retries(1)
+            .set_max_delay(Duration::from_secs(1));
+        loop {
+            let attempt = async {
+                let conn = client
+                    .get_connection_manager_with_config(mgr_cfg.clone())
+                    .await?;
+                let catalog = Catalog {
+                    client: client.clone(),
+                    conn,
+                    keys: Keys::new(&cfg.prefix),
+                    timeout,
+                    resync: Duration::from_secs(cfg.resync_interval_secs),
+                    retry,
+                    cache: cache.clone(),
+                    metrics: metrics.clone(),
+                };
+                catalog.reload().await?;
+                Ok::<_, StoreError>(catalog)
+            };
+            match tokio::time::timeout(timeout * 4, attempt).await {
+                Ok(Ok(c)) => {
+                    info!(links = c.cache.len(), "catalog loaded from redis");
+                    return Ok(c);
+                }
+                Ok(Err(e)) => {
+                    warn!(url = %cfg.url, error = %e, retry_secs = retry.as_secs(), "redis unreachable at start; retrying")
+                }
+                Err(_) => {
+                    warn!(url = %cfg.url, retry_secs = retry.as_secs(), "redis did not answer at start; retrying")
+                }
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(retry) => {}
+                _ = stop.cancelled() => anyhow::bail!("stopped while waiting for redis"),
+            }
+        }
+    }
+
+    /// The local cache.
+    pub fn cache(&self) -> &Arc<RouteCache> {
+        &self.cache
+    }
+
+    async fn run<T>(
+        &self,
+        f: impl std::future::Future<Output = redis::RedisResult<T>>,
+    ) -> Result<T, StoreError> {
+        match tokio::time::timeout(self.timeout, f).await {
+            Ok(r) => {
+                if r.is_err() {
+                    self.metrics
+                        .catalog_events
+                        .with_label_values(&["redis_error"])
+                        .inc();
+                }
+                Ok(r?)
+            }
+            Err(_) => {
+                self.metrics
+                    .catalog_events
+                    .with_label_values(&["redis_error"])
+                    .inc();
+                Err(StoreError::Unavailable("timed out".into()))
+            }
+        }
+    }
+
+    /// Reloads everything from Redis into the cache.
+    pub async fn reload(&self) -> Result<(), StoreError> {
+        let partners = self.all::<Partner>().await?;
+        let offers = self.all::<Offer>().await?;
+        let links = self.all::<Link>().await?;
+        self.cache.load(partners, offers, links);
+        self.metrics
+            .catalog_events
+            .with_label_values(&["reload"])
+            .inc();
+        Ok(())
+    }
+
+    async fn all<T: Entity>(&self) -> Result<Vec<T>, StoreError> {
+        let mut conn = self.conn.clone();
+        let key = self.keys.hash(T::KIND);
+        // A large catalog takes longer than one admin call may.
+        let raw: Vec<(String, String)> = tokio::time::timeout(
+            self.timeout * 30,
+            redis::cmd("HGETALL").arg(&key).query_async(&mut conn),
+        )
+        .await
+        .map_err(|_| StoreError::Unavailable("timed out loading the catalog".into()))??;
+        Ok(raw
+            .into_iter()
+            .filter_map(|(id, json)| match serde_json::from_str(&json) {
+                Ok(v) => Some(v),
+                Err(e) => {
+                    warn!(kind = T::KIND.singular(), id, error = %e, "undecodable catalog entry skipped");
+                    None
+                }
+            })
+            .collect())
+    }
+
+    /// Follows the change channel until `stop`: applies every change,
+    /// reloads after each (re)subscription and every resync interval.
+    pub async fn sync(self: Arc<Self>, stop: CancellationToken) {
+        loop {
+            match self.follow(&stop).await {
+                Ok(()) => return,
+                Err(e) => {
+                    self.metrics
+                        .catalog_events
+                        .with_label_values(&["redis_error"])
+                        .inc();
+                    warn!(error = %e, retry_secs = self.retry.as_secs(), "redis change channel lost; serving from the cache and reconnecting");
+                }
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(self.retry) => {}
+                _ = stop.cancelled() => return,
+            }
+        }
+    }
+
+    /// One subscription's life; `Ok` only when stopped.
+    async fn follow(&self, stop: &CancellationToken) -> Result<(), StoreError> {
+        let mut pubsub = tokio::time::timeout(self.timeout, self.client.get_async_pubsub())
+            .await
+            .map_err(|_| StoreError::Unavailable("timed out subscribing".into()))??;
+        pubsub.subscribe(&self.keys.channel).await?;
+        // Subscribed first, then reloaded: nothing changed in between is lost.
+        self.reload().await?;
+        let mut messages = pubsub.on_message();
+        let mut resync = tokio::time::interval(self.resync);
+        resync.tick().await;
+        loop {
+            tokio::select! {
+                msg = messages.next() => {
+                    let Some(msg) = msg else {
+                        return Err(StoreError::Unavailable("subscription closed".into()));
+                    };
+                    match serde_json::from_slice::<Change>(msg.get_payload_bytes()) {
+                        Ok(change) => {
+                            self.cache.apply(change);
+                            self.metrics.catalog_events.with_label_values(&["change"]).inc();
+                        }
+                        Err(e) => warn!(error = %e, "undecodable change message ignored"),
+                    }
+                }
+                _ = resync.tick() => {
+                    if let Err(e) = self.reload().await {
+                        warn!(error = %e, "periodic catalog reload failed");
+                    }
+                }
+                _ = stop.cancelled() => return Ok(()),
+            }
+        }
+    }
+
+    /// One entity.
+    pub async fn get<T: Entity>(&self, id: u64) -> Result<T, StoreError> {
+        let mut conn = self.conn.clone();
+        let key = self.keys.hash(T::KIND);
+        let raw: Option<String> = self
+            .run(redis::cmd("HGET").arg(&key).arg(id).query_async(&mut conn))
+            .await?;
+        let raw = raw.ok_or(StoreError::NotFound(T::KIND.singular()))?;
+        serde_json::from_str(&raw).map_err(|e| {
+            StoreError::Unavailable(format!(
+                "stored {} {id} is undecodable: {e}",
+                T::KIND.singular()
+            ))
+        })
+    }
+
+    /// A page of entities with ids above `cursor`.
+    pub async fn list<T: Entity>(&self, cursor: u64, limit: usize) -> Result<Page<T>, StoreError> {
+        let mut conn = self.conn.clone();
+        let ids: Vec<u64> = self
+            .run(
+                redis::cmd("ZRANGEBYSCORE")
+                    .arg(self.keys.index(T::KIND))
+                    .arg(format!("({cursor}"))
+                    .arg("+inf")
+                    .arg("LIMIT")
+                    .arg(0)
+                    .arg(limit + 1)
+                    .query_async(&mut conn),
+            )
+            .await?;
+        let more = ids.len() > limit;
+        let ids = &ids[..ids.len().min(limit)];
+        let mut items = Vec::with_capacity(ids.len());
+        if !ids.is_empty() {
+            let raws: Vec<Option<String>> = self
+                .run(
+                    redis::cmd("HMGET")
+                        .arg(self.keys.hash(T::KIND))
+                        .arg(ids)
+                        .query_async(&mut conn),
+                )
+                .await?;
+            items.extend(
+                raws.into_iter()
+                    .flatten()
+                    .filter_map(|r| serde_json::from_str(&r).ok()),
+            );
+        }
+        let next_cursor = if more {
+            ids.last().map(|i| i.to_string())
+        } else {
+            None
+        };
+        Ok(Page { items, next_cursor })
+    }
+
+    async fn next_id(&self, kind: Kind) -> Result<u64, StoreError> {
+        let mut conn = self.conn.clone();
+        self.run(
+            redis::cmd("INCR")
+                .arg(self.keys.seq(kind))
+                .query_async(&mut conn),
+        )
+        .await
+    }
+
+    /// Stores `entity` and publishes the change, in one transaction, then
+    /// applies it locally.
+    async fn put<T: Entity>(&self, entity: &T) -> Result<(), StoreError> {
+        let id = entity.id();
+        let json = serde_json::to_string(entity).expect("entities serialize");
+        let change =
+            serde_json::to_string(&T::change(id, Some(entity.clone()))).expect("changes serialize");
+        let mut conn = self.conn.clone();
+        let mut pipe = redis::pipe();
+        pipe.atomic()
+            .hset(self.keys.hash(T::KIND), id, json)
+            .ignore()
+            .zadd(self.keys.index(T::KIND), id, id)
+            .ignore()
+            .publish(&self.keys.channel, change)
+            .ignore();
+        self.run(pipe.query_async::<()>(&mut conn)).await?;
+        self.cache.apply(T::change(id, Some(entity.clone())));
+        Ok(())
+    }
+
+    /// Deletes entity `id` (and `extra` hash fields) and publishes it.
+    async fn remove<T: Entity>(
+        &self,
+        id: u64,
+        extra: Option<(&str, &str)>,
+    ) -> Result<(), StoreError> {
+        let change = serde_json::to_string(&T::change(id, None)).expect("changes serialize");
+        let mut conn = self.conn.clone();
+        let mut pipe = redis::pipe();
+        pipe.atomic()
+            .hdel(self.keys.hash(T::KIND), id)
+            .ignore()
+            .zrem(self.keys.index(T::KIND), id)
+            .ignore();
+        if let Some((key, field)) = extra {
+            pipe.hdel(key, field).ignore();
+        }
+        pipe.publish(&self.keys.channel, change).ignore();
+        self.run(pipe.query_async::<()>(&mut conn)).await?;
+        self.cache.apply(T::change(id, None));
+        Ok(())
+    }
+
+    /// Creates a partner.
+    pub async fn create_partner(&self, req: NewPartner) -> Result<Partner, StoreError> {
+        let id = self.next_id(Kind::Partner).await?;
+        let p = Partner::create(id, req, now_rfc3339())?;
+        self.put(&p).await?;
+        Ok(p)
+    }
+
+    /// Creates an offer with a fresh postback token.
+    pub async fn create_offer(&self, req: NewOffer) -> Result<Offer, StoreError> {
+        let id = self.next_id(Kind::Offer).await?;
+        let o = Offer::create(id, req, random_token(), now_rfc3339())?;
+        self.put(&o).await?;
+        Ok(o)
+    }
+
+    /// Creates a link, reserving its code.
+    pub async fn create_link(&self, req: NewLink) -> Result<Link, StoreError> {
+        if let Some(code) = &req.code {
+            check_code(code)?;
+        }
+        self.exists(Kind::Partner, req.partner_id, "partner_id")
+            .await?;
+        self.exists(Kind::Offer, req.offer_id, "offer_id").await?;
+        let id = self.next_id(Kind::Link).await?;
+        if id > MAX_LINK_ID {
+            return Err(StoreError::Unavailable("link ids are exhausted".into()));
+        }
+        let code = match req.code {
+            Some(code) => {
+                if !self.reserve_code(&code, id).await? {
+                    return Err(StoreError::Conflict(FieldError::new(
+                        "code",
+                        "is already taken",
+                    )));
+                }
+                code
+            }
+            None => self.generate_code(id).await?,
+        };
+        let link = Link {
+            id,
+            code,
+            partner_id: req.partner_id,
+            offer_id: req.offer_id,
+            status: req.status,
+            created_at: now_rfc3339(),
+        };
+        self.put(&link).await?;
+        Ok(link)
+    }
+
+    async fn exists(&self, kind: Kind, id: u64, field: &str) -> Result<(), StoreError> {
+        let mut conn = self.conn.clone();
+        let found: bool = self
+            .run(
+                redis::cmd("HEXISTS")
+                    .arg(self.keys.hash(kind))
+                    .arg(id)
+                    .query_async(&mut conn),
+            )
+            .await?;
+        if found {
+            Ok(())
+        } else {
+            Err(StoreError::UnknownReference(FieldError::new(
+                field,
+                format!("no {} with id {id}", kind.singular()),
+            )))
+        }
+    }
+
+    async fn reserve_code(&self, code: &str, id: u64) -> Result<bool, StoreError> {
+        let mut conn = self.conn.clone();
+        self.run(
+            redis::cmd("HSETNX")
+                .arg(&self.keys.codes)
+                .arg(code)
+                .arg(id)
+                .query_async(&mut conn),
+        )
+        .await
+    }
+
+    async fn generate_code(&self, id: u64) -> Result<String, StoreError> {
+        // 47 random bits: a clash is rare, eight in a row is impossible in
+        // practice.
+        for _ in 0..8 {
+            let code = random_code();
+            if self.reserve_code(&code, id).await? {
+                return Ok(code);
+            }
+        }
+        Err(StoreError::Unavailable(
+            "could not find a free link code".into(),
+        ))
+    }
+
+    /// Changes a partner.
+    pub async fn patch_partner(&self, id: u64, patch: PartnerPatch) -> Result<Partner, StoreError> {
+        let p = self.get::<Partner>(id).await?.patched(patch)?;
+        self.put(&p).await?;
+        Ok(p)
+    }
+
+    /// Changes an offer.
+    pub async fn patch_offer(&self, id: u64, patch: OfferPatch) -> Result<Offer, StoreError> {
+        let o = self.get::<Offer>(id).await?.patched(patch)?;
+        self.put(&o).await?;
+        Ok(o)
+    }
+
+    /// Changes a link.
+    pub async fn patch_link(&self, id: u64, patch: LinkPatch) -> Result<Link, StoreError> {
+        let l = self.get::<Link>(id).await?.patched(patch);
+        self.put(&l).await?;
+        Ok(l)
+    }
+
+    /// Deletes an entity; a deleted partner or offer leaves its links in
+    /// place but unroutable.
+    pub async fn delete(&self, kind: Kind, id: u64) -> Result<(), StoreError> {
+        match kind {
+            Kind::Partner => {
+                self.get::<Partner>(id).await?;
+                self.remove::<Partner>(id, None).await
+            }
+            Kind::Offer => {
+                self.get::<Offer>(id).await?;
+                self.remove::<Offer>(id, None).await
+            }
+            Kind::Link => {
+                let link = self.get::<Link>(id).await?;
+                let codes = self.keys.codes.clone();
+                self.remove::<Link>(id, Some((&codes, &link.code))).await
+            }
+        }
+    }
+
+    /// True when Redis answers a PING now.
+    pub async fn ping(&self) -> bool {
+        let mut conn = self.conn.clone();
+        self.run(redis::cmd("PING").query_async::<String>(&mut conn))
+            .await
+            .is_ok()
+    }
+}
+
+/// The current time as RFC 3339, to the second.
+pub fn now_rfc3339() -> String {
+    humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{PartnerKind, Payout};
+
+    fn partner(id: u64, status: Status) -> Partner {
+        Partner {
+            id,
+            name: "p".into(),
+            kind: PartnerKind::Affiliate,
+            tier: None,
+            postback_url: None,
+            status,
+            created_at: "t".into(),
+        }
+    }
+
+    fn offer(id: u64, url: &str, status: Status) -> Offer {
+        Offer {
+            id,
+            name: "o".into(),
+            url: url.into(),
+            payout: Payout::Cpa {
+                amount: "1".parse().unwrap(),
+            },
+            currency: "USD".into(),
+            attribution_window_days: 30,
+            postback_token: "tok".into(),
+            status,
+            created_at: "t".into(),
+        }
+    }
+
+    fn link(id: u64, code: &str, p: u64, o: u64, status: Status) -> Link {
+        Link {
+            id,
+            code: code.into(),
+            partner_id: p,
+            offer_id: o,
+            status,
+            created_at: "t".into(),
+        }
+    }
+
+    fn cache() -> RouteCache {
+        let c = RouteCache::new(Arc::new(Metrics::new()));
+        c.load(
+            vec![partner(1, Status::Active), partner(2, Status::Paused)],
+            vec![offer(
+                10,
+                "https://m.com/?c={click_id}&p={partner_id}",
+                Status::Active,
+            )],
+            vec![
+                link(100, "aaa", 1, 10, Status::Active),
+                link(101, "bbb", 2, 10, Status::Active),
+                link(102, "ccc", 1, 10, Status::Paused),
+                link(103, "ddd", 1, 99, Status::Active),
+            ],
+        );
+        c
+    }
+
+    fn routed(c: &RouteCache) -> Vec<String> {
+        let mut v: Vec<String> = ["aaa", "bbb", "ccc", "ddd", "eee"]
+            .iter()
+            .filter(|code| c.lookup(code).is_some())
+            .map(|s| s.to_string())
+            .collect();
+        v.sort();
+        v
+    }
+
+    #[test]
+    fn only_fully_active_links_route() {
+        let c = cache();
+        assert_eq!(routed(&c), vec!["aaa"]);
+        let r = c.lookup("aaa").unwrap();
+        assert_eq!(r.destination.render(&["X"]), "https://m.com/?c=X&p=1");
+    }
+
+    #[test]
+    fn changes_update_routes() {
+        let c = cache();
+        c.apply(Change::Partner {
+            id: 2,
+            data: Some(partner(2, Status::Active)),
+        });
+        assert_eq!(routed(&c), vec!["aaa", "bbb"]);
+        c.apply(Change::Link {
+            id: 100,
+            data: None,
+        });
+        assert_eq!(routed(&c), vec!["bbb"]);
+        c.apply(Change::Link {
+            id: 104,
+            data: Some(link(104, "eee", 1, 10, Status::Active)),
+        });
+        assert_eq!(routed(&c), vec!["bbb", "eee"]);
+        c.apply(Change::Offer {
+            id: 10,
+            data: Some(offer(10, "https://n.com/x", Status::Active)),
+        });
+        assert_eq!(
+            c.lookup("eee").unwrap().destination.render(&["Y"]),
+            "https://n.com/x?click_id=Y"
+        );
+        c.apply(Change::Offer {
+            id: 10,
+            data: Some(offer(10, "https://n.com/x", Status::Paused)),
+        });
+        assert!(routed(&c).is_empty());
+        c.apply(Change::Offer {
+            id: 10,
+            data: Some(offer(10, "https://n.com/x", Status::Active)),
+        });
+        c.apply(Change::Partner { id: 1, data: None });
+        assert_eq!(routed(&c), vec!["bbb"]);
+    }
+
+    #[test]
+    fn reload_removes_vanished_links() {
+        let c = cache();
+        c.load(
+            vec![partner(1, Status::Active)],
+            vec![offer(10, "https://m.com/", Status::Active)],
+            vec![],
+        );
+        assert!(c.is_empty());
+    }
+
+    #[test]
+    fn change_messages_round_trip() {
+        let ch = Change::Link { id: 5, data: None };
+        let text = serde_json::to_string(&ch).unwrap();
+        assert_eq!(text, r#"{"kind":"link","id":5,"data":null}"#);
+        assert!(matches!(
+            serde_json::from_str::<Change>(&text).unwrap(),
+            Change::Link { id: 5, data: None }
+        ));
+    }
+}

@@ -1,0 +1,701 @@
+//! One documented configuration tree, read from TOML and overridden by
+//! environment variables, validated once at start.
+//!
+//! Every key has an environment variable: `TRACKEDGE_` followed by the key's
+//! path joined with `_`, upper-cased (`clickhouse.batch_rows` is
+//! `TRACKEDGE_CLICKHOUSE_BATCH_ROWS`). Lists take a comma-separated value.
+//! `config/trackedge.toml` documents every key with its default.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use ipnet::IpNet;
+use serde::{Deserialize, Serialize};
+
+/// The prefix of every environment variable that overrides a key.
+pub const ENV_PREFIX: &str = "TRACKEDGE_";
+
+/// The effective configuration of one trackedge process.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// Public listener: redirects, pixel, postback, `t.js`.
+    pub listen: SocketAddr,
+    /// Admin listener: API, stats, metrics.
+    pub admin_listen: SocketAddr,
+    /// Base URL of the public listener as users reach it, used to build
+    /// `tracking_url`; empty means `http://{listen}`.
+    pub public_url: String,
+    /// Key that signs click ids; empty means `serve` refuses to start.
+    pub secret: String,
+    /// Former signing keys, still accepted when verifying click ids, so the
+    /// secret can be rotated without rejecting clicks already handed out.
+    pub previous_secrets: Vec<String>,
+    /// Bearer token of the admin API; empty means the admin API refuses all.
+    pub admin_token: String,
+    /// Peers whose `X-Forwarded-For` is believed.
+    pub trusted_proxies: Vec<IpNet>,
+    /// Where unknown or disabled codes are redirected; empty means a 404 page.
+    pub fallback_url: String,
+    /// This node's name in the `clicks.node` column; empty means the host name.
+    pub node_name: String,
+    /// Redis: the catalog of partners, offers and links.
+    pub redis: RedisConfig,
+    /// ClickHouse: the store of clicks and conversions.
+    pub clickhouse: ClickHouseConfig,
+    /// Local disk spool for events not yet in ClickHouse.
+    pub spool: SpoolConfig,
+    /// The in-memory event buffer between requests and the flusher.
+    pub buffer: BufferConfig,
+    /// Per-client flood limits.
+    pub limits: LimitsConfig,
+    /// HTTP server limits.
+    pub http: HttpConfig,
+}
+
+/// Redis settings.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RedisConfig {
+    /// Redis URL.
+    pub url: String,
+    /// Prefix of every key and of the change channel, so several
+    /// deployments can share one Redis.
+    pub prefix: String,
+    /// Seconds between full reloads of the catalog, a safety net for change
+    /// messages missed while disconnected.
+    pub resync_interval_secs: u64,
+    /// Seconds between attempts to reach Redis at start.
+    pub connect_retry_secs: u64,
+    /// Milliseconds an admin request waits for Redis before answering 503.
+    pub timeout_ms: u64,
+}
+
+/// ClickHouse settings.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ClickHouseConfig {
+    /// ClickHouse HTTP URL.
+    pub url: String,
+    /// Database, created by `migrate`.
+    pub database: String,
+    /// User name.
+    pub user: String,
+    /// Password.
+    pub password: String,
+    /// A batch is sent once it holds this many rows...
+    pub batch_rows: usize,
+    /// ...or once its oldest row has waited this many milliseconds.
+    pub flush_interval_ms: u64,
+    /// Seconds one INSERT may take before it counts as failed.
+    pub insert_timeout_secs: u64,
+    /// First retry delay after a transient error, doubled up to the cap.
+    pub retry_initial_ms: u64,
+    /// Cap of the retry delay.
+    pub retry_max_ms: u64,
+}
+
+/// Disk spool settings.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SpoolConfig {
+    /// Directory of spool files.
+    pub dir: PathBuf,
+}
+
+/// Event buffer settings.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct BufferConfig {
+    /// Events the buffer holds before new ones are counted as dropped.
+    pub capacity: usize,
+}
+
+/// Flood limits.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LimitsConfig {
+    /// Clicks per minute one client IP may make before its clicks are
+    /// flagged `is_rate_limited` (still redirected and recorded); 0 disables.
+    pub clicks_per_ip_per_minute: u32,
+    /// Clicks one client IP may make in a burst above that rate.
+    pub clicks_burst: u32,
+    /// Client IPs tracked at most; past this the limiter forgets them all,
+    /// which bounds its memory under a spoofed-address flood.
+    pub max_tracked_ips: usize,
+}
+
+/// HTTP server settings.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HttpConfig {
+    /// Milliseconds a client has to send its whole request head.
+    pub header_read_timeout_ms: u64,
+    /// Largest request head accepted; larger ones get 431.
+    pub max_header_bytes: usize,
+    /// Largest admin or postback request body accepted.
+    pub max_body_bytes: usize,
+    /// Seconds shutdown waits for in-flight requests and the final flush.
+    pub shutdown_grace_secs: u64,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            listen: "127.0.0.1:8080".parse().expect("literal address"),
+            admin_listen: "127.0.0.1:8081".parse().expect("literal address"),
+            public_url: String::new(),
+            secret: String::new(),
+            previous_secrets: Vec::new(),
+            admin_token: String::new(),
+            trusted_proxies: vec![
+                "127.0.0.0/8".parse().expect("literal network"),
+                "::1/128".parse().expect("literal network"),
+            ],
+            fallback_url: String::new(),
+            node_name: String::new(),
+            redis: RedisConfig::default(),
+            clickhouse: ClickHouseConfig::default(),
+            spool: SpoolConfig::default(),
+            buffer: BufferConfig::default(),
+            limits: LimitsConfig::default(),
+            http: HttpConfig::default(),
+        }
+    }
+}
+
+impl Default for RedisConfig {
+    fn default() -> Self {
+        RedisConfig {
+            url: "redis://127.0.0.1:6379".into(),
+            prefix: "te:".into(),
+            resync_interval_secs: 60,
+            connect_retry_secs: 2,
+            timeout_ms: 2000,
+        }
+    }
+}
+
+impl Default for ClickHouseConfig {
+    fn default() -> Self {
+        ClickHouseConfig {
+            url: "http://127.0.0.1:8123".into(),
+            database: "trackedge".into(),
+            user: "default".into(),
+            password: String::new(),
+            batch_rows: 50_000,
+            flush_interval_ms: 1000,
+            insert_timeout_secs: 30,
+            retry_initial_ms: 200,
+            retry_max_ms: 10_000,
+        }
+    }
+}
+
+impl Default for SpoolConfig {
+    fn default() -> Self {
+        SpoolConfig {
+            dir: PathBuf::from("./data/spool"),
+        }
+    }
+}
+
+impl Default for BufferConfig {
+    fn default() -> Self {
+        BufferConfig {
+            capacity: 1_000_000,
+        }
+    }
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        LimitsConfig {
+            clicks_per_ip_per_minute: 120,
+            clicks_burst: 30,
+            max_tracked_ips: 1_000_000,
+        }
+    }
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        HttpConfig {
+            header_read_timeout_ms: 10_000,
+            max_header_bytes: 16 * 1024,
+            max_body_bytes: 64 * 1024,
+            shutdown_grace_secs: 20,
+        }
+    }
+}
+
+/// A configuration problem, naming the key.
+#[derive(Debug, thiserror::Error)]
+#[error("config error: {key}: {problem}")]
+pub struct ConfigError {
+    /// The key (or file) that is wrong.
+    pub key: String,
+    /// What is wrong with it.
+    pub problem: String,
+}
+
+impl ConfigError {
+    fn new(key: impl Into<String>, problem: impl Into<String>) -> Self {
+        ConfigError {
+            key: key.into(),
+            problem: problem.into(),
+        }
+    }
+}
+
+impl Config {
+    /// Reads `path` (a missing file is fine when `required` is false), applies
+    /// environment overrides from `env`, and validates the result.
+    pub fn load(
+        path: &Path,
+        required: bool,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Config, ConfigError> {
+        let file = match std::fs::read_to_string(path) {
+            Ok(text) => Some(text),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && !required => None,
+            Err(e) => return Err(ConfigError::new(path.display().to_string(), e.to_string())),
+        };
+        Self::from_parts(file.as_deref(), env)
+    }
+
+    /// Builds a config from TOML text (if any) and environment pairs.
+    pub fn from_parts(
+        toml_text: Option<&str>,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Config, ConfigError> {
+        let mut tree = toml::Value::try_from(Config::default())
+            .expect("the default config serializes to TOML");
+        if let Some(text) = toml_text {
+            let file: toml::Value = toml::from_str(text)
+                .map_err(|e| ConfigError::new("config file", e.message().to_string()))?;
+            merge(&mut tree, file);
+        }
+        let env: Vec<(String, String)> = env
+            .into_iter()
+            .filter(|(k, _)| k.starts_with(ENV_PREFIX))
+            .collect();
+        apply_env(&mut tree, &mut Vec::new(), &env)?;
+        let config: Config = serde_path_to_error::deserialize(tree).map_err(|e| {
+            let key = e.path().to_string();
+            ConfigError::new(key, e.into_inner().to_string())
+        })?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Checks every value once, so the rest of the program can trust them.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let range = |key: &str, v: u64, lo: u64, hi: u64| {
+            if v < lo || v > hi {
+                Err(ConfigError::new(
+                    key,
+                    format!("must be between {lo} and {hi}, got {v}"),
+                ))
+            } else {
+                Ok(())
+            }
+        };
+        if self.listen == self.admin_listen {
+            return Err(ConfigError::new("admin_listen", "must differ from listen"));
+        }
+        if !self.public_url.is_empty() {
+            check_http_url("public_url", &self.public_url)?;
+        }
+        if !self.fallback_url.is_empty() {
+            check_http_url("fallback_url", &self.fallback_url)?;
+        }
+        if !self.redis.url.starts_with("redis://")
+            && !self.redis.url.starts_with("rediss://")
+            && !self.redis.url.starts_with("unix://")
+        {
+            return Err(ConfigError::new(
+                "redis.url",
+                "must start with redis://, rediss:// or unix://",
+            ));
+        }
+        if self.redis.prefix.chars().any(|c| c.is_whitespace()) {
+            return Err(ConfigError::new(
+                "redis.prefix",
+                "must not hold white space",
+            ));
+        }
+        range(
+            "redis.resync_interval_secs",
+            self.redis.resync_interval_secs,
+            1,
+            86_400,
+        )?;
+        range(
+            "redis.connect_retry_secs",
+            self.redis.connect_retry_secs,
+            1,
+            3600,
+        )?;
+        range("redis.timeout_ms", self.redis.timeout_ms, 10, 60_000)?;
+        check_http_url("clickhouse.url", &self.clickhouse.url)?;
+        if !is_identifier(&self.clickhouse.database) {
+            return Err(ConfigError::new(
+                "clickhouse.database",
+                "must be letters, digits and underscores, not starting with a digit",
+            ));
+        }
+        range(
+            "clickhouse.batch_rows",
+            self.clickhouse.batch_rows as u64,
+            1,
+            1_000_000,
+        )?;
+        range(
+            "clickhouse.flush_interval_ms",
+            self.clickhouse.flush_interval_ms,
+            10,
+            600_000,
+        )?;
+        range(
+            "clickhouse.insert_timeout_secs",
+            self.clickhouse.insert_timeout_secs,
+            1,
+            3600,
+        )?;
+        range(
+            "clickhouse.retry_initial_ms",
+            self.clickhouse.retry_initial_ms,
+            1,
+            600_000,
+        )?;
+        range(
+            "clickhouse.retry_max_ms",
+            self.clickhouse.retry_max_ms,
+            self.clickhouse.retry_initial_ms,
+            3_600_000,
+        )?;
+        if self.spool.dir.as_os_str().is_empty() {
+            return Err(ConfigError::new("spool.dir", "must not be empty"));
+        }
+        range(
+            "buffer.capacity",
+            self.buffer.capacity as u64,
+            1024,
+            100_000_000,
+        )?;
+        range(
+            "limits.clicks_burst",
+            self.limits.clicks_burst as u64,
+            1,
+            1_000_000,
+        )?;
+        range(
+            "limits.max_tracked_ips",
+            self.limits.max_tracked_ips as u64,
+            1000,
+            100_000_000,
+        )?;
+        range(
+            "http.header_read_timeout_ms",
+            self.http.header_read_timeout_ms,
+            100,
+            600_000,
+        )?;
+        range(
+            "http.max_header_bytes",
+            self.http.max_header_bytes as u64,
+            8192,
+            1 << 20,
+        )?;
+        range(
+            "http.max_body_bytes",
+            self.http.max_body_bytes as u64,
+            1024,
+            64 << 20,
+        )?;
+        range(
+            "http.shutdown_grace_secs",
+            self.http.shutdown_grace_secs,
+            1,
+            3600,
+        )?;
+        for (i, s) in self.previous_secrets.iter().enumerate() {
+            if s.is_empty() {
+                return Err(ConfigError::new(
+                    format!("previous_secrets[{i}]"),
+                    "must not be empty",
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// The checks only `serve` needs: a signing secret.
+    pub fn validate_for_serve(&self) -> Result<(), ConfigError> {
+        if self.secret.is_empty() {
+            return Err(ConfigError::new(
+                "secret",
+                "is required to serve (set TRACKEDGE_SECRET)",
+            ));
+        }
+        if self.secret.len() < 16 {
+            return Err(ConfigError::new("secret", "must be at least 16 bytes"));
+        }
+        Ok(())
+    }
+
+    /// The base of tracking URLs, without a trailing slash.
+    pub fn public_base(&self) -> String {
+        if self.public_url.is_empty() {
+            format!("http://{}", self.listen)
+        } else {
+            self.public_url.trim_end_matches('/').to_string()
+        }
+    }
+
+    /// The flush interval as a duration.
+    pub fn flush_interval(&self) -> Duration {
+        Duration::from_millis(self.clickhouse.flush_interval_ms)
+    }
+
+    /// The effective config as TOML with every secret masked.
+    pub fn masked_toml(&self) -> String {
+        let mut c = self.clone();
+        let mask = |s: &mut String| {
+            if !s.is_empty() {
+                *s = "********".into();
+            }
+        };
+        mask(&mut c.secret);
+        mask(&mut c.admin_token);
+        mask(&mut c.clickhouse.password);
+        c.previous_secrets.iter_mut().for_each(mask);
+        c.redis.url = mask_url_password(&c.redis.url);
+        toml::to_string_pretty(&c).expect("the config serializes to TOML")
+    }
+}
+
+/// Replaces the password of a `scheme://user:password@host` URL.
+fn mask_url_password(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut u) if u.password().is_some() => {
+            let _ = u.set_password(Some("********"));
+            u.to_string()
+        }
+        _ => url.to_string(),
+    }
+}
+
+fn check_http_url(key: &str, value: &str) -> Result<(), ConfigError> {
+    match url::Url::parse(value) {
+        Ok(u) if (u.scheme() == "http" || u.scheme() == "https") && u.host().is_some() => Ok(()),
+        _ => Err(ConfigError::new(
+            key,
+            format!("not an http(s) URL: {value:?}"),
+        )),
+    }
+}
+
+/// True for a plain SQL identifier: safe to splice into DDL.
+pub fn is_identifier(s: &str) -> bool {
+    let mut chars = s.chars();
+    matches!(chars.next(), Some(c) if c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+        && s.len() <= 64
+}
+
+/// Deep-merges `over` into `base`: tables key by key, anything else replaced.
+fn merge(base: &mut toml::Value, over: toml::Value) {
+    match (base, over) {
+        (toml::Value::Table(b), toml::Value::Table(o)) => {
+            for (k, v) in o {
+                match b.get_mut(&k) {
+                    Some(slot) => merge(slot, v),
+                    None => {
+                        b.insert(k, v);
+                    }
+                }
+            }
+        }
+        (slot, v) => *slot = v,
+    }
+}
+
+/// Walks every leaf of the default tree and replaces it with its
+/// environment variable, when set, parsed as the leaf's type.
+fn apply_env(
+    node: &mut toml::Value,
+    path: &mut Vec<String>,
+    env: &[(String, String)],
+) -> Result<(), ConfigError> {
+    if let toml::Value::Table(table) = node {
+        for (key, child) in table.iter_mut() {
+            path.push(key.clone());
+            apply_env(child, path, env)?;
+            path.pop();
+        }
+        return Ok(());
+    }
+    let name = format!("{ENV_PREFIX}{}", path.join("_").to_uppercase());
+    let Some((_, raw)) = env.iter().rev().find(|(k, _)| *k == name) else {
+        return Ok(());
+    };
+    let bad =
+        |what: &str| ConfigError::new(path.join("."), format!("{name}={raw:?} is not {what}"));
+    *node = match node {
+        toml::Value::Integer(_) => {
+            toml::Value::Integer(raw.trim().parse().map_err(|_| bad("an integer"))?)
+        }
+        toml::Value::Boolean(_) => {
+            toml::Value::Boolean(raw.trim().parse().map_err(|_| bad("true or false"))?)
+        }
+        toml::Value::Array(_) => toml::Value::Array(
+            raw.split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(|s| toml::Value::String(s.to_string()))
+                .collect(),
+        ),
+        _ => toml::Value::String(raw.clone()),
+    };
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    fn check_err(toml_text: Option<&str>, pairs: &[(&str, &str)], expected_key: &str) {
+        let err = Config::from_parts(toml_text, env(pairs)).unwrap_err();
+        assert_eq!(err.key, expected_key, "{err}");
+    }
+
+    #[test]
+    fn defaults_match_the_interface() {
+        let c = Config::from_parts(None, env(&[])).unwrap();
+        assert_eq!(c.listen.to_string(), "127.0.0.1:8080");
+        assert_eq!(c.admin_listen.to_string(), "127.0.0.1:8081");
+        assert_eq!(c.redis.url, "redis://127.0.0.1:6379");
+        assert_eq!(c.clickhouse.url, "http://127.0.0.1:8123");
+        assert_eq!(c.clickhouse.database, "trackedge");
+        assert_eq!(c.spool.dir, PathBuf::from("./data/spool"));
+        assert_eq!(c.trusted_proxies.len(), 2);
+        assert!(c.secret.is_empty() && c.admin_token.is_empty());
+        assert!(c.validate_for_serve().is_err());
+    }
+
+    #[test]
+    fn interface_env_vars_override_without_a_file() {
+        let c = Config::from_parts(
+            None,
+            env(&[
+                ("TRACKEDGE_LISTEN", "0.0.0.0:9000"),
+                ("TRACKEDGE_ADMIN_LISTEN", "127.0.0.1:9001"),
+                ("TRACKEDGE_REDIS_URL", "redis://10.0.0.1:6380/2"),
+                ("TRACKEDGE_CLICKHOUSE_URL", "http://ch:8123"),
+                ("TRACKEDGE_CLICKHOUSE_DATABASE", "te_test"),
+                ("TRACKEDGE_ADMIN_TOKEN", "tok"),
+                ("TRACKEDGE_SECRET", "0123456789abcdef0123"),
+                ("TRACKEDGE_SPOOL_DIR", "/var/spool/te"),
+                ("TRACKEDGE_TRUSTED_PROXIES", "10.0.0.0/8, 192.168.0.0/16"),
+                ("TRACKEDGE_CLICKHOUSE_BATCH_ROWS", "1000"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(c.listen.to_string(), "0.0.0.0:9000");
+        assert_eq!(c.admin_listen.to_string(), "127.0.0.1:9001");
+        assert_eq!(c.redis.url, "redis://10.0.0.1:6380/2");
+        assert_eq!(c.clickhouse.url, "http://ch:8123");
+        assert_eq!(c.clickhouse.database, "te_test");
+        assert_eq!(c.admin_token, "tok");
+        assert_eq!(c.spool.dir, PathBuf::from("/var/spool/te"));
+        assert_eq!(c.trusted_proxies[1].to_string(), "192.168.0.0/16");
+        assert_eq!(c.clickhouse.batch_rows, 1000);
+        assert!(c.validate_for_serve().is_ok());
+    }
+
+    #[test]
+    fn env_beats_file_and_file_beats_default() {
+        let file =
+            "listen = \"127.0.0.1:7000\"\n[clickhouse]\nbatch_rows = 10\nflush_interval_ms = 50\n";
+        let c = Config::from_parts(
+            Some(file),
+            env(&[("TRACKEDGE_CLICKHOUSE_BATCH_ROWS", "20")]),
+        )
+        .unwrap();
+        assert_eq!(c.listen.to_string(), "127.0.0.1:7000");
+        assert_eq!(c.clickhouse.batch_rows, 20);
+        assert_eq!(c.clickhouse.flush_interval_ms, 50);
+    }
+
+    #[test]
+    fn bad_values_name_their_key() {
+        check_err(Some("bogus = 1"), &[], "bogus");
+        check_err(
+            Some("[clickhouse]\nbatchrows = 1"),
+            &[],
+            "clickhouse.batchrows",
+        );
+        check_err(None, &[("TRACKEDGE_LISTEN", "nowhere")], "listen");
+        check_err(
+            None,
+            &[("TRACKEDGE_CLICKHOUSE_BATCH_ROWS", "many")],
+            "clickhouse.batch_rows",
+        );
+        check_err(
+            None,
+            &[("TRACKEDGE_CLICKHOUSE_BATCH_ROWS", "0")],
+            "clickhouse.batch_rows",
+        );
+        check_err(
+            None,
+            &[("TRACKEDGE_CLICKHOUSE_DATABASE", "a-b")],
+            "clickhouse.database",
+        );
+        check_err(
+            None,
+            &[("TRACKEDGE_CLICKHOUSE_URL", "ftp://x")],
+            "clickhouse.url",
+        );
+        check_err(None, &[("TRACKEDGE_REDIS_URL", "http://x")], "redis.url");
+        check_err(
+            None,
+            &[("TRACKEDGE_TRUSTED_PROXIES", "10.0.0.0/99")],
+            "trusted_proxies[0]",
+        );
+        check_err(Some("listen = 5"), &[], "listen");
+    }
+
+    #[test]
+    fn short_secret_is_refused_for_serve() {
+        let c = Config::from_parts(None, env(&[("TRACKEDGE_SECRET", "short")])).unwrap();
+        assert_eq!(c.validate_for_serve().unwrap_err().key, "secret");
+    }
+
+    #[test]
+    fn masked_output_hides_secrets() {
+        let c = Config::from_parts(
+            None,
+            env(&[
+                ("TRACKEDGE_SECRET", "supersecretvalue123"),
+                ("TRACKEDGE_ADMIN_TOKEN", "admintoken"),
+                ("TRACKEDGE_REDIS_URL", "redis://user:hunter2@h:6379"),
+            ]),
+        )
+        .unwrap();
+        let out = c.masked_toml();
+        assert!(!out.contains("supersecretvalue123"));
+        assert!(!out.contains("admintoken"));
+        assert!(!out.contains("hunter2"));
+        assert!(out.contains("********"));
+    }
+}

@@ -1,0 +1,123 @@
+//! HTTP listeners: the accept loop shared by both, and response helpers.
+//!
+//! Both listeners speak HTTP/1.1 through hyper with a header read timeout
+//! (slow clients are cut off), a bounded request head (larger ones get
+//! hyper's `431`), and graceful shutdown: on stop, accepting ends, in-flight
+//! requests finish within the grace period, idle keep-alive connections
+//! close.
+
+pub mod admin;
+pub mod public;
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::body::Incoming;
+use hyper::header::{self, HeaderValue};
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper::{Request, Response, StatusCode};
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::server::graceful::GracefulShutdown;
+use serde::Serialize;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, warn};
+
+use crate::config::HttpConfig;
+
+/// The response type of every handler.
+pub type Resp = Response<Full<Bytes>>;
+
+/// Accepts connections on `listener` and serves each with `handler` until
+/// `stop`; then waits up to `grace` for open connections to finish.
+pub async fn serve<F, Fut>(
+    name: &'static str,
+    listener: TcpListener,
+    cfg: HttpConfig,
+    handler: F,
+    stop: CancellationToken,
+) where
+    F: Fn(Request<Incoming>, SocketAddr) -> Fut + Clone + Send + Sync + 'static,
+    Fut: Future<Output = Resp> + Send + 'static,
+{
+    let mut builder = http1::Builder::new();
+    builder
+        .timer(TokioTimer::new())
+        .header_read_timeout(Duration::from_millis(cfg.header_read_timeout_ms))
+        .max_buf_size(cfg.max_header_bytes)
+        .keep_alive(true);
+    let graceful = GracefulShutdown::new();
+    loop {
+        let accepted = tokio::select! {
+            a = listener.accept() => a,
+            _ = stop.cancelled() => break,
+        };
+        let (stream, peer) = match accepted {
+            Ok(x) => x,
+            Err(e) => {
+                // Out of file descriptors and the like: back off briefly
+                // instead of spinning.
+                warn!(listener = name, error = %e, "accept failed");
+                tokio::time::sleep(Duration::from_millis(20)).await;
+                continue;
+            }
+        };
+        let _ = stream.set_nodelay(true);
+        let h = handler.clone();
+        let svc = service_fn(move |req| {
+            let h = h.clone();
+            async move { Ok::<_, Infallible>(h(req, peer).await) }
+        });
+        let conn = graceful.watch(builder.serve_connection(TokioIo::new(stream), svc));
+        tokio::spawn(async move {
+            if let Err(e) = conn.await {
+                debug!(listener = name, error = %e, "connection ended with an error");
+            }
+        });
+    }
+    drop(listener);
+    let grace = Duration::from_secs(cfg.shutdown_grace_secs);
+    tokio::select! {
+        _ = graceful.shutdown() => {}
+        _ = tokio::time::sleep(grace) => {
+            warn!(listener = name, grace_secs = grace.as_secs(), "connections still open after the grace period; closing them");
+        }
+    }
+}
+
+/// A response with `status`, content type and body.
+pub fn response(status: StatusCode, content_type: &'static str, body: impl Into<Bytes>) -> Resp {
+    let mut r = Response::new(Full::new(body.into()));
+    *r.status_mut() = status;
+    r.headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    r
+}
+
+/// A JSON response.
+pub fn json<T: Serialize>(status: StatusCode, body: &T) -> Resp {
+    let bytes = serde_json::to_vec(body).expect("response bodies serialize");
+    response(status, "application/json", bytes)
+}
+
+/// The admin error body: `{"error": {"code", "message", "field"}}`.
+pub fn json_error(status: StatusCode, code: &str, message: &str, field: Option<&str>) -> Resp {
+    json(
+        status,
+        &serde_json::json!({"error": {"code": code, "message": message, "field": field}}),
+    )
+}
+
+/// A plain-text response.
+pub fn text(status: StatusCode, body: &'static str) -> Resp {
+    response(
+        status,
+        "text/plain; charset=utf-8",
+        Bytes::from_static(body.as_bytes()),
+    )
+}

@@ -1,0 +1,259 @@
+//! Prometheus metrics: one struct, registered once into a registry that is
+//! passed down, never a global. No label ever holds a code, click id or IP:
+//! label values come from small fixed sets.
+
+use prometheus::{
+    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts,
+    Registry, TextEncoder,
+};
+
+/// The routes a request can take, as metric label values.
+pub const ROUTES: &[&str] = &["redirect", "health", "admin", "metrics", "other"];
+
+/// Every metric of the process.
+pub struct Metrics {
+    registry: Registry,
+    /// Requests by listener, route and status class.
+    pub requests: IntCounterVec,
+    /// Time from request to answer on the redirect path.
+    pub redirect_seconds: Histogram,
+    /// Clicks put in the buffer.
+    pub clicks_buffered: IntCounter,
+    /// Clicks flagged as bots.
+    pub clicks_bot: IntCounter,
+    /// Clicks flagged as rate limited.
+    pub clicks_rate_limited: IntCounter,
+    /// Requests for unknown or disabled codes.
+    pub orphan_hits: IntCounter,
+    /// Events refused because the buffer was full.
+    pub events_dropped: IntCounter,
+    /// Events inserted into ClickHouse, by table.
+    pub events_flushed: IntCounterVec,
+    /// Events ClickHouse refused as bad data, written to the spool's
+    /// rejected files, by table.
+    pub events_failed: IntCounterVec,
+    /// Events written to the disk spool at shutdown, by table.
+    pub events_spooled: IntCounterVec,
+    /// Events waiting in the buffer.
+    pub buffer_len: IntGauge,
+    /// Rows per INSERT.
+    pub batch_rows: Histogram,
+    /// Time per INSERT, by outcome.
+    pub flush_seconds: HistogramVec,
+    /// ClickHouse errors by kind (`transient`, `data`).
+    pub clickhouse_errors: IntCounterVec,
+    /// Links in the redirect cache.
+    pub links_cached: IntGauge,
+    /// Catalog change messages applied, full reloads, and Redis errors.
+    pub catalog_events: IntCounterVec,
+}
+
+impl Metrics {
+    /// Creates and registers every metric.
+    pub fn new() -> Metrics {
+        let registry = Registry::new_custom(Some("trackedge".into()), None)
+            .expect("a fixed prefix is a valid registry");
+        let counter = |name: &str, help: &str| {
+            let c = IntCounter::new(name, help).expect("valid metric name");
+            registry
+                .register(Box::new(c.clone()))
+                .expect("metric registered once");
+            c
+        };
+        let counter_vec = |name: &str, help: &str, labels: &[&str]| {
+            let c = IntCounterVec::new(Opts::new(name, help), labels).expect("valid metric");
+            registry
+                .register(Box::new(c.clone()))
+                .expect("metric registered once");
+            c
+        };
+        let gauge = |name: &str, help: &str| {
+            let g = IntGauge::new(name, help).expect("valid metric name");
+            registry
+                .register(Box::new(g.clone()))
+                .expect("metric registered once");
+            g
+        };
+        let histogram = |name: &str, help: &str, buckets: Vec<f64>| {
+            let h = Histogram::with_opts(HistogramOpts::new(name, help).buckets(buckets))
+                .expect("valid metric");
+            registry
+                .register(Box::new(h.clone()))
+                .expect("metric registered once");
+            h
+        };
+        let flush_seconds = HistogramVec::new(
+            HistogramOpts::new("flush_duration_seconds", "Time per ClickHouse INSERT")
+                .buckets(prometheus::exponential_buckets(0.001, 2.0, 16).expect("valid buckets")),
+            &["outcome"],
+        )
+        .expect("valid metric");
+        registry
+            .register(Box::new(flush_seconds.clone()))
+            .expect("metric registered once");
+        Metrics {
+            requests: counter_vec(
+                "http_requests_total",
+                "HTTP requests by listener, route and status class",
+                &["listener", "route", "class"],
+            ),
+            redirect_seconds: histogram(
+                "redirect_duration_seconds",
+                "Time to answer a tracked redirect",
+                vec![
+                    0.000_005, 0.000_01, 0.000_025, 0.000_05, 0.000_1, 0.000_25, 0.000_5, 0.001,
+                    0.002_5, 0.01,
+                ],
+            ),
+            clicks_buffered: counter("clicks_buffered_total", "Clicks put in the event buffer"),
+            clicks_bot: counter("clicks_bot_total", "Clicks flagged as bots"),
+            clicks_rate_limited: counter(
+                "clicks_rate_limited_total",
+                "Clicks flagged as over the per-IP rate limit",
+            ),
+            orphan_hits: counter(
+                "orphan_hits_total",
+                "Requests for unknown or disabled codes",
+            ),
+            events_dropped: counter(
+                "events_dropped_total",
+                "Events refused because the buffer was full",
+            ),
+            events_flushed: counter_vec(
+                "events_flushed_total",
+                "Events inserted into ClickHouse",
+                &["table"],
+            ),
+            events_failed: counter_vec(
+                "events_failed_total",
+                "Events ClickHouse refused as bad data (kept in the spool's rejected files)",
+                &["table"],
+            ),
+            events_spooled: counter_vec(
+                "events_spooled_total",
+                "Events written to the disk spool because ClickHouse was unreachable",
+                &["table"],
+            ),
+            buffer_len: gauge("buffer_events", "Events waiting in the buffer"),
+            batch_rows: histogram(
+                "flush_batch_rows",
+                "Rows per ClickHouse INSERT",
+                prometheus::exponential_buckets(1.0, 4.0, 10).expect("valid buckets"),
+            ),
+            flush_seconds,
+            clickhouse_errors: counter_vec(
+                "clickhouse_errors_total",
+                "ClickHouse errors by kind",
+                &["kind"],
+            ),
+            links_cached: gauge("links_cached", "Active links in the redirect cache"),
+            catalog_events: counter_vec(
+                "catalog_events_total",
+                "Catalog changes applied, full reloads and Redis errors",
+                &["event"],
+            ),
+            registry,
+        }
+    }
+
+    /// The registry, for tests and extra collectors.
+    pub fn registry(&self) -> &Registry {
+        &self.registry
+    }
+
+    /// Everything in Prometheus text format.
+    pub fn render(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(16 * 1024);
+        TextEncoder::new()
+            .encode(&self.registry.gather(), &mut out)
+            .expect("text encoding into a Vec cannot fail");
+        out
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Metrics::new()
+    }
+}
+
+/// `2xx`, `3xx`, ... for a status code.
+pub fn status_class(status: u16) -> &'static str {
+    match status {
+        100..=199 => "1xx",
+        200..=299 => "2xx",
+        300..=399 => "3xx",
+        400..=499 => "4xx",
+        _ => "5xx",
+    }
+}
+
+/// Pre-resolved counters of one listener, so the hot path does no label
+/// lookup: indexed by route, then status class.
+pub struct RequestCounters {
+    by_route: Vec<[IntCounter; 5]>,
+}
+
+impl RequestCounters {
+    /// Resolves every (route, class) counter of `listener` once.
+    pub fn new(metrics: &Metrics, listener: &str) -> Self {
+        let classes = ["1xx", "2xx", "3xx", "4xx", "5xx"];
+        let by_route = ROUTES
+            .iter()
+            .map(|route| {
+                classes.map(|class| {
+                    metrics
+                        .requests
+                        .with_label_values(&[listener, route, class])
+                })
+            })
+            .collect();
+        RequestCounters { by_route }
+    }
+
+    /// Counts one request on `route` answered with `status`.
+    pub fn inc(&self, route: &str, status: u16) {
+        let r = ROUTES
+            .iter()
+            .position(|x| *x == route)
+            .unwrap_or(ROUTES.len() - 1);
+        let c = (status / 100).clamp(1, 5) as usize - 1;
+        self.by_route[r][c].inc();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counters_render_with_fixed_labels() {
+        let m = Metrics::new();
+        let rc = RequestCounters::new(&m, "public");
+        rc.inc("redirect", 302);
+        rc.inc("redirect", 302);
+        rc.inc("nonsense", 404);
+        m.clicks_buffered.inc();
+        let text = String::from_utf8(m.render()).unwrap();
+        assert!(text.contains(
+            "trackedge_http_requests_total{class=\"3xx\",listener=\"public\",route=\"redirect\"} 2"
+        ));
+        assert!(text.contains(
+            "trackedge_http_requests_total{class=\"4xx\",listener=\"public\",route=\"other\"} 1"
+        ));
+        assert!(text.contains("trackedge_clicks_buffered_total 1"));
+    }
+
+    #[test]
+    fn classes() {
+        for (s, c) in [
+            (101, "1xx"),
+            (200, "2xx"),
+            (302, "3xx"),
+            (431, "4xx"),
+            (503, "5xx"),
+        ] {
+            assert_eq!(status_class(s), c);
+        }
+    }
+}

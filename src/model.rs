@@ -1,0 +1,578 @@
+//! Partners, offers and links: the catalog's entities, their JSON forms and
+//! their validation. Pure: storage lives in `catalog`.
+
+use rust_decimal::Decimal;
+use serde::{Deserialize, Deserializer, Serialize};
+
+use crate::template::{self, Template, TemplateError, OFFER_MACROS, POSTBACK_MACROS};
+
+/// Paths of the public listener that can never be link codes.
+pub const RESERVED_CODES: &[&str] = &[
+    "healthz", "readyz", "pixel", "postback", "metrics", "favicon", "robots",
+];
+
+/// A bad field in an admin request.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{field}: {message}")]
+pub struct FieldError {
+    /// The field's name, as in the JSON body.
+    pub field: String,
+    /// What is wrong with it.
+    pub message: String,
+}
+
+impl FieldError {
+    /// A problem with `field`.
+    pub fn new(field: &str, message: impl Into<String>) -> Self {
+        FieldError {
+            field: field.to_string(),
+            message: message.into(),
+        }
+    }
+}
+
+/// Whether an entity takes part in redirects.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    /// Redirects and records.
+    #[default]
+    Active,
+    /// Stops redirecting (404 or fallback) until made active again.
+    Paused,
+}
+
+/// What kind of partner this is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PartnerKind {
+    /// Promotes offers for commission.
+    Affiliate,
+    /// Refers customers.
+    Referral,
+    /// Resells.
+    Reseller,
+}
+
+/// A partner who promotes offers.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Partner {
+    /// Assigned by the service.
+    pub id: u64,
+    /// Display name.
+    pub name: String,
+    /// Affiliate, referral or reseller.
+    pub kind: PartnerKind,
+    /// Commission tier, free text (numbers are kept as text).
+    #[serde(default, deserialize_with = "text_or_number")]
+    pub tier: Option<String>,
+    /// The partner's own postback URL, with macros.
+    #[serde(default)]
+    pub postback_url: Option<String>,
+    /// Active or paused.
+    #[serde(default)]
+    pub status: Status,
+    /// RFC 3339 creation time.
+    pub created_at: String,
+}
+
+/// How a partner is paid for a conversion.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "model", rename_all = "lowercase", deny_unknown_fields)]
+pub enum Payout {
+    /// A fixed amount per sale.
+    Cpa {
+        /// The amount, as a decimal string.
+        #[serde(with = "rust_decimal::serde::str")]
+        amount: Decimal,
+    },
+    /// A share of the sale amount.
+    Cps {
+        /// Percent of the amount, as a decimal string.
+        #[serde(with = "rust_decimal::serde::str")]
+        percent: Decimal,
+    },
+    /// A fixed amount per lead.
+    Cpl {
+        /// The amount, as a decimal string.
+        #[serde(with = "rust_decimal::serde::str")]
+        amount: Decimal,
+    },
+}
+
+/// A merchant offer: where clicks land and what a conversion pays.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Offer {
+    /// Assigned by the service.
+    pub id: u64,
+    /// Display name.
+    pub name: String,
+    /// Landing URL, with macros.
+    pub url: String,
+    /// The partner's payout per conversion.
+    pub payout: Payout,
+    /// ISO 4217 code.
+    pub currency: String,
+    /// Conversions later than this after the click are rejected.
+    pub attribution_window_days: u32,
+    /// Shared secret of the server-to-server postback.
+    pub postback_token: String,
+    /// Active or paused.
+    #[serde(default)]
+    pub status: Status,
+    /// RFC 3339 creation time.
+    pub created_at: String,
+}
+
+/// A partner's tracked link to an offer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Link {
+    /// Assigned by the service; carried inside click ids.
+    pub id: u64,
+    /// The path of the tracking URL.
+    pub code: String,
+    /// Who promotes it.
+    pub partner_id: u64,
+    /// What it promotes.
+    pub offer_id: u64,
+    /// Active or paused.
+    #[serde(default)]
+    pub status: Status,
+    /// RFC 3339 creation time.
+    pub created_at: String,
+}
+
+/// `POST /api/v1/partners`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewPartner {
+    /// See [`Partner::name`].
+    pub name: String,
+    /// See [`Partner::kind`].
+    pub kind: PartnerKind,
+    /// See [`Partner::tier`].
+    #[serde(default, deserialize_with = "text_or_number")]
+    pub tier: Option<String>,
+    /// See [`Partner::postback_url`].
+    #[serde(default)]
+    pub postback_url: Option<String>,
+    /// See [`Partner::status`].
+    #[serde(default)]
+    pub status: Status,
+}
+
+/// `PATCH /api/v1/partners/{id}`: fields present are changed; an empty
+/// `tier` or `postback_url` clears it.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PartnerPatch {
+    name: Option<String>,
+    kind: Option<PartnerKind>,
+    #[serde(default, deserialize_with = "text_or_number")]
+    tier: Option<String>,
+    postback_url: Option<String>,
+    status: Option<Status>,
+}
+
+/// `POST /api/v1/offers`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewOffer {
+    /// See [`Offer::name`].
+    pub name: String,
+    /// See [`Offer::url`].
+    pub url: String,
+    /// See [`Offer::payout`].
+    pub payout: Payout,
+    /// See [`Offer::currency`]; default USD.
+    #[serde(default = "default_currency")]
+    pub currency: String,
+    /// See [`Offer::attribution_window_days`]; default 30.
+    #[serde(default = "default_window")]
+    pub attribution_window_days: u32,
+    /// See [`Offer::status`].
+    #[serde(default)]
+    pub status: Status,
+}
+
+/// `PATCH /api/v1/offers/{id}`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OfferPatch {
+    name: Option<String>,
+    url: Option<String>,
+    payout: Option<Payout>,
+    currency: Option<String>,
+    attribution_window_days: Option<u32>,
+    status: Option<Status>,
+}
+
+/// `POST /api/v1/links`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewLink {
+    /// See [`Link::partner_id`].
+    pub partner_id: u64,
+    /// See [`Link::offer_id`].
+    pub offer_id: u64,
+    /// A vanity code; generated when absent.
+    #[serde(default)]
+    pub code: Option<String>,
+    /// See [`Link::status`].
+    #[serde(default)]
+    pub status: Status,
+}
+
+/// `PATCH /api/v1/links/{id}`: only the status can change; the code and its
+/// owners are fixed because click ids already handed out name the link.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LinkPatch {
+    status: Option<Status>,
+}
+
+fn default_currency() -> String {
+    "USD".into()
+}
+
+fn default_window() -> u32 {
+    30
+}
+
+/// Accepts `"2"` or `2` (or null) for a free-text field.
+fn text_or_number<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    match Option::<serde_json::Value>::deserialize(d)? {
+        None | Some(serde_json::Value::Null) => Ok(None),
+        Some(serde_json::Value::String(s)) => Ok(Some(s)),
+        Some(serde_json::Value::Number(n)) => Ok(Some(n.to_string())),
+        Some(_) => Err(serde::de::Error::custom("expected a string or a number")),
+    }
+}
+
+fn check_name(name: &str) -> Result<(), FieldError> {
+    let n = name.trim();
+    if n.is_empty() {
+        return Err(FieldError::new("name", "must not be empty"));
+    }
+    if n.chars().count() > 200 {
+        return Err(FieldError::new("name", "must be at most 200 characters"));
+    }
+    if n.chars().any(char::is_control) {
+        return Err(FieldError::new("name", "must not hold control characters"));
+    }
+    Ok(())
+}
+
+fn template_error(field: &str, e: TemplateError) -> FieldError {
+    FieldError::new(field, e.to_string())
+}
+
+fn check_money(field: &str, d: &Decimal, max: Decimal) -> Result<(), FieldError> {
+    if d.is_sign_negative() {
+        return Err(FieldError::new(field, "must not be negative"));
+    }
+    if *d > max {
+        return Err(FieldError::new(field, format!("must be at most {max}")));
+    }
+    if d.scale() > 4 {
+        return Err(FieldError::new(field, "must have at most 4 decimal places"));
+    }
+    Ok(())
+}
+
+/// True for an ISO 4217-shaped code: three upper-case letters.
+pub fn is_currency(s: &str) -> bool {
+    s.len() == 3 && s.bytes().all(|b| b.is_ascii_uppercase())
+}
+
+impl Partner {
+    /// A new partner from a create request.
+    pub fn create(id: u64, req: NewPartner, now: String) -> Result<Partner, FieldError> {
+        let p = Partner {
+            id,
+            name: req.name.trim().to_string(),
+            kind: req.kind,
+            tier: req.tier.filter(|t| !t.is_empty()),
+            postback_url: req.postback_url.filter(|u| !u.is_empty()),
+            status: req.status,
+            created_at: now,
+        };
+        p.validate()?;
+        Ok(p)
+    }
+
+    /// This partner with `patch` applied.
+    pub fn patched(&self, patch: PartnerPatch) -> Result<Partner, FieldError> {
+        let mut p = self.clone();
+        if let Some(v) = patch.name {
+            p.name = v.trim().to_string();
+        }
+        if let Some(v) = patch.kind {
+            p.kind = v;
+        }
+        if let Some(v) = patch.tier {
+            p.tier = Some(v).filter(|t| !t.is_empty());
+        }
+        if let Some(v) = patch.postback_url {
+            p.postback_url = Some(v).filter(|u| !u.is_empty());
+        }
+        if let Some(v) = patch.status {
+            p.status = v;
+        }
+        p.validate()?;
+        Ok(p)
+    }
+
+    /// Checks every field.
+    pub fn validate(&self) -> Result<(), FieldError> {
+        check_name(&self.name)?;
+        if let Some(t) = &self.tier {
+            if t.chars().count() > 64 || t.chars().any(char::is_control) {
+                return Err(FieldError::new(
+                    "tier",
+                    "must be at most 64 printable characters",
+                ));
+            }
+        }
+        if let Some(u) = &self.postback_url {
+            Template::parse(u, POSTBACK_MACROS).map_err(|e| template_error("postback_url", e))?;
+        }
+        Ok(())
+    }
+}
+
+impl Offer {
+    /// A new offer from a create request.
+    pub fn create(id: u64, req: NewOffer, token: String, now: String) -> Result<Offer, FieldError> {
+        let o = Offer {
+            id,
+            name: req.name.trim().to_string(),
+            url: req.url,
+            payout: req.payout,
+            currency: req.currency,
+            attribution_window_days: req.attribution_window_days,
+            postback_token: token,
+            status: req.status,
+            created_at: now,
+        };
+        o.validate()?;
+        Ok(o)
+    }
+
+    /// This offer with `patch` applied.
+    pub fn patched(&self, patch: OfferPatch) -> Result<Offer, FieldError> {
+        let mut o = self.clone();
+        if let Some(v) = patch.name {
+            o.name = v.trim().to_string();
+        }
+        if let Some(v) = patch.url {
+            o.url = v;
+        }
+        if let Some(v) = patch.payout {
+            o.payout = v;
+        }
+        if let Some(v) = patch.currency {
+            o.currency = v;
+        }
+        if let Some(v) = patch.attribution_window_days {
+            o.attribution_window_days = v;
+        }
+        if let Some(v) = patch.status {
+            o.status = v;
+        }
+        o.validate()?;
+        Ok(o)
+    }
+
+    /// Checks every field.
+    pub fn validate(&self) -> Result<(), FieldError> {
+        check_name(&self.name)?;
+        self.template()?;
+        match &self.payout {
+            Payout::Cpa { amount } | Payout::Cpl { amount } => {
+                check_money("payout.amount", amount, Decimal::from(1_000_000_000))?
+            }
+            Payout::Cps { percent } => check_money("payout.percent", percent, Decimal::from(100))?,
+        }
+        if !is_currency(&self.currency) {
+            return Err(FieldError::new(
+                "currency",
+                "must be an ISO 4217 code such as USD",
+            ));
+        }
+        if !(1..=3650).contains(&self.attribution_window_days) {
+            return Err(FieldError::new(
+                "attribution_window_days",
+                "must be between 1 and 3650",
+            ));
+        }
+        Ok(())
+    }
+
+    /// The landing URL template, parsed.
+    pub fn template(&self) -> Result<Template, FieldError> {
+        Template::parse(&self.url, OFFER_MACROS).map_err(|e| template_error("url", e))
+    }
+}
+
+impl Link {
+    /// This link with `patch` applied.
+    pub fn patched(&self, patch: LinkPatch) -> Link {
+        let mut l = self.clone();
+        if let Some(v) = patch.status {
+            l.status = v;
+        }
+        l
+    }
+}
+
+/// Checks a vanity code.
+pub fn check_code(code: &str) -> Result<(), FieldError> {
+    if !template::is_valid_code(code) {
+        return Err(FieldError::new(
+            "code",
+            "must be 1 to 32 characters of [0-9A-Za-z]",
+        ));
+    }
+    if RESERVED_CODES.iter().any(|r| r.eq_ignore_ascii_case(code)) {
+        return Err(FieldError::new("code", "is reserved for a built-in path"));
+    }
+    Ok(())
+}
+
+/// A new random link code: base62 of a random 47-bit number, so codes say
+/// nothing about their neighbours.
+pub fn random_code() -> String {
+    // 62^7 <= n < 62^8 gives every code exactly 8 characters.
+    let n = rand::random_range(3_521_614_606_208u64..218_340_105_584_896u64);
+    base62::encode(n)
+}
+
+/// A new random postback token.
+pub fn random_token() -> String {
+    let n: u128 = rand::random();
+    base62::encode(n)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn offer_json(extra: &str) -> String {
+        format!(
+            r#"{{"name":"o","url":"https://m.com/?c={{click_id}}","payout":{{"model":"cpa","amount":"5.00"}}{extra}}}"#
+        )
+    }
+
+    fn check_offer(extra: &str, expected_field: Option<&str>) {
+        let parsed: Result<NewOffer, _> = serde_json::from_str(&offer_json(extra));
+        let result = parsed
+            .map_err(|e| FieldError::new("json", e.to_string()))
+            .and_then(|req| Offer::create(1, req, "t".into(), "now".into()));
+        match (result, expected_field) {
+            (Ok(_), None) => {}
+            (Err(e), Some(f)) => assert_eq!(e.field, f, "{extra}: {e}"),
+            (r, f) => panic!("{extra}: got {r:?}, expected error on {f:?}"),
+        }
+    }
+
+    #[test]
+    fn offer_validation() {
+        let cases: &[(&str, Option<&str>)] = &[
+            ("", None),
+            (r#","currency":"EUR","attribution_window_days":7"#, None),
+            (r#","currency":"eur""#, Some("currency")),
+            (r#","currency":"EURO""#, Some("currency")),
+            (
+                r#","attribution_window_days":0"#,
+                Some("attribution_window_days"),
+            ),
+            (
+                r#","attribution_window_days":4000"#,
+                Some("attribution_window_days"),
+            ),
+            (r#","attribution_window_days":-1"#, Some("json")),
+            (r#","bogus":1"#, Some("json")),
+        ];
+        for (extra, field) in cases {
+            check_offer(extra, *field);
+        }
+    }
+
+    #[test]
+    fn payout_forms() {
+        let ok = [
+            r#"{"model":"cpa","amount":"5.00"}"#,
+            r#"{"model":"cps","percent":"10"}"#,
+            r#"{"model":"cpl","amount":"1.2345"}"#,
+        ];
+        for p in ok {
+            let payout: Payout = serde_json::from_str(p).unwrap();
+            let back = serde_json::to_string(&payout).unwrap();
+            assert_eq!(serde_json::from_str::<Payout>(&back).unwrap(), payout);
+        }
+        let refused = [
+            r#"{"model":"cpa","amount":5.0}"#,
+            r#"{"model":"cpa"}"#,
+            r#"{"model":"cpx","amount":"1"}"#,
+            r#"{"model":"cps","amount":"1"}"#,
+            r#"{"model":"cpa","amount":"abc"}"#,
+        ];
+        for p in refused {
+            assert!(serde_json::from_str::<Payout>(p).is_err(), "{p} accepted");
+        }
+        let bad_values: &[(&str, &str)] = &[
+            (r#"{"model":"cpa","amount":"-1"}"#, "payout.amount"),
+            (r#"{"model":"cps","percent":"100.5"}"#, "payout.percent"),
+            (r#"{"model":"cpa","amount":"1.00001"}"#, "payout.amount"),
+        ];
+        for (p, field) in bad_values {
+            let payout: Payout = serde_json::from_str(p).unwrap();
+            let o = Offer {
+                id: 1,
+                name: "o".into(),
+                url: "https://m.com/".into(),
+                payout,
+                currency: "USD".into(),
+                attribution_window_days: 30,
+                postback_token: "t".into(),
+                status: Status::Active,
+                created_at: "now".into(),
+            };
+            assert_eq!(o.validate().unwrap_err().field, *field);
+        }
+    }
+
+    #[test]
+    fn partner_validation_and_patch() {
+        let req: NewPartner =
+            serde_json::from_str(r#"{"name":" Ann ","kind":"affiliate","tier":2}"#).unwrap();
+        let p = Partner::create(1, req, "now".into()).unwrap();
+        assert_eq!(p.name, "Ann");
+        assert_eq!(p.tier.as_deref(), Some("2"));
+        let patch: PartnerPatch =
+            serde_json::from_str(r#"{"postback_url":"https://p.com/pb?c={click_id}&p={payout}"}"#)
+                .unwrap();
+        let p2 = p.patched(patch).unwrap();
+        assert!(p2.postback_url.is_some());
+        let bad: PartnerPatch =
+            serde_json::from_str(r#"{"postback_url":"https://p.com/?x={sub9}"}"#).unwrap();
+        assert_eq!(p2.patched(bad).unwrap_err().field, "postback_url");
+        let empty: PartnerPatch = serde_json::from_str(r#"{"name":"  "}"#).unwrap();
+        assert_eq!(p2.patched(empty).unwrap_err().field, "name");
+        assert!(serde_json::from_str::<NewPartner>(r#"{"name":"a","kind":"vendor"}"#).is_err());
+    }
+
+    #[test]
+    fn codes() {
+        for _ in 0..1000 {
+            let c = random_code();
+            assert_eq!(c.len(), 8, "{c}");
+            assert!(check_code(&c).is_ok());
+        }
+        assert_eq!(check_code("pixel").unwrap_err().field, "code");
+        assert_eq!(check_code("Healthz").unwrap_err().field, "code");
+        assert_eq!(check_code("a-b").unwrap_err().field, "code");
+        assert!(check_code("summer24").is_ok());
+    }
+}

@@ -1,0 +1,332 @@
+//! `GET|HEAD /{code}`: lookup → click id → record → 302.
+//!
+//! Invariant: this path does no network or disk I/O and awaits nothing.
+//! The route comes from the in-memory cache, the click id is computed, the
+//! click is one lock-free push into the event buffer.
+
+use std::borrow::Cow;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::header::{self, HeaderMap, HeaderValue};
+use hyper::{Response, StatusCode};
+
+use crate::bot::BotDetector;
+use crate::catalog::RouteCache;
+use crate::click_id::ClickIdCodec;
+use crate::client_ip::TrustedProxies;
+use crate::events::{ClickRow, Event, EventBuffer, OrphanRow};
+use crate::metrics::Metrics;
+use crate::ratelimit::ClickLimiter;
+use crate::template::is_valid_code;
+
+/// Longest sub-id kept; longer ones are cut at a character boundary.
+pub const MAX_SUB_LEN: usize = 255;
+/// Longest user agent kept.
+pub const MAX_UA_LEN: usize = 512;
+/// Longest referer kept.
+pub const MAX_REFERER_LEN: usize = 1024;
+/// Longest orphan code kept.
+const MAX_ORPHAN_CODE_LEN: usize = 64;
+
+const NOT_FOUND_PAGE: &str = "<!doctype html><html><head><meta charset=\"utf-8\"><title>Link not found</title></head><body><h1>Link not found</h1><p>This tracking link does not exist or is no longer active.</p></body></html>\n";
+
+/// The request facts the redirect needs, borrowed from the HTTP request.
+pub struct ClickRequest<'a> {
+    /// The path without its leading `/`.
+    pub code: &'a str,
+    /// The query string, if any.
+    pub query: Option<&'a str>,
+    /// True for HEAD.
+    pub is_head: bool,
+    /// The request headers.
+    pub headers: &'a HeaderMap,
+    /// The TCP peer.
+    pub peer: SocketAddr,
+}
+
+/// Answers tracked redirects.
+pub struct Redirector {
+    cache: Arc<RouteCache>,
+    codec: ClickIdCodec,
+    buffer: Arc<EventBuffer>,
+    bots: BotDetector,
+    proxies: TrustedProxies,
+    limiter: Arc<ClickLimiter>,
+    node: Arc<str>,
+    /// Pre-built `Location` for unknown codes, when a fallback is set.
+    fallback: Option<HeaderValue>,
+    metrics: Arc<Metrics>,
+}
+
+impl Redirector {
+    /// A redirector over `cache`, recording into `buffer`.
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        cache: Arc<RouteCache>,
+        codec: ClickIdCodec,
+        buffer: Arc<EventBuffer>,
+        proxies: TrustedProxies,
+        limiter: Arc<ClickLimiter>,
+        node: Arc<str>,
+        fallback_url: &str,
+        metrics: Arc<Metrics>,
+    ) -> Self {
+        let fallback = (!fallback_url.is_empty()).then(|| {
+            HeaderValue::from_str(fallback_url).expect("fallback_url was validated as a URL")
+        });
+        Redirector {
+            cache,
+            codec,
+            buffer,
+            bots: BotDetector::default(),
+            proxies,
+            limiter,
+            node,
+            fallback,
+            metrics,
+        }
+    }
+
+    /// The client IP of a request.
+    pub fn client_ip(&self, peer: SocketAddr, headers: &HeaderMap) -> IpAddr {
+        let xff = headers
+            .get_all("x-forwarded-for")
+            .iter()
+            .filter_map(|v| v.to_str().ok());
+        self.proxies.client_ip(peer.ip(), xff)
+    }
+
+    /// Answers one request and records its click or orphan hit.
+    pub fn handle(&self, req: &ClickRequest<'_>) -> Response<Full<Bytes>> {
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default();
+        let ts = now.as_secs() as u32;
+        let user_agent = header_text(req.headers, header::USER_AGENT, MAX_UA_LEN);
+        let referer = header_text(req.headers, header::REFERER, MAX_REFERER_LEN);
+        let is_bot = self.bots.is_bot(req.is_head, &user_agent);
+        let ip = self.client_ip(req.peer, req.headers);
+
+        let route = if is_valid_code(req.code) {
+            self.cache.lookup(req.code)
+        } else {
+            None
+        };
+        let Some(route) = route else {
+            self.metrics.orphan_hits.inc();
+            self.buffer.push(Event::Orphan(OrphanRow {
+                ts,
+                code: truncate(req.code, MAX_ORPHAN_CODE_LEN).to_string(),
+                ip: ip.to_string(),
+                user_agent: user_agent.into_owned(),
+                referer: referer.into_owned(),
+                is_bot: is_bot as u8,
+                node: self.node.clone(),
+            }));
+            return self.not_found();
+        };
+
+        let is_rate_limited = self.limiter.over_limit(ip);
+        let subs = Subs::parse(req.query);
+        let click_id = self.codec.issue(route.link_id, now.as_millis() as u64);
+        let mut location = String::with_capacity(route.destination.len_hint() + 96);
+        route.destination.render_into(
+            &[
+                click_id.as_str(),
+                "",
+                "",
+                "",
+                &subs.0[0],
+                &subs.0[1],
+                &subs.0[2],
+                &subs.0[3],
+                &subs.0[4],
+            ],
+            &mut location,
+        );
+        let location = match HeaderValue::from_maybe_shared(Bytes::from(location)) {
+            Ok(v) => v,
+            Err(_) => {
+                // Templates escape everything a header cannot hold; reaching
+                // this is a bug, and the user still deserves an answer.
+                tracing::error!(code = %route.code, "destination is not a valid header value");
+                return self.not_found();
+            }
+        };
+        let device = self.bots.device(is_bot, &user_agent);
+        let [sub1, sub2, sub3, sub4, sub5] = subs.0;
+        self.metrics.clicks_buffered.inc();
+        if is_bot {
+            self.metrics.clicks_bot.inc();
+        }
+        if is_rate_limited {
+            self.metrics.clicks_rate_limited.inc();
+        }
+        self.buffer.push(Event::Click(ClickRow {
+            click_id: click_id.as_str().to_string(),
+            ts,
+            code: route.code.clone(),
+            link_id: route.link_id,
+            partner_id: route.partner_id,
+            offer_id: route.offer_id,
+            sub1,
+            sub2,
+            sub3,
+            sub4,
+            sub5,
+            ip: ip.to_string(),
+            user_agent: user_agent.into_owned(),
+            referer: referer.into_owned(),
+            is_bot: is_bot as u8,
+            is_rate_limited: is_rate_limited as u8,
+            country: self.country(req),
+            device: Cow::Borrowed(device.as_str()),
+            node: self.node.clone(),
+        }));
+        redirect_response(location)
+    }
+
+    /// 404 page, or 302 to the fallback URL.
+    fn not_found(&self) -> Response<Full<Bytes>> {
+        match &self.fallback {
+            Some(loc) => redirect_response(loc.clone()),
+            None => {
+                let mut resp =
+                    Response::new(Full::new(Bytes::from_static(NOT_FOUND_PAGE.as_bytes())));
+                *resp.status_mut() = StatusCode::NOT_FOUND;
+                let h = resp.headers_mut();
+                h.insert(
+                    header::CONTENT_TYPE,
+                    HeaderValue::from_static("text/html; charset=utf-8"),
+                );
+                h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+                resp
+            }
+        }
+    }
+
+    /// The country a trusted proxy (a CDN) says the client is in.
+    fn country(&self, req: &ClickRequest<'_>) -> String {
+        if !self.proxies.contains(req.peer.ip()) {
+            return String::new();
+        }
+        ["cf-ipcountry", "x-country-code"]
+            .iter()
+            .filter_map(|h| req.headers.get(*h))
+            .filter_map(|v| v.to_str().ok())
+            .find(|v| v.len() == 2 && v.bytes().all(|b| b.is_ascii_alphabetic()))
+            .map(|v| v.to_ascii_uppercase())
+            .unwrap_or_default()
+    }
+}
+
+fn redirect_response(location: HeaderValue) -> Response<Full<Bytes>> {
+    let mut resp = Response::new(Full::new(Bytes::new()));
+    *resp.status_mut() = StatusCode::FOUND;
+    let h = resp.headers_mut();
+    h.insert(header::LOCATION, location);
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    h.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer-when-downgrade"),
+    );
+    resp
+}
+
+/// `sub1`..`sub5` of a query string, decoded and cut to [`MAX_SUB_LEN`].
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Subs(pub [String; 5]);
+
+impl Subs {
+    /// Parses the query; the first occurrence of each sub-id wins.
+    pub fn parse(query: Option<&str>) -> Subs {
+        let mut subs = Subs::default();
+        let Some(q) = query else {
+            return subs;
+        };
+        let mut seen = [false; 5];
+        for (k, v) in form_urlencoded::parse(q.as_bytes()) {
+            let idx = match k.as_ref() {
+                "sub1" => 0,
+                "sub2" => 1,
+                "sub3" => 2,
+                "sub4" => 3,
+                "sub5" => 4,
+                _ => continue,
+            };
+            if !seen[idx] {
+                seen[idx] = true;
+                subs.0[idx] = truncate(&v, MAX_SUB_LEN).to_string();
+            }
+        }
+        subs
+    }
+}
+
+/// A header's value as text (invalid UTF-8 replaced), cut to `max` bytes.
+fn header_text(headers: &HeaderMap, name: header::HeaderName, max: usize) -> Cow<'_, str> {
+    match headers.get(name) {
+        Some(v) => match String::from_utf8_lossy(v.as_bytes()) {
+            Cow::Borrowed(s) => Cow::Borrowed(truncate(s, max)),
+            Cow::Owned(s) => Cow::Owned(truncate(&s, max).to_string()),
+        },
+        None => Cow::Borrowed(""),
+    }
+}
+
+/// `s` cut to at most `max` bytes at a character boundary.
+pub fn truncate(s: &str, max: usize) -> &str {
+    if s.len() <= max {
+        return s;
+    }
+    let mut end = max;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    &s[..end]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn check(query: Option<&str>, expected: [&str; 5]) {
+        assert_eq!(
+            Subs::parse(query).0,
+            expected.map(String::from),
+            "{query:?}"
+        );
+    }
+
+    #[test]
+    fn sub_ids() {
+        let long = "x".repeat(300);
+        let cases: &[(Option<&str>, [&str; 5])] = &[
+            (None, ["", "", "", "", ""]),
+            (Some(""), ["", "", "", "", ""]),
+            (Some("sub1=a&sub5=e"), ["a", "", "", "", "e"]),
+            (Some("sub1=a&sub1=b"), ["a", "", "", "", ""]),
+            (Some("sub2=a+b%20c"), ["", "a b c", "", "", ""]),
+            (Some("sub3=%0D%0Ax"), ["", "", "\r\nx", "", ""]),
+            (Some("sub4=%C3%A9"), ["", "", "", "é", ""]),
+            (Some("sub4=%FF"), ["", "", "", "\u{FFFD}", ""]),
+            (Some("other=1&sub6=2&SUB1=3"), ["", "", "", "", ""]),
+        ];
+        for (q, expected) in cases {
+            check(*q, *expected);
+        }
+        let q = format!("sub1={long}");
+        assert_eq!(Subs::parse(Some(&q)).0[0].len(), MAX_SUB_LEN);
+    }
+
+    #[test]
+    fn truncation_respects_characters() {
+        assert_eq!(truncate("héllo", 2), "h");
+        assert_eq!(truncate("héllo", 3), "hé");
+        assert_eq!(truncate("abc", 10), "abc");
+    }
+}
