@@ -19,16 +19,16 @@ chdb_works() {
 if chdb_works; then
     :
 else
-    if ! python3 -m venv --help >/dev/null 2>&1 || ! python3 -c 'import ensurepip' 2>/dev/null; then
-        # Debian splits venv/ensurepip out of python3.
-        echo "chdb-check: installing python3-venv" >&2
-        if [[ $(id -u) -ne 0 ]]; then
-            echo "chdb-check: python3 has no venv module and we are not root; install python3-venv" >&2
+    if ! command -v python3 >/dev/null || ! python3 -c 'import venv, ensurepip' 2>/dev/null; then
+        # Debian splits venv/ensurepip out of python3 (package python3-venv).
+        if [[ $(id -u) -ne 0 ]] || ! command -v apt-get >/dev/null; then
+            echo "chdb-check: need python3 with the venv module; install python3-venv" >&2
             exit 1
         fi
+        echo "chdb-check: installing python3 and python3-venv" >&2
         export DEBIAN_FRONTEND=noninteractive
         apt-get update -qq
-        apt-get install -y -qq python3-venv >/dev/null
+        apt-get install -y -qq --no-install-recommends python3 python3-venv >/dev/null
     fi
     # A half-built venv from an interrupted run would fail again; start over.
     rm -rf "$VENV"
