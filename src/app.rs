@@ -7,7 +7,7 @@
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use anyhow::Context;
@@ -35,8 +35,8 @@ pub struct App {
     pub config: Config,
     /// Metrics registry and handles.
     pub metrics: Arc<Metrics>,
-    /// Partners, offers and links.
-    pub catalog: Arc<Catalog>,
+    /// Partners, offers and links; set once Redis has answered.
+    catalog: OnceLock<Arc<Catalog>>,
     /// The redirect handler.
     pub redirector: Redirector,
     /// Public listener request counters.
@@ -50,6 +50,11 @@ pub struct App {
 }
 
 impl App {
+    /// The catalog, once loaded.
+    pub fn catalog(&self) -> Option<&Arc<Catalog>> {
+        self.catalog.get()
+    }
+
     /// `200` when this node can take traffic, else `503`.
     pub fn readiness(&self) -> Resp {
         if self.ready.load(Ordering::Relaxed) {
@@ -150,23 +155,69 @@ pub async fn run(config: Config, migrate: bool, stop: CancellationToken) -> anyh
     let flusher_task = tokio::spawn(flusher.run(flush_stop.clone(), grace));
 
     let cache = Arc::new(RouteCache::new(metrics.clone()));
-    let catalog = match Catalog::connect(&config.redis, cache.clone(), metrics.clone(), &stop).await
+    let limiter = Arc::new(ClickLimiter::new(&config.limits));
+    let secret = config.secret.as_bytes();
+    let previous: Vec<&[u8]> = config
+        .previous_secrets
+        .iter()
+        .map(|s| s.as_bytes())
+        .collect();
+    let node: Arc<str> = node_name(&config).into();
+    let redirector = Redirector::new(
+        cache.clone(),
+        ClickIdCodec::new(secret, &previous, rand::random()),
+        buffer.clone(),
+        TrustedProxies::new(config.trusted_proxies.clone()),
+        limiter.clone(),
+        node,
+        &config.fallback_url,
+        metrics.clone(),
+    );
+    let app = Arc::new(App {
+        public_requests: RequestCounters::new(&metrics, "public"),
+        admin_requests: RequestCounters::new(&metrics, "admin"),
+        public_base: config.public_base(),
+        config,
+        metrics,
+        catalog: OnceLock::new(),
+        redirector,
+        ready: AtomicBool::new(false),
+    });
+    let http_cfg = app.config.http.clone();
+
+    // The admin listener answers at once (healthz, readyz 503, metrics)
+    // while the catalog loads; the public one only once links are known,
+    // so no valid link is ever answered 404 during start.
+    let admin_task = {
+        let app2 = app.clone();
+        let handler = move |req, peer| http::admin::handle(app2.clone(), req, peer);
+        tokio::spawn(http::serve(
+            "admin",
+            admin,
+            http_cfg.clone(),
+            handler,
+            stop.clone(),
+        ))
+    };
+
+    let catalog = match Catalog::connect(&app.config.redis, cache, app.metrics.clone(), &stop).await
     {
         Ok(c) => Arc::new(c),
         Err(e) => {
-            // Stopped before Redis answered: nothing was served, but the
-            // spool replay may have started; let the flusher finish cleanly.
+            // Stopped before Redis answered: nothing was served; let the
+            // flusher finish its spool replay cleanly.
+            stop.cancel();
+            let _ = admin_task.await;
             flush_stop.cancel();
             background.cancel();
             let _ = flusher_task.await;
             return Err(e);
         }
     };
-    tasks.push(tokio::spawn(catalog.clone().sync(background.clone())));
-
-    let limiter = Arc::new(ClickLimiter::new(&config.limits));
+    let _ = app.catalog.set(catalog.clone());
+    tasks.push(tokio::spawn(catalog.sync(background.clone())));
     {
-        let (limiter, stop) = (limiter.clone(), background.clone());
+        let stop = background.clone();
         tasks.push(tokio::spawn(async move {
             let mut tick = tokio::time::interval(Duration::from_secs(10));
             loop {
@@ -178,58 +229,20 @@ pub async fn run(config: Config, migrate: bool, stop: CancellationToken) -> anyh
         }));
     }
 
-    let secret = config.secret.as_bytes();
-    let previous: Vec<&[u8]> = config
-        .previous_secrets
-        .iter()
-        .map(|s| s.as_bytes())
-        .collect();
-    let node: Arc<str> = node_name(&config).into();
-    let redirector = Redirector::new(
-        cache,
-        ClickIdCodec::new(secret, &previous, rand::random()),
-        buffer.clone(),
-        TrustedProxies::new(config.trusted_proxies.clone()),
-        limiter,
-        node,
-        &config.fallback_url,
-        metrics.clone(),
-    );
-    let app = Arc::new(App {
-        public_requests: RequestCounters::new(&metrics, "public"),
-        admin_requests: RequestCounters::new(&metrics, "admin"),
-        public_base: config.public_base(),
-        config,
-        metrics,
-        catalog,
-        redirector,
-        ready: AtomicBool::new(true),
-    });
     let listen: SocketAddr = public.local_addr()?;
-    info!(listen = %listen, admin = %admin.local_addr()?, "trackedge serving");
-
     let public_task = {
         let app2 = app.clone();
         let handler = move |req, peer| http::public::handle(app2.clone(), req, peer);
         tokio::spawn(http::serve(
             "public",
             public,
-            app.config.http.clone(),
+            http_cfg,
             handler,
             stop.clone(),
         ))
     };
-    let admin_task = {
-        let app2 = app.clone();
-        let handler = move |req, peer| http::admin::handle(app2.clone(), req, peer);
-        tokio::spawn(http::serve(
-            "admin",
-            admin,
-            app.config.http.clone(),
-            handler,
-            stop.clone(),
-        ))
-    };
+    app.ready.store(true, Ordering::Relaxed);
+    info!(listen = %listen, admin = %app.config.admin_listen, "trackedge serving");
 
     stop.cancelled().await;
     info!("shutting down: draining connections");

@@ -284,7 +284,10 @@ impl Config {
         apply_env(&mut tree, &mut Vec::new(), &env)?;
         let config: Config = serde_path_to_error::deserialize(tree).map_err(|e| {
             let key = e.path().to_string();
-            ConfigError::new(key, e.into_inner().to_string())
+            let problem = e.into_inner().to_string();
+            // One line: serde appends context on later lines.
+            let first = problem.lines().next().unwrap_or_default().to_string();
+            ConfigError::new(key, first)
         })?;
         config.validate()?;
         Ok(config)

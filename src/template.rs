@@ -177,9 +177,9 @@ impl Template {
         }
         let text_before: String = before
             .iter()
-            .filter_map(|p| match p {
-                Piece::Lit(s) => Some(s.as_str()),
-                Piece::Var(_) => Some("x"),
+            .map(|p| match p {
+                Piece::Lit(s) => s.as_str(),
+                Piece::Var(_) => "x",
             })
             .collect();
         let sep = if !text_before.contains('?') {

@@ -1,6 +1,10 @@
 //! The admin listener: the bearer-protected JSON API under `/api/v1`, plus
 //! `/metrics`, `/healthz` and `/readyz`.
 
+// Handlers return early with a ready error response; boxing it would only
+// add an allocation on the error path.
+#![allow(clippy::result_large_err)]
+
 use std::net::SocketAddr;
 use std::sync::Arc;
 
@@ -14,7 +18,7 @@ use serde::Serialize;
 
 use super::{json, json_error, response, text, Resp};
 use crate::app::App;
-use crate::catalog::{Entity, Kind, StoreError};
+use crate::catalog::{Catalog, Entity, Kind, StoreError};
 use crate::model::{
     Link, LinkPatch, NewLink, NewOffer, NewPartner, Offer, OfferPatch, Partner, PartnerPatch,
 };
@@ -53,6 +57,14 @@ async fn api(app: &App, req: Request<Incoming>) -> Resp {
     if let Err(resp) = authorize(app, req.headers()) {
         return resp;
     }
+    let Some(catalog) = app.catalog() else {
+        return json_error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "unavailable",
+            "the catalog is still loading from redis",
+            None,
+        );
+    };
     let method = req.method().clone();
     let path = req.uri().path()["/api/v1/".len()..].to_string();
     let query = req.uri().query().unwrap_or("").to_string();
@@ -69,9 +81,9 @@ async fn api(app: &App, req: Request<Incoming>) -> Resp {
                 Ok(b) => b,
                 Err(r) => return r,
             };
-            create(app, kind, &body).await
+            create(app, catalog, kind, &body).await
         }
-        (1, Method::GET) => list(app, kind, &query).await,
+        (1, Method::GET) => list(app, catalog, kind, &query).await,
         (2, m) => {
             let Ok(id) = segments[1].parse::<u64>() else {
                 return json_error(
@@ -82,15 +94,15 @@ async fn api(app: &App, req: Request<Incoming>) -> Resp {
                 );
             };
             match m {
-                Method::GET => get(app, kind, id).await,
+                Method::GET => get(app, catalog, kind, id).await,
                 Method::PATCH => {
                     let body = match read_body(app, req).await {
                         Ok(b) => b,
                         Err(r) => return r,
                     };
-                    patch(app, kind, id, &body).await
+                    patch(app, catalog, kind, id, &body).await
                 }
-                Method::DELETE => match app.catalog.delete(kind, id).await {
+                Method::DELETE => match catalog.delete(kind, id).await {
                     Ok(()) => response(StatusCode::NO_CONTENT, "application/json", Bytes::new()),
                     Err(e) => store_error(e),
                 },
@@ -235,8 +247,7 @@ fn respond<T: Entity>(app: &App, status: StatusCode, r: Result<T, StoreError>) -
     }
 }
 
-async fn create(app: &App, kind: Kind, body: &[u8]) -> Resp {
-    let c = &app.catalog;
+async fn create(app: &App, c: &Catalog, kind: Kind, body: &[u8]) -> Resp {
     match kind {
         Kind::Partner => match parse::<NewPartner>(body) {
             Ok(req) => respond(app, StatusCode::CREATED, c.create_partner(req).await),
@@ -253,8 +264,7 @@ async fn create(app: &App, kind: Kind, body: &[u8]) -> Resp {
     }
 }
 
-async fn get(app: &App, kind: Kind, id: u64) -> Resp {
-    let c = &app.catalog;
+async fn get(app: &App, c: &Catalog, kind: Kind, id: u64) -> Resp {
     match kind {
         Kind::Partner => respond(app, StatusCode::OK, c.get::<Partner>(id).await),
         Kind::Offer => respond(app, StatusCode::OK, c.get::<Offer>(id).await),
@@ -262,8 +272,7 @@ async fn get(app: &App, kind: Kind, id: u64) -> Resp {
     }
 }
 
-async fn patch(app: &App, kind: Kind, id: u64, body: &[u8]) -> Resp {
-    let c = &app.catalog;
+async fn patch(app: &App, c: &Catalog, kind: Kind, id: u64, body: &[u8]) -> Resp {
     match kind {
         Kind::Partner => match parse::<PartnerPatch>(body) {
             Ok(p) => respond(app, StatusCode::OK, c.patch_partner(id, p).await),
@@ -286,7 +295,7 @@ struct PageView {
     next_cursor: Option<String>,
 }
 
-async fn list(app: &App, kind: Kind, query: &str) -> Resp {
+async fn list(app: &App, catalog: &Catalog, kind: Kind, query: &str) -> Resp {
     let mut limit = DEFAULT_LIMIT;
     let mut cursor = 0u64;
     for (k, v) in form_urlencoded::parse(query.as_bytes()) {
@@ -316,8 +325,8 @@ async fn list(app: &App, kind: Kind, query: &str) -> Resp {
             _ => {}
         }
     }
-    async fn page<T: Entity>(app: &App, cursor: u64, limit: usize) -> Resp {
-        match app.catalog.list::<T>(cursor, limit).await {
+    async fn page<T: Entity>(app: &App, catalog: &Catalog, cursor: u64, limit: usize) -> Resp {
+        match catalog.list::<T>(cursor, limit).await {
             Ok(p) => json(
                 StatusCode::OK,
                 &PageView {
@@ -329,9 +338,9 @@ async fn list(app: &App, kind: Kind, query: &str) -> Resp {
         }
     }
     match kind {
-        Kind::Partner => page::<Partner>(app, cursor, limit).await,
-        Kind::Offer => page::<Offer>(app, cursor, limit).await,
-        Kind::Link => page::<Link>(app, cursor, limit).await,
+        Kind::Partner => page::<Partner>(app, catalog, cursor, limit).await,
+        Kind::Offer => page::<Offer>(app, catalog, cursor, limit).await,
+        Kind::Link => page::<Link>(app, catalog, cursor, limit).await,
     }
 }
 
