@@ -702,3 +702,30 @@ mod tests {
         assert!(out.contains("********"));
     }
 }
+
+#[cfg(test)]
+mod file_tests {
+    use super::*;
+
+    /// `config/trackedge.toml` documents every key with its default: it must
+    /// parse and equal the built-in defaults exactly.
+    #[test]
+    fn shipped_file_lists_the_defaults() {
+        let text = include_str!("../config/trackedge.toml");
+        let from_file = Config::from_parts(Some(text), Vec::new()).unwrap();
+        assert_eq!(from_file.masked_toml(), Config::default().masked_toml());
+        let keys_in_file = text
+            .lines()
+            .filter(|l| !l.starts_with('#') && l.contains(" = "))
+            .count();
+        let keys_in_default = Config::default()
+            .masked_toml()
+            .lines()
+            .filter(|l| l.contains(" = "))
+            .count();
+        assert_eq!(
+            keys_in_file, keys_in_default,
+            "every key is in the shipped file"
+        );
+    }
+}
