@@ -194,11 +194,21 @@ fn constant_time_eq(a: u128, b: u128) -> bool {
     std::hint::black_box(diff) == 0
 }
 
+/// 62^10, the largest power of 62 below 2^64.
+const P62_10: u128 = 839_299_365_868_340_224;
+
 /// Writes `n` into `out` as base62, left-padded with `0` to `out.len()`.
+///
+/// u128 division is a slow library call, so it runs once per ten digits;
+/// the digits themselves come from u64 arithmetic.
 fn encode_fixed(mut n: u128, out: &mut [u8]) {
-    for slot in out.iter_mut().rev() {
-        *slot = ALPHABET[(n % 62) as usize];
-        n /= 62;
+    for chunk in out.rchunks_mut(10) {
+        let mut part = (n % P62_10) as u64;
+        n /= P62_10;
+        for slot in chunk.iter_mut().rev() {
+            *slot = ALPHABET[(part % 62) as usize];
+            part /= 62;
+        }
     }
 }
 

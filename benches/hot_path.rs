@@ -1,0 +1,188 @@
+//! Micro-benchmarks of the redirect hot path, piece by piece and whole.
+//!
+//! `cargo bench --bench hot_path`. These measure; no test asserts a time.
+
+use std::hint::black_box;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+
+use criterion::{criterion_group, criterion_main, BatchSize, Criterion};
+use hyper::header::{HeaderMap, HeaderValue};
+use trackedge::bot::BotDetector;
+use trackedge::catalog::{Change, RouteCache};
+use trackedge::click_id::ClickIdCodec;
+use trackedge::client_ip::TrustedProxies;
+use trackedge::config::LimitsConfig;
+use trackedge::events::{Event, EventBuffer};
+use trackedge::metrics::Metrics;
+use trackedge::model::{Link, Offer, Partner, PartnerKind, Payout, Status};
+use trackedge::ratelimit::ClickLimiter;
+use trackedge::redirect::{ClickRequest, Redirector};
+use trackedge::template::{Template, OFFER_MACROS};
+
+const LINKS: u64 = 100_000;
+const UA: &str = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/130.0.0.0 Safari/537.36";
+
+fn cache(metrics: &Arc<Metrics>) -> Arc<RouteCache> {
+    let cache = Arc::new(RouteCache::new(metrics.clone()));
+    let partner = Partner {
+        id: 1,
+        name: "p".into(),
+        kind: PartnerKind::Affiliate,
+        tier: None,
+        postback_url: None,
+        status: Status::Active,
+        created_at: "t".into(),
+    };
+    let offer = Offer {
+        id: 1,
+        name: "o".into(),
+        url: "https://shop.example.com/landing?aff={partner_id}&cid={click_id}&s1={sub1}".into(),
+        payout: Payout::Cpa {
+            amount: "5".parse().unwrap(),
+        },
+        currency: "USD".into(),
+        attribution_window_days: 30,
+        postback_token: "t".into(),
+        status: Status::Active,
+        created_at: "t".into(),
+    };
+    let links = (1..=LINKS)
+        .map(|id| Link {
+            id,
+            code: format!("c{id}"),
+            partner_id: 1,
+            offer_id: 1,
+            status: Status::Active,
+            created_at: "t".into(),
+        })
+        .collect();
+    cache.load(vec![partner], vec![offer], links);
+    cache.apply(Change::Link { id: 0, data: None });
+    cache
+}
+
+fn pieces(c: &mut Criterion) {
+    let metrics = Arc::new(Metrics::new());
+    let cache = cache(&metrics);
+    let codec = ClickIdCodec::new(b"bench-secret-0123456789", &[], 1);
+    let id = codec.issue(42, 1_790_000_000_000);
+
+    c.bench_function("cache_lookup_100k", |b| {
+        let mut i = 0u64;
+        b.iter(|| {
+            i = i % LINKS + 1;
+            black_box(cache.lookup(&format!("c{i}")))
+        })
+    });
+    c.bench_function("click_id_issue", |b| {
+        b.iter(|| black_box(codec.issue(black_box(42), 1_790_000_000_000)))
+    });
+    c.bench_function("click_id_verify", |b| {
+        b.iter(|| black_box(codec.verify(black_box(id.as_str()))))
+    });
+
+    let t = Template::parse(
+        "https://shop.example.com/landing?aff={partner_id}&cid={click_id}&s1={sub1}",
+        OFFER_MACROS,
+    )
+    .unwrap()
+    .bind(&[None, Some("1"), Some("1"), Some("abc")]);
+    c.bench_function("macro_render", |b| {
+        let mut out = String::with_capacity(256);
+        b.iter(|| {
+            out.clear();
+            t.render_into(
+                &[id.as_str(), "", "", "", "news letter", "", "", "", ""],
+                &mut out,
+            );
+            black_box(out.len())
+        })
+    });
+
+    let bots = BotDetector::default();
+    c.bench_function("bot_verdict_browser", |b| {
+        b.iter(|| black_box(bots.is_bot(false, black_box(UA))))
+    });
+
+    let limiter = ClickLimiter::new(&LimitsConfig {
+        clicks_per_ip_per_minute: 120,
+        clicks_burst: 30,
+        max_tracked_ips: 1_000_000,
+    });
+    c.bench_function("rate_limit_check", |b| {
+        let mut i = 0u32;
+        b.iter(|| {
+            i = i.wrapping_add(1);
+            black_box(limiter.over_limit(IpAddr::from((i % 10_000).to_be_bytes())))
+        })
+    });
+
+    let buffer = EventBuffer::new(1 << 20, metrics.clone());
+    let event = Event::Orphan(trackedge::events::OrphanRow {
+        ts: 1,
+        code: "x".into(),
+        ip: "1.2.3.4".into(),
+        user_agent: UA.into(),
+        referer: String::new(),
+        is_bot: 0,
+        node: "n".into(),
+    });
+    c.bench_function("buffer_push_pop", |b| {
+        b.iter_batched(
+            || event.clone(),
+            |e| {
+                buffer.push(e);
+                black_box(buffer.pop())
+            },
+            BatchSize::SmallInput,
+        )
+    });
+}
+
+fn whole_redirect(c: &mut Criterion) {
+    let metrics = Arc::new(Metrics::new());
+    let cache = cache(&metrics);
+    let buffer = Arc::new(EventBuffer::new(1 << 22, metrics.clone()));
+    let redirector = Redirector::new(
+        cache,
+        ClickIdCodec::new(b"bench-secret-0123456789", &[], 1),
+        buffer.clone(),
+        TrustedProxies::new(vec!["127.0.0.0/8".parse().unwrap()]),
+        Arc::new(ClickLimiter::new(&LimitsConfig {
+            clicks_per_ip_per_minute: 0,
+            clicks_burst: 1,
+            max_tracked_ips: 1000,
+        })),
+        "bench".into(),
+        "",
+        metrics,
+    );
+    let mut headers = HeaderMap::new();
+    headers.insert("user-agent", HeaderValue::from_static(UA));
+    headers.insert(
+        "referer",
+        HeaderValue::from_static("https://blog.example.org/post/123"),
+    );
+    let peer: SocketAddr = "203.0.113.9:50000".parse().unwrap();
+    c.bench_function("redirect_handle", |b| {
+        let mut i = 0u64;
+        b.iter(|| {
+            i = i % LINKS + 1;
+            let code = format!("c{i}");
+            let resp = redirector.handle(&ClickRequest {
+                code: &code,
+                query: Some("sub1=newsletter&sub2=top"),
+                is_head: false,
+                headers: &headers,
+                peer,
+            });
+            // Keep the buffer from filling: the flusher's job in production.
+            buffer.pop();
+            black_box(resp)
+        })
+    });
+}
+
+criterion_group!(benches, pieces, whole_redirect);
+criterion_main!(benches);
