@@ -6,6 +6,12 @@
 --             same request sequence against every server
 --   LT_POOL   number of distinct pre-built requests to cycle through
 --             (default 8192)
+--   LT_XFF    1 (default): every request carries `X-Forwarded-For: <client>`,
+--             drawn from 762 IPv4 documentation addresses (192.0.2.0/24,
+--             198.51.100.0/24, 203.0.113.0/24) and, for a fifth, IPv6 ones
+--             (2001:db8::/32), as from a load balancer on 127.0.0.1 (a trusted
+--             proxy by default); 0: no such header, every click comes from
+--             127.0.0.1
 --
 -- Each request is `GET /{code}` with a code drawn Zipf-like from the list
 -- (index = floor(N * r^3): a few hot links take most of the traffic, as on a
@@ -29,6 +35,14 @@ local user_agents = {
    "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/124.0.0.0 Safari/537.36 Edg/124.0.2478.67",
 }
 
+local function client_addr()
+   if math.random() < 0.2 then
+      return string.format("2001:db8:%x:%x::%x", math.random(0, 65535), math.random(0, 65535), math.random(1, 65535))
+   end
+   local nets = { "192.0.2.", "198.51.100.", "203.0.113." }
+   return nets[math.random(#nets)] .. math.random(1, 254)
+end
+
 local referers = {
    "https://blog.example.org/best-running-shoes-2024",
    "https://www.example.net/deals?page=2",
@@ -49,6 +63,7 @@ init = function(args)
 
    math.randomseed(tonumber(os.getenv("LT_SEED") or "1"))
    local n = #codes
+   local xff = (os.getenv("LT_XFF") or "1") ~= "0"
    local size = tonumber(os.getenv("LT_POOL") or "8192")
    for i = 1, size do
       local r = math.random()
@@ -62,6 +77,9 @@ init = function(args)
          ["Accept"] = "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8",
          ["Accept-Language"] = "en-US,en;q=0.9",
       }
+      if xff then
+         headers["X-Forwarded-For"] = client_addr()
+      end
       if math.random() < 0.5 then
          headers["Referer"] = referers[math.random(#referers)]
       end

@@ -7,6 +7,10 @@
 #   --quick       3 s runs, 1 round, 200 links, 1 s warm-up (about a minute)
 #   --no-build    use the existing target/release/trackedge
 #   --nginx-only  only the two nginx baselines: no build, no Redis/ClickHouse
+#   --wait-quiet S  before each run wait up to S s (default 60; 0: never) for
+#                 the machine to go idle, so a build elsewhere doesn't spoil it
+#   --retry-noisy N  repeat a run spoiled by outside load up to N times (default 1)
+#   --no-pin-backends  let Redis/ClickHouse float instead of sharing wrk's CPU
 #
 # TRACKEDGE_BIN=PATH tests another binary instead of target/release/trackedge
 # (implies --no-build).
@@ -24,7 +28,7 @@ export PATH="$PATH:/usr/local/sbin:/usr/sbin:/sbin"
 
 COMMAND="loadtests/run.sh${*:+ $*}"
 QUICK=0 BUILD=1 NGINX_ONLY=0
-DURATION="" ROUNDS="" LINKS="" WARMUP=""
+DURATION="" ROUNDS="" LINKS="" WARMUP="" EXTRA=()
 while [[ $# -gt 0 ]]; do
     case $1 in
     --quick) QUICK=1 ;;
@@ -34,7 +38,10 @@ while [[ $# -gt 0 ]]; do
     --rounds) ROUNDS=$2; shift ;;
     --links) LINKS=$2; shift ;;
     --warmup) WARMUP=$2; shift ;;
-    -h | --help) sed -n '2,19p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    --wait-quiet) EXTRA+=(--wait-quiet "$2"); shift ;;
+    --no-pin-backends) EXTRA+=(--no-pin-backends) ;;
+    --retry-noisy) EXTRA+=(--retry-noisy "$2"); shift ;;
+    -h | --help) awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"; exit 0 ;;
     *) echo "run.sh: unknown argument: $1 (try --help)" >&2; exit 2 ;;
     esac
     shift
@@ -128,6 +135,7 @@ args=(
     --warmup "$WARMUP" --services-root "$SERVICES_ROOT" --spool "$SPOOL"
 )
 ((NGINX_ONLY)) && args+=(--nginx-only)
+((${#EXTRA[@]})) && args+=("${EXTRA[@]}")
 [[ -n $TRACKEDGE_BIN ]] && args+=(--trackedge-bin "$(realpath "$TRACKEDGE_BIN")")
 # In the background and waited for, so that a SIGINT/SIGTERM sent to this
 # script reaches bench.py (as SIGTERM), which then stops its servers and
