@@ -6,6 +6,7 @@
 //! The flusher is the only consumer.
 
 pub mod flusher;
+pub mod log;
 pub mod spool;
 
 use std::borrow::Cow;
