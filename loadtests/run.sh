@@ -9,7 +9,7 @@
 #   --nginx-only  only the two nginx baselines: no build, no Redis/ClickHouse
 #   --wait-quiet S  before each run wait up to S s (default 60; 0: never) for
 #                 the machine to go idle, so a build elsewhere doesn't spoil it
-#   --retry-noisy N  repeat a run spoiled by outside load up to N times (default 1)
+#   --retry-noisy N  repeat a run spoiled by outside load up to N times (default 2)
 #   --no-pin-backends  let Redis/ClickHouse float instead of sharing wrk's CPU
 #
 # TRACKEDGE_BIN=PATH tests another binary instead of target/release/trackedge
