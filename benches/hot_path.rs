@@ -6,14 +6,15 @@ use std::hint::black_box;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
-use criterion::{criterion_group, criterion_main, BatchSize, Criterion};
+use criterion::{criterion_group, criterion_main, Criterion};
 use hyper::header::{HeaderMap, HeaderValue};
 use trackedge::bot::BotDetector;
 use trackedge::catalog::{Change, RouteCache};
 use trackedge::click_id::ClickIdCodec;
 use trackedge::client_ip::TrustedProxies;
 use trackedge::config::LimitsConfig;
-use trackedge::events::{Event, EventBuffer};
+use trackedge::events::log::{EventLog, LogConfig};
+use trackedge::events::{Event, EventSink, OrphanRow};
 use trackedge::metrics::Metrics;
 use trackedge::model::{Link, Offer, Partner, PartnerKind, Payout, Status};
 use trackedge::ratelimit::ClickLimiter;
@@ -118,36 +119,81 @@ fn pieces(c: &mut Criterion) {
         })
     });
 
-    let buffer = EventBuffer::new(1 << 20, metrics.clone());
-    let event = Event::Orphan(trackedge::events::OrphanRow {
+    let (sink, _drain) = sink(&metrics);
+    let event = Event::Orphan(OrphanRow {
         ts: 1,
-        code: "x".into(),
-        ip: "1.2.3.4".into(),
-        user_agent: UA.into(),
-        referer: String::new(),
+        code: "x",
+        ip: "1.2.3.4",
+        user_agent: UA,
+        referer: "",
         is_bot: 0,
-        node: "n".into(),
+        node: "n",
     });
-    c.bench_function("buffer_push_pop", |b| {
-        b.iter_batched(
-            || event.clone(),
-            |e| {
-                buffer.push(e);
-                black_box(buffer.pop())
+    c.bench_function("spool_record", |b| {
+        b.iter(|| black_box(sink.record(&event)))
+    });
+}
+
+/// A sink over a fresh log, and a thread that reads and acknowledges
+/// everything (the shipper's part) so the log never fills.
+fn sink(metrics: &Arc<Metrics>) -> (Arc<EventSink>, Drain) {
+    let dir = tempfile::tempdir().unwrap();
+    let log = Arc::new(
+        EventLog::open(
+            dir.path(),
+            LogConfig {
+                segment_bytes: 16 << 20,
+                max_bytes: 256 << 20,
             },
-            BatchSize::SmallInput,
         )
+        .unwrap(),
+    );
+    let mut reader = log.reader();
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let (stop2, log2) = (stop.clone(), log.clone());
+    let thread = std::thread::spawn(move || {
+        while !stop2.load(std::sync::atomic::Ordering::Relaxed) {
+            let records = reader.read(50_000).unwrap();
+            match records.last() {
+                Some(r) => reader.ack(r.pos).unwrap(),
+                None => std::thread::sleep(std::time::Duration::from_millis(5)),
+            }
+            log2.maintain().unwrap();
+        }
     });
+    (
+        Arc::new(EventSink::new(log, metrics.clone())),
+        Drain {
+            stop,
+            thread: Some(thread),
+            _dir: dir,
+        },
+    )
+}
+
+struct Drain {
+    stop: Arc<std::sync::atomic::AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for Drain {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
 }
 
 fn whole_redirect(c: &mut Criterion) {
     let metrics = Arc::new(Metrics::new());
     let cache = cache(&metrics);
-    let buffer = Arc::new(EventBuffer::new(1 << 22, metrics.clone()));
+    let (sink, _drain) = sink(&metrics);
     let redirector = Redirector::new(
         cache,
         ClickIdCodec::new(b"bench-secret-0123456789", &[], 1),
-        buffer.clone(),
+        sink,
         TrustedProxies::new(vec!["127.0.0.0/8".parse().unwrap()]),
         Arc::new(ClickLimiter::new(&LimitsConfig {
             clicks_per_ip_per_minute: 0,
@@ -177,8 +223,6 @@ fn whole_redirect(c: &mut Criterion) {
                 headers: &headers,
                 peer,
             });
-            // Keep the buffer from filling: the flusher's job in production.
-            buffer.pop();
             black_box(resp)
         })
     });

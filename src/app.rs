@@ -1,9 +1,10 @@
-//! Wiring: builds the stores, buffer, flusher, limiter and listeners, and
-//! owns the shutdown order.
+//! Wiring: builds the stores, the segment log, the shipper, the limiter and
+//! the listeners, and owns the shutdown order.
 //!
 //! Shutdown order: stop accepting → finish in-flight requests (grace) →
-//! stop the flusher, which drains the whole buffer into ClickHouse or the
-//! spool → return. Nothing accepted is dropped on the way.
+//! stop the shipper, which ships what it can within the grace period →
+//! msync the log → return. Every recorded event is in ClickHouse or in the
+//! log, which the next start ships.
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -20,9 +21,10 @@ use crate::catalog::{Catalog, RouteCache};
 use crate::click_id::ClickIdCodec;
 use crate::client_ip::TrustedProxies;
 use crate::config::Config;
-use crate::events::flusher::Flusher;
-use crate::events::spool::Spool;
-use crate::events::EventBuffer;
+use crate::events::log::{EventLog, LogConfig};
+use crate::events::shipper::Shipper;
+use crate::events::spool::Rejected;
+use crate::events::EventSink;
 use crate::http::{self, text, Resp};
 use crate::metrics::{Metrics, RequestCounters};
 use crate::ratelimit::ClickLimiter;
@@ -117,7 +119,7 @@ fn node_name(cfg: &Config) -> String {
 
 /// Serves until `stop`, then shuts down in order. `migrate` runs the schema
 /// migration in the background first (ClickHouse being down does not stop
-/// redirects: the flusher retries until the tables exist).
+/// redirects: the shipper retries until the tables exist).
 pub async fn run(config: Config, migrate: bool, stop: CancellationToken) -> anyhow::Result<()> {
     let metrics = Arc::new(Metrics::new());
     let public = TcpListener::bind(config.listen)
@@ -126,12 +128,32 @@ pub async fn run(config: Config, migrate: bool, stop: CancellationToken) -> anyh
     let admin = TcpListener::bind(config.admin_listen)
         .await
         .with_context(|| format!("cannot listen on {} (admin_listen)", config.admin_listen))?;
-    let spool = Spool::open(&config.spool.dir).with_context(|| {
+    std::fs::create_dir_all(&config.spool.dir).with_context(|| {
         format!(
-            "cannot open the spool directory {}",
+            "cannot create the spool directory {}",
             config.spool.dir.display()
         )
     })?;
+    config.check_spool_volume()?;
+    let rejected = Rejected::open(&config.spool.dir.join("rejected"))
+        .with_context(|| format!("cannot open {}/rejected", config.spool.dir.display()))?;
+    let log_dir = config.spool.dir.join("log");
+    let log = EventLog::open(
+        &log_dir,
+        LogConfig {
+            segment_bytes: config.spool.segment_bytes,
+            max_bytes: config.spool.max_bytes,
+        },
+    )
+    .with_context(|| format!("cannot open the spool at {}", log_dir.display()))?;
+    let log = Arc::new(log);
+    if log.corrupt_records() > 0 {
+        warn!(
+            records = log.corrupt_records(),
+            "damaged spool records were skipped at start"
+        );
+    }
+    let reader = log.reader();
 
     let background = CancellationToken::new();
     let mut tasks = Vec::new();
@@ -141,18 +163,41 @@ pub async fn run(config: Config, migrate: bool, stop: CancellationToken) -> anyh
             migrate_until_done(&cfg, &stop).await;
         }));
     }
+    // msync and spare segments: blocking disk work, on the blocking pool.
+    let maintain_task = {
+        let (log, stop) = (log.clone(), background.clone());
+        let every = Duration::from_millis(config.spool.sync_interval_ms);
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(every);
+            loop {
+                tokio::select! {
+                    _ = tick.tick() => {}
+                    _ = stop.cancelled() => return,
+                }
+                let log = log.clone();
+                match tokio::task::spawn_blocking(move || log.maintain()).await {
+                    Ok(Ok(())) => {}
+                    Ok(Err(e)) => {
+                        error!(error = %e, "spool maintenance (msync, spare segment) failed")
+                    }
+                    Err(e) => error!(error = %e, "spool maintenance task failed"),
+                }
+            }
+        })
+    };
 
-    let buffer = Arc::new(EventBuffer::new(config.buffer.capacity, metrics.clone()));
-    let flush_stop = CancellationToken::new();
-    let flusher = Flusher::new(
-        buffer.clone(),
+    let sink = Arc::new(EventSink::new(log.clone(), metrics.clone()));
+    let ship_stop = CancellationToken::new();
+    let shipper = Shipper::new(
+        log.clone(),
+        reader,
         clickhouse_client(&config, true),
-        spool,
+        rejected,
         metrics.clone(),
         &config.clickhouse,
     );
     let grace = Duration::from_secs(config.http.shutdown_grace_secs);
-    let flusher_task = tokio::spawn(flusher.run(flush_stop.clone(), grace));
+    let shipper_task = tokio::spawn(shipper.run(ship_stop.clone(), grace));
 
     let cache = Arc::new(RouteCache::new(metrics.clone()));
     let limiter = Arc::new(ClickLimiter::new(&config.limits));
@@ -166,7 +211,7 @@ pub async fn run(config: Config, migrate: bool, stop: CancellationToken) -> anyh
     let redirector = Redirector::new(
         cache.clone(),
         ClickIdCodec::new(secret, &previous, rand::random()),
-        buffer.clone(),
+        sink,
         TrustedProxies::new(config.trusted_proxies.clone()),
         limiter.clone(),
         node,
@@ -205,12 +250,13 @@ pub async fn run(config: Config, migrate: bool, stop: CancellationToken) -> anyh
         Ok(c) => Arc::new(c),
         Err(e) => {
             // Stopped before Redis answered: nothing was served; let the
-            // flusher finish its spool replay cleanly.
+            // shipper stop cleanly.
             stop.cancel();
             let _ = admin_task.await;
-            flush_stop.cancel();
+            ship_stop.cancel();
             background.cancel();
-            let _ = flusher_task.await;
+            let _ = shipper_task.await;
+            let _ = maintain_task.await;
             return Err(e);
         }
     };
@@ -252,12 +298,13 @@ pub async fn run(config: Config, migrate: bool, stop: CancellationToken) -> anyh
             error!(error = %e, "listener task failed");
         }
     }
-    info!("connections drained; flushing buffered events");
-    flush_stop.cancel();
-    if let Err(e) = flusher_task.await {
-        error!(error = %e, "flusher task failed; buffered events may be lost");
+    info!("connections drained; shipping what is left");
+    ship_stop.cancel();
+    if let Err(e) = shipper_task.await {
+        error!(error = %e, "shipper task failed; unshipped events stay in the spool");
     }
     background.cancel();
+    let _ = maintain_task.await;
     for t in tasks {
         let _ = t.await;
     }

@@ -44,10 +44,9 @@ pub struct Config {
     pub redis: RedisConfig,
     /// ClickHouse: the store of clicks and conversions.
     pub clickhouse: ClickHouseConfig,
-    /// Local disk spool for events not yet in ClickHouse.
+    /// The crash-safe event log: every click and conversion until
+    /// ClickHouse has it.
     pub spool: SpoolConfig,
-    /// The in-memory event buffer between requests and the flusher.
-    pub buffer: BufferConfig,
     /// Per-client flood limits.
     pub limits: LimitsConfig,
     /// HTTP server limits.
@@ -96,20 +95,20 @@ pub struct ClickHouseConfig {
     pub retry_max_ms: u64,
 }
 
-/// Disk spool settings.
+/// Spool (segment log) settings.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct SpoolConfig {
-    /// Directory of spool files.
+    /// Directory of segment files, the cursor and rejected rows.
     pub dir: PathBuf,
-}
-
-/// Event buffer settings.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct BufferConfig {
-    /// Events the buffer holds before new ones are counted as dropped.
-    pub capacity: usize,
+    /// Most bytes of segment files; past this, clicks are still redirected
+    /// but not recorded (counted in `clicks_dropped_total`). `serve` refuses
+    /// to start when the volume holding `dir` is smaller.
+    pub max_bytes: u64,
+    /// Size of one segment file.
+    pub segment_bytes: u64,
+    /// Milliseconds between msyncs: what a power loss can take at most.
+    pub sync_interval_ms: u64,
 }
 
 /// Flood limits.
@@ -158,7 +157,6 @@ impl Default for Config {
             redis: RedisConfig::default(),
             clickhouse: ClickHouseConfig::default(),
             spool: SpoolConfig::default(),
-            buffer: BufferConfig::default(),
             limits: LimitsConfig::default(),
             http: HttpConfig::default(),
         }
@@ -197,14 +195,9 @@ impl Default for SpoolConfig {
     fn default() -> Self {
         SpoolConfig {
             dir: PathBuf::from("./data/spool"),
-        }
-    }
-}
-
-impl Default for BufferConfig {
-    fn default() -> Self {
-        BufferConfig {
-            capacity: 1_000_000,
+            max_bytes: 10 << 30,
+            segment_bytes: 64 << 20,
+            sync_interval_ms: 1000,
         }
     }
 }
@@ -383,10 +376,28 @@ impl Config {
             return Err(ConfigError::new("spool.dir", "must not be empty"));
         }
         range(
-            "buffer.capacity",
-            self.buffer.capacity as u64,
-            1024,
-            100_000_000,
+            "spool.segment_bytes",
+            self.spool.segment_bytes,
+            64 << 10,
+            1 << 30,
+        )?;
+        if !self.spool.segment_bytes.is_multiple_of(8) {
+            return Err(ConfigError::new(
+                "spool.segment_bytes",
+                "must be a multiple of 8",
+            ));
+        }
+        range(
+            "spool.max_bytes",
+            self.spool.max_bytes,
+            3 * self.spool.segment_bytes,
+            1 << 50,
+        )?;
+        range(
+            "spool.sync_interval_ms",
+            self.spool.sync_interval_ms,
+            10,
+            60_000,
         )?;
         range(
             "limits.clicks_burst",
@@ -458,6 +469,25 @@ impl Config {
         }
     }
 
+    /// Refuses a `spool.max_bytes` larger than the volume holding
+    /// `spool.dir` (which must exist).
+    pub fn check_spool_volume(&self) -> Result<(), ConfigError> {
+        let total = volume_bytes(&self.spool.dir).map_err(|e| {
+            ConfigError::new("spool.dir", format!("{}: {e}", self.spool.dir.display()))
+        })?;
+        if self.spool.max_bytes > total {
+            return Err(ConfigError::new(
+                "spool.max_bytes",
+                format!(
+                    "{} is larger than the volume holding {} ({total} bytes)",
+                    self.spool.max_bytes,
+                    self.spool.dir.display()
+                ),
+            ));
+        }
+        Ok(())
+    }
+
     /// The flush interval as a duration.
     pub fn flush_interval(&self) -> Duration {
         Duration::from_millis(self.clickhouse.flush_interval_ms)
@@ -478,6 +508,25 @@ impl Config {
         c.redis.url = mask_url_password(&c.redis.url);
         toml::to_string_pretty(&c).expect("the config serializes to TOML")
     }
+}
+
+/// Total bytes of the filesystem holding `path`.
+fn volume_bytes(path: &Path) -> std::io::Result<u64> {
+    use std::os::unix::ffi::OsStrExt;
+    let c = std::ffi::CString::new(path.as_os_str().as_bytes())
+        .map_err(|_| std::io::Error::other("path holds a NUL byte"))?;
+    let mut st = std::mem::MaybeUninit::<libc::statvfs>::uninit();
+    // SAFETY: `c` is a valid NUL-terminated path and `st` is writable
+    // memory of the right type; statvfs initialises it on success.
+    let rc = unsafe { libc::statvfs(c.as_ptr(), st.as_mut_ptr()) };
+    if rc != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: statvfs returned 0, so `st` is initialised.
+    let st = unsafe { st.assume_init() };
+    // The field widths differ between platforms.
+    #[allow(clippy::unnecessary_cast)]
+    Ok(st.f_blocks as u64 * st.f_frsize as u64)
 }
 
 /// Replaces the password of a `scheme://user:password@host` URL.
@@ -676,6 +725,37 @@ mod tests {
             "trusted_proxies[0]",
         );
         check_err(Some("listen = 5"), &[], "listen");
+        check_err(
+            None,
+            &[("TRACKEDGE_SPOOL_SEGMENT_BYTES", "1000")],
+            "spool.segment_bytes",
+        );
+        check_err(
+            None,
+            &[("TRACKEDGE_SPOOL_SEGMENT_BYTES", "65540")],
+            "spool.segment_bytes",
+        );
+        check_err(
+            None,
+            &[
+                ("TRACKEDGE_SPOOL_SEGMENT_BYTES", "65536"),
+                ("TRACKEDGE_SPOOL_MAX_BYTES", "65536"),
+            ],
+            "spool.max_bytes",
+        );
+    }
+
+    #[test]
+    fn spool_larger_than_its_volume_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut c = Config::default();
+        c.spool.dir = dir.path().to_path_buf();
+        c.spool.max_bytes = 1 << 20;
+        assert!(c.check_spool_volume().is_ok());
+        c.spool.max_bytes = 1 << 60;
+        assert_eq!(c.check_spool_volume().unwrap_err().key, "spool.max_bytes");
+        c.spool.dir = dir.path().join("missing");
+        assert_eq!(c.check_spool_volume().unwrap_err().key, "spool.dir");
     }
 
     #[test]

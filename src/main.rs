@@ -97,6 +97,11 @@ fn main() -> ExitCode {
     });
     match result {
         Ok(()) => ExitCode::SUCCESS,
+        Err(e) if e.downcast_ref::<ConfigError>().is_some() => {
+            let ce = e.downcast::<ConfigError>().expect("checked just above");
+            error!("{ce}");
+            config_error(ce)
+        }
         Err(e) => {
             error!("{e:#}");
             eprintln!("trackedge: {e:#}");

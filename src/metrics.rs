@@ -17,25 +17,31 @@ pub struct Metrics {
     pub requests: IntCounterVec,
     /// Time from request to answer on the redirect path.
     pub redirect_seconds: Histogram,
-    /// Clicks put in the buffer.
-    pub clicks_buffered: IntCounter,
+    /// Clicks written to the spool.
+    pub clicks_recorded: IntCounter,
     /// Clicks flagged as bots.
     pub clicks_bot: IntCounter,
     /// Clicks flagged as rate limited.
     pub clicks_rate_limited: IntCounter,
     /// Requests for unknown or disabled codes.
     pub orphan_hits: IntCounter,
-    /// Events refused because the buffer was full.
-    pub events_dropped: IntCounter,
+    /// Clicks redirected but not recorded: the spool was full.
+    pub clicks_dropped: IntCounter,
+    /// Orphan hits not recorded: the spool was full.
+    pub orphans_dropped: IntCounter,
     /// Events inserted into ClickHouse, by table.
     pub events_flushed: IntCounterVec,
     /// Events ClickHouse refused as bad data, written to the spool's
     /// rejected files, by table.
     pub events_failed: IntCounterVec,
-    /// Events written to the disk spool at shutdown, by table.
-    pub events_spooled: IntCounterVec,
-    /// Events waiting in the buffer.
-    pub buffer_len: IntGauge,
+    /// Bytes of spool segment files on disk.
+    pub spool_bytes: IntGauge,
+    /// Age of the oldest event not yet in ClickHouse.
+    pub spool_oldest_age_seconds: IntGauge,
+    /// Damaged spool records skipped (torn or corrupted bytes).
+    pub spool_corrupt_records: IntGauge,
+    /// Spool records that passed their checksum but did not decode.
+    pub events_undecodable: IntCounter,
     /// Rows per INSERT.
     pub batch_rows: Histogram,
     /// Time per INSERT, by outcome.
@@ -105,7 +111,7 @@ impl Metrics {
                     0.002_5, 0.01,
                 ],
             ),
-            clicks_buffered: counter("clicks_buffered_total", "Clicks put in the event buffer"),
+            clicks_recorded: counter("clicks_recorded_total", "Clicks written to the spool"),
             clicks_bot: counter("clicks_bot_total", "Clicks flagged as bots"),
             clicks_rate_limited: counter(
                 "clicks_rate_limited_total",
@@ -115,9 +121,13 @@ impl Metrics {
                 "orphan_hits_total",
                 "Requests for unknown or disabled codes",
             ),
-            events_dropped: counter(
-                "events_dropped_total",
-                "Events refused because the buffer was full",
+            clicks_dropped: counter(
+                "clicks_dropped_total",
+                "Clicks redirected but not recorded because the spool was full",
+            ),
+            orphans_dropped: counter(
+                "orphan_hits_dropped_total",
+                "Orphan hits not recorded because the spool was full",
             ),
             events_flushed: counter_vec(
                 "events_flushed_total",
@@ -126,15 +136,22 @@ impl Metrics {
             ),
             events_failed: counter_vec(
                 "events_failed_total",
-                "Events ClickHouse refused as bad data (kept in the spool's rejected files)",
+                "Events ClickHouse refused as bad data (kept in rejected files)",
                 &["table"],
             ),
-            events_spooled: counter_vec(
-                "events_spooled_total",
-                "Events written to the disk spool because ClickHouse was unreachable",
-                &["table"],
+            spool_bytes: gauge("spool_bytes", "Bytes of spool segment files on disk"),
+            spool_oldest_age_seconds: gauge(
+                "spool_oldest_event_age_seconds",
+                "Age of the oldest event not yet in ClickHouse (0 when none waits)",
             ),
-            buffer_len: gauge("buffer_events", "Events waiting in the buffer"),
+            spool_corrupt_records: gauge(
+                "spool_corrupt_records",
+                "Damaged spool records skipped since start",
+            ),
+            events_undecodable: counter(
+                "events_undecodable_total",
+                "Spool records with a valid checksum that did not decode",
+            ),
             batch_rows: histogram(
                 "flush_batch_rows",
                 "Rows per ClickHouse INSERT",
@@ -233,7 +250,7 @@ mod tests {
         rc.inc("redirect", 302);
         rc.inc("redirect", 302);
         rc.inc("nonsense", 404);
-        m.clicks_buffered.inc();
+        m.clicks_recorded.inc();
         let text = String::from_utf8(m.render()).unwrap();
         assert!(text.contains(
             "trackedge_http_requests_total{class=\"3xx\",listener=\"public\",route=\"redirect\"} 2"
@@ -241,7 +258,7 @@ mod tests {
         assert!(text.contains(
             "trackedge_http_requests_total{class=\"4xx\",listener=\"public\",route=\"other\"} 1"
         ));
-        assert!(text.contains("trackedge_clicks_buffered_total 1"));
+        assert!(text.contains("trackedge_clicks_recorded_total 1"));
     }
 
     #[test]

@@ -1,8 +1,9 @@
 //! `GET|HEAD /{code}`: lookup → click id → record → 302.
 //!
-//! Invariant: this path does no network or disk I/O and awaits nothing.
-//! The route comes from the in-memory cache, the click id is computed, the
-//! click is one lock-free push into the event buffer.
+//! Invariant: this path does no network I/O, no syscall and awaits nothing.
+//! The route comes from the in-memory cache, the click id is computed, and
+//! the click is one lock-free append into the shared, file-backed mapping of
+//! the segment log — durable against a process crash before the 302 leaves.
 
 use std::borrow::Cow;
 use std::net::{IpAddr, SocketAddr};
@@ -18,7 +19,7 @@ use crate::bot::BotDetector;
 use crate::catalog::RouteCache;
 use crate::click_id::ClickIdCodec;
 use crate::client_ip::TrustedProxies;
-use crate::events::{ClickRow, Event, EventBuffer, OrphanRow};
+use crate::events::{ClickRow, Event, EventSink, OrphanRow};
 use crate::metrics::Metrics;
 use crate::ratelimit::ClickLimiter;
 use crate::template::is_valid_code;
@@ -52,7 +53,7 @@ pub struct ClickRequest<'a> {
 pub struct Redirector {
     cache: Arc<RouteCache>,
     codec: ClickIdCodec,
-    buffer: Arc<EventBuffer>,
+    sink: Arc<EventSink>,
     bots: BotDetector,
     proxies: TrustedProxies,
     limiter: Arc<ClickLimiter>,
@@ -63,12 +64,12 @@ pub struct Redirector {
 }
 
 impl Redirector {
-    /// A redirector over `cache`, recording into `buffer`.
+    /// A redirector over `cache`, recording into `sink`.
     #[allow(clippy::too_many_arguments)]
     pub fn new(
         cache: Arc<RouteCache>,
         codec: ClickIdCodec,
-        buffer: Arc<EventBuffer>,
+        sink: Arc<EventSink>,
         proxies: TrustedProxies,
         limiter: Arc<ClickLimiter>,
         node: Arc<str>,
@@ -81,7 +82,7 @@ impl Redirector {
         Redirector {
             cache,
             codec,
-            buffer,
+            sink,
             bots: BotDetector::default(),
             proxies,
             limiter,
@@ -116,16 +117,17 @@ impl Redirector {
         } else {
             None
         };
+        let ip_text = ip.to_string();
         let Some(route) = route else {
             self.metrics.orphan_hits.inc();
-            self.buffer.push(Event::Orphan(OrphanRow {
+            self.sink.record(&Event::Orphan(OrphanRow {
                 ts,
-                code: truncate(req.code, MAX_ORPHAN_CODE_LEN).to_string(),
-                ip: ip.to_string(),
-                user_agent: user_agent.into_owned(),
-                referer: referer.into_owned(),
+                code: truncate(req.code, MAX_ORPHAN_CODE_LEN),
+                ip: &ip_text,
+                user_agent: &user_agent,
+                referer: &referer,
                 is_bot: is_bot as u8,
-                node: self.node.clone(),
+                node: &self.node,
             }));
             return self.not_found();
         };
@@ -158,18 +160,13 @@ impl Redirector {
             }
         };
         let device = self.bots.device(is_bot, &user_agent);
-        let [sub1, sub2, sub3, sub4, sub5] = subs.0;
-        self.metrics.clicks_buffered.inc();
-        if is_bot {
-            self.metrics.clicks_bot.inc();
-        }
-        if is_rate_limited {
-            self.metrics.clicks_rate_limited.inc();
-        }
-        self.buffer.push(Event::Click(ClickRow {
-            click_id: click_id.as_str().to_string(),
+        let country = self.country(req);
+        let [sub1, sub2, sub3, sub4, sub5] = &subs.0;
+        // Recorded before the answer exists: a 302 always has its click.
+        let recorded = self.sink.record(&Event::Click(ClickRow {
+            click_id: click_id.as_str(),
             ts,
-            code: route.code.clone(),
+            code: &route.code,
             link_id: route.link_id,
             partner_id: route.partner_id,
             offer_id: route.offer_id,
@@ -178,15 +175,24 @@ impl Redirector {
             sub3,
             sub4,
             sub5,
-            ip: ip.to_string(),
-            user_agent: user_agent.into_owned(),
-            referer: referer.into_owned(),
+            ip: &ip_text,
+            user_agent: &user_agent,
+            referer: &referer,
             is_bot: is_bot as u8,
             is_rate_limited: is_rate_limited as u8,
-            country: self.country(req),
-            device: Cow::Borrowed(device.as_str()),
-            node: self.node.clone(),
+            country: &country,
+            device: device.as_str(),
+            node: &self.node,
         }));
+        if recorded {
+            self.metrics.clicks_recorded.inc();
+        }
+        if is_bot {
+            self.metrics.clicks_bot.inc();
+        }
+        if is_rate_limited {
+            self.metrics.clicks_rate_limited.inc();
+        }
         redirect_response(location)
     }
 

@@ -159,6 +159,8 @@ pub struct LogReader {
     off: u64,
     /// The last position made durable in the cursor file.
     acked: Pos,
+    /// The position of the last record returned by `read`.
+    last: Pos,
 }
 
 /// Marks a committed record. Any nonzero constant works; this one spells
@@ -435,6 +437,7 @@ impl EventLog {
             seg,
             off,
             acked: start,
+            last: start,
         }
     }
 
@@ -492,11 +495,12 @@ impl LogReader {
                     // SAFETY: `step` found the record committed (or the
                     // segment settled): its bytes are never written again.
                     let payload = unsafe { self.seg.bytes(start + HEADER, len) }.to_vec();
+                    self.last = Pos {
+                        segment: self.seg.index,
+                        offset: end,
+                    };
                     out.push(Record {
-                        pos: Pos {
-                            segment: self.seg.index,
-                            offset: end,
-                        },
+                        pos: self.last,
                         payload,
                     });
                     self.off = end;
@@ -546,13 +550,37 @@ impl LogReader {
                 ),
             ));
         }
-        let dir = &self.shared.dir;
-        write_cursor(dir, upto)?;
+        write_cursor(&self.shared.dir, upto)?;
         self.acked = upto;
+        self.delete_before(upto.segment)?;
+        self.release()
+    }
 
+    /// Once everything read is acknowledged and the reader has moved on to
+    /// a newer segment, moves the cursor to that segment's start and deletes
+    /// the older files: a fully shipped segment goes even when no record
+    /// follows it yet. Cheap when there is nothing to do; call it whenever
+    /// reading comes up empty.
+    pub fn release(&mut self) -> io::Result<()> {
+        if self.acked < self.last || self.seg.index <= self.acked.segment {
+            return Ok(());
+        }
+        let upto = Pos {
+            segment: self.seg.index,
+            offset: 0,
+        };
+        write_cursor(&self.shared.dir, upto)?;
+        self.acked = upto;
+        self.last = upto;
+        self.delete_before(upto.segment)
+    }
+
+    /// Deletes the segment files before `index` (already acknowledged).
+    fn delete_before(&mut self, index: u64) -> io::Result<()> {
+        let dir = &self.shared.dir;
         let doomed: Vec<Arc<Segment>> = {
             let mut list = lock(&self.shared.segments);
-            let n = list.partition_point(|s| s.index < upto.segment);
+            let n = list.partition_point(|s| s.index < index);
             list.drain(..n).collect()
         };
         if doomed.is_empty() {

@@ -168,7 +168,7 @@ impl Drop for Redis {
 /// A ClickHouse server.
 pub struct ClickHouse {
     pub http_port: u16,
-    child: Child,
+    child: Option<Child>,
     dir: tempfile::TempDir,
 }
 
@@ -184,27 +184,42 @@ impl ClickHouse {
             .status()
             .unwrap();
         assert!(status.success(), "scripts/clickhouse-config.sh failed");
-        let child = spawn_tied(
+        let mut ch = ClickHouse {
+            http_port: http,
+            child: None,
+            dir,
+        };
+        ch.restart();
+        ch
+    }
+
+    /// (Re)starts the server process on the same ports and data, and waits
+    /// until it answers.
+    pub fn restart(&mut self) {
+        assert!(self.child.is_none(), "already running");
+        self.child = Some(spawn_tied(
             Command::new(find_binary("clickhouse-server"))
                 .arg(format!(
                     "--config-file={}",
-                    dir.path().join("config.xml").display()
+                    self.dir.path().join("config.xml").display()
                 ))
-                .current_dir(dir.path())
+                .current_dir(self.dir.path())
                 .stdout(Stdio::null())
                 .stderr(Stdio::null()),
-        );
-        let ch = ClickHouse {
-            http_port: http,
-            child,
-            dir,
-        };
+        ));
         wait_for(
             "clickhouse to answer /ping",
             Duration::from_secs(60),
-            || ch.ping().then_some(()),
+            || self.ping().then_some(()),
         );
-        ch
+    }
+
+    /// Kills the server (SIGKILL) and waits for it to exit.
+    pub fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
     }
 
     /// The HTTP URL.
@@ -237,10 +252,107 @@ impl ClickHouse {
 
 impl Drop for ClickHouse {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let _ = &self.dir;
+        self.kill();
     }
+}
+
+/// A TCP proxy in front of ClickHouse that can swallow the answer to the
+/// next INSERTs: ClickHouse stores the rows, the client sees its connection
+/// drop, as when a response is lost on the network.
+pub struct DroppingProxy {
+    pub port: u16,
+    /// INSERT answers still to swallow.
+    pub drops: std::sync::Arc<AtomicU32>,
+    /// INSERT answers swallowed so far.
+    pub dropped: std::sync::Arc<AtomicU32>,
+}
+
+impl DroppingProxy {
+    /// Proxies 127.0.0.1:{port} to `upstream_port`.
+    pub fn start(upstream_port: u16) -> DroppingProxy {
+        use std::sync::Arc;
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let drops = Arc::new(AtomicU32::new(0));
+        let dropped = Arc::new(AtomicU32::new(0));
+        let (d, dd) = (drops.clone(), dropped.clone());
+        std::thread::spawn(move || {
+            for client in listener.incoming().flatten() {
+                let Ok(upstream) = std::net::TcpStream::connect(("127.0.0.1", upstream_port))
+                else {
+                    continue;
+                };
+                let (d, dd) = (d.clone(), dd.clone());
+                std::thread::spawn(move || proxy_connection(client, upstream, d, dd));
+            }
+        });
+        DroppingProxy {
+            port,
+            drops,
+            dropped,
+        }
+    }
+
+    /// The URL to give trackedge.
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+}
+
+fn proxy_connection(
+    client: std::net::TcpStream,
+    upstream: std::net::TcpStream,
+    drops: std::sync::Arc<AtomicU32>,
+    dropped: std::sync::Arc<AtomicU32>,
+) {
+    use std::io::Write;
+    use std::sync::atomic::AtomicBool;
+    use std::sync::Arc;
+    let poisoned = Arc::new(AtomicBool::new(false));
+    let (mut c_read, mut u_write) = (client.try_clone().unwrap(), upstream.try_clone().unwrap());
+    let p = poisoned.clone();
+    std::thread::spawn(move || {
+        let mut buf = vec![0u8; 64 * 1024];
+        loop {
+            let n = match c_read.read(&mut buf) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => n,
+            };
+            let chunk = &buf[..n];
+            let is_insert = chunk.windows(6).any(|w| w == b"INSERT");
+            if is_insert
+                && drops
+                    .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |v| v.checked_sub(1))
+                    .is_ok()
+            {
+                p.store(true, Ordering::SeqCst);
+            }
+            if u_write.write_all(chunk).is_err() {
+                break;
+            }
+        }
+        let _ = u_write.shutdown(std::net::Shutdown::Write);
+    });
+    let (mut u_read, mut c_write) = (upstream, client);
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        let n = match u_read.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => n,
+        };
+        if poisoned.load(Ordering::SeqCst) {
+            // ClickHouse answered the INSERT, so it stored the rows; the
+            // client never hears of it.
+            dropped.fetch_add(1, Ordering::SeqCst);
+            let _ = c_write.shutdown(std::net::Shutdown::Both);
+            let _ = u_read.shutdown(std::net::Shutdown::Both);
+            return;
+        }
+        if c_write.write_all(&buf[..n]).is_err() {
+            break;
+        }
+    }
+    let _ = c_write.shutdown(std::net::Shutdown::Both);
 }
 
 /// A minimal blocking HTTP/1.0 client for harness checks (no runtime).
@@ -328,6 +440,13 @@ impl ServerConfig {
             spool_dir: std::env::temp_dir().join(format!("trackedge-spool-{name}")),
             env: Vec::new(),
         }
+    }
+
+    /// The same settings with a spool of its own, for a second node.
+    pub fn other_node(&self) -> ServerConfig {
+        let mut c = self.clone();
+        c.spool_dir = std::env::temp_dir().join(format!("trackedge-spool-{}", unique_name("node")));
+        c
     }
 
     /// Adds an environment variable.

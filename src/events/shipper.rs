@@ -1,0 +1,494 @@
+//! The shipper: the segment log's only reader. It reads events in order,
+//! inserts them into ClickHouse in batches (by size or age), and
+//! acknowledges them in the log only once ClickHouse has taken them, so the
+//! log deletes nothing ClickHouse does not hold.
+//!
+//! Exactly once: a batch whose INSERT failed may still have landed (the
+//! answer was lost, or the process died before acknowledging). Before such a
+//! batch is sent again — after any failed attempt, and for everything read
+//! before the first empty read after start (the backlog a previous process
+//! may have shipped) — the shipper asks ClickHouse which of the batch's click
+//! ids it already holds, by the batch's time and id range (ids sort by
+//! time), and sends only the rest. `orphan_hits` rows carry no id and are
+//! at least once.
+//!
+//! Retry classification lives in [`classify`]: a network error, a timeout or
+//! a server-side error is transient and retried with capped backoff; a data
+//! error (ClickHouse refusing the rows themselves) is not: the batch goes to
+//! a rejected file and is acknowledged, never retried forever.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use clickhouse::{Client, RowWrite};
+use tokio_util::sync::CancellationToken;
+use tracing::{error, info, warn};
+
+use super::log::{EventLog, LogReader, Record};
+use super::spool::Rejected;
+use super::{ClickRow, Event, OrphanRow};
+use crate::config::ClickHouseConfig;
+use crate::metrics::Metrics;
+
+/// The query that finds which click ids of a batch ClickHouse holds.
+pub const EXISTING_CLICK_IDS_SQL: &str = include_str!("../sql/existing_click_ids.sql");
+
+/// How an INSERT failure is handled.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorKind {
+    /// Worth retrying: the server may take the same rows later.
+    Transient,
+    /// The rows themselves were refused; retrying cannot help.
+    Data,
+}
+
+/// ClickHouse error codes that mean "these rows are bad", not "try later":
+/// parse failures, type mismatches, incorrect data, too-large values.
+const DATA_ERROR_CODES: &[u32] = &[6, 26, 27, 32, 33, 38, 41, 53, 69, 70, 72, 117, 131];
+
+/// Classifies an INSERT error for retry.
+pub fn classify(e: &clickhouse::error::Error) -> ErrorKind {
+    use clickhouse::error::Error as E;
+    match e {
+        E::BadResponse(msg) => match server_code(msg) {
+            Some(code) if DATA_ERROR_CODES.contains(&code) => ErrorKind::Data,
+            _ => ErrorKind::Transient,
+        },
+        E::Network(_) | E::TimedOut | E::Compression(_) | E::Decompression(_) | E::Other(_) => {
+            ErrorKind::Transient
+        }
+        _ => ErrorKind::Data,
+    }
+}
+
+/// The `Code: N` of a ClickHouse error message.
+fn server_code(msg: &str) -> Option<u32> {
+    let rest = &msg[msg.find("Code: ")? + 6..];
+    let end = rest
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(rest.len());
+    rest[..end].parse().ok()
+}
+
+/// Shutdown came before ClickHouse took the rows; they stay in the log.
+struct Stopped;
+
+/// Moves events from the log into ClickHouse.
+pub struct Shipper {
+    reader: LogReader,
+    log: Arc<EventLog>,
+    client: Client,
+    existing_sql: String,
+    rejected: Rejected,
+    metrics: Arc<Metrics>,
+    batch_rows: usize,
+    interval: Duration,
+    retry_initial: Duration,
+    retry_max: Duration,
+    insert_timeout: Duration,
+}
+
+impl Shipper {
+    /// A shipper reading `reader` (of `log`) into `client`.
+    pub fn new(
+        log: Arc<EventLog>,
+        reader: LogReader,
+        client: Client,
+        rejected: Rejected,
+        metrics: Arc<Metrics>,
+        cfg: &ClickHouseConfig,
+    ) -> Self {
+        Shipper {
+            reader,
+            log,
+            client,
+            existing_sql: EXISTING_CLICK_IDS_SQL.replace("{database}", &cfg.database),
+            rejected,
+            metrics,
+            batch_rows: cfg.batch_rows,
+            interval: Duration::from_millis(cfg.flush_interval_ms),
+            retry_initial: Duration::from_millis(cfg.retry_initial_ms),
+            retry_max: Duration::from_millis(cfg.retry_max_ms),
+            insert_timeout: Duration::from_secs(cfg.insert_timeout_secs),
+        }
+    }
+
+    /// Ships until `stop`, then keeps shipping for at most `grace`; what is
+    /// left stays in the log for the next start.
+    pub async fn run(mut self, stop: CancellationToken, grace: Duration) {
+        let tick = (self.interval / 4).clamp(Duration::from_millis(5), Duration::from_millis(100));
+        let mut pending: Vec<Record> = Vec::new();
+        let mut since: Option<Instant> = None;
+        // The backlog found at start may already be in ClickHouse.
+        let mut verify = true;
+        loop {
+            tokio::select! {
+                _ = tokio::time::sleep(tick) => {}
+                _ = stop.cancelled() => break,
+            }
+            let got = self.fill(&mut pending);
+            if got == 0 && pending.is_empty() {
+                verify = false;
+                self.release();
+            }
+            if !pending.is_empty() {
+                since.get_or_insert_with(Instant::now);
+            }
+            self.update_gauges(&pending);
+            let due = since.is_some_and(|t| t.elapsed() >= self.interval);
+            if pending.len() >= self.batch_rows || (due && !pending.is_empty()) {
+                if self.ship(&pending, verify, &stop).await.is_err() {
+                    break;
+                }
+                self.ack(&pending);
+                pending.clear();
+                since = None;
+            }
+        }
+        self.drain(pending, verify, grace).await;
+    }
+
+    /// Final shipping after stop, bounded by `grace`.
+    async fn drain(&mut self, mut pending: Vec<Record>, verify: bool, grace: Duration) {
+        let give_up = CancellationToken::new();
+        let timer = {
+            let give_up = give_up.clone();
+            tokio::spawn(async move {
+                tokio::time::sleep(grace).await;
+                give_up.cancel();
+            })
+        };
+        loop {
+            self.fill(&mut pending);
+            if pending.is_empty() || give_up.is_cancelled() {
+                break;
+            }
+            if self.ship(&pending, verify, &give_up).await.is_err() {
+                break;
+            }
+            self.ack(&pending);
+            pending.clear();
+        }
+        timer.abort();
+        let log = self.log.clone();
+        if let Err(e) = tokio::task::spawn_blocking(move || log.sync())
+            .await
+            .unwrap_or_else(|e| Err(std::io::Error::other(e)))
+        {
+            error!(error = %e, "final msync of the spool failed");
+        }
+        self.update_gauges(&pending);
+        if pending.is_empty() {
+            info!("every event is in clickhouse");
+        } else {
+            warn!(
+                unshipped_bytes = self.log.disk_bytes(),
+                "clickhouse did not take every event within the grace period; the rest stays in the spool for the next start"
+            );
+        }
+    }
+
+    /// Reads from the log until `pending` holds a batch; returns how many.
+    fn fill(&mut self, pending: &mut Vec<Record>) -> usize {
+        let room = self.batch_rows.saturating_sub(pending.len());
+        if room == 0 {
+            return 0;
+        }
+        match self.reader.read(room) {
+            Ok(records) => {
+                let n = records.len();
+                pending.extend(records);
+                n
+            }
+            Err(e) => {
+                error!(error = %e, "reading the spool failed");
+                0
+            }
+        }
+    }
+
+    /// Acknowledges everything in `shipped` (durable cursor write, segment
+    /// deletes: disk I/O, so off the async workers).
+    fn ack(&mut self, shipped: &[Record]) {
+        let Some(last) = shipped.last().map(|r| r.pos) else {
+            return;
+        };
+        let result = tokio::task::block_in_place(|| self.reader.ack(last));
+        if let Err(e) = result {
+            // The rows are in ClickHouse; a failed cursor write only means
+            // they are read again (and found present) after a restart.
+            error!(error = %e, pos = ?last, "acknowledging shipped events failed");
+        }
+    }
+
+    /// Lets the log delete segments shipped in full, off the async workers.
+    fn release(&mut self) {
+        if let Err(e) = tokio::task::block_in_place(|| self.reader.release()) {
+            error!(error = %e, "releasing shipped spool segments failed");
+        }
+    }
+
+    fn update_gauges(&self, pending: &[Record]) {
+        self.metrics.spool_bytes.set(self.log.disk_bytes() as i64);
+        self.metrics
+            .spool_corrupt_records
+            .set(self.log.corrupt_records() as i64);
+        let oldest = pending
+            .first()
+            .and_then(|r| Event::decode(&r.payload).ok())
+            .map(|e| e.ts() as i64);
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_secs() as i64)
+            .unwrap_or(0);
+        self.metrics
+            .spool_oldest_age_seconds
+            .set(oldest.map_or(0, |ts| (now - ts).max(0)));
+    }
+
+    /// Inserts one batch of records, each table exactly once where it can.
+    async fn ship(
+        &self,
+        records: &[Record],
+        verify: bool,
+        stop: &CancellationToken,
+    ) -> Result<(), Stopped> {
+        let mut clicks: Vec<ClickRow<'_>> = Vec::with_capacity(records.len());
+        let mut orphans: Vec<OrphanRow<'_>> = Vec::new();
+        for r in records {
+            match Event::decode(&r.payload) {
+                Ok(Event::Click(c)) => clicks.push(c),
+                Ok(Event::Orphan(o)) => orphans.push(o),
+                Err(e) => {
+                    self.metrics.events_undecodable.inc();
+                    error!(error = %e, pos = ?r.pos, "undecodable event in the spool; skipped");
+                }
+            }
+        }
+        if !clicks.is_empty() {
+            self.ship_clicks(clicks, verify, stop).await?;
+        }
+        if !orphans.is_empty() {
+            self.ship_orphans(&orphans, stop).await?;
+        }
+        Ok(())
+    }
+
+    /// Clicks, exactly once: after any doubt, only the ids ClickHouse lacks.
+    async fn ship_clicks(
+        &self,
+        rows: Vec<ClickRow<'_>>,
+        mut verify: bool,
+        stop: &CancellationToken,
+    ) -> Result<(), Stopped> {
+        let mut delay = self.retry_initial;
+        loop {
+            let attempt = async {
+                let send: Vec<ClickRow<'_>> = if verify {
+                    let held = self
+                        .existing_click_ids(&rows)
+                        .await
+                        .map_err(|e| self.count_error(&e, "clicks", rows.len()))?;
+                    rows.iter()
+                        .filter(|r| !held.contains(r.click_id))
+                        .cloned()
+                        .collect()
+                } else {
+                    rows.clone()
+                };
+                if send.len() < rows.len() {
+                    info!(
+                        already_there = rows.len() - send.len(),
+                        "skipped clicks clickhouse already holds"
+                    );
+                }
+                if send.is_empty() {
+                    return Ok(());
+                }
+                match self.insert::<ClickRow<'static>>("clicks", &send).await {
+                    Err(ErrorKind::Data) => {
+                        self.reject("clicks", send.into_iter().map(Event::Click).collect());
+                        Ok(())
+                    }
+                    other => other,
+                }
+            };
+            match attempt.await {
+                Ok(()) => return Ok(()),
+                Err(_) => {
+                    verify = true;
+                    self.backoff(&mut delay, stop).await?;
+                }
+            }
+        }
+    }
+
+    /// Orphan hits carry no id: retried until taken (at least once).
+    async fn ship_orphans(
+        &self,
+        rows: &[OrphanRow<'_>],
+        stop: &CancellationToken,
+    ) -> Result<(), Stopped> {
+        let mut delay = self.retry_initial;
+        loop {
+            match self.insert::<OrphanRow<'static>>("orphan_hits", rows).await {
+                Ok(()) => return Ok(()),
+                Err(ErrorKind::Data) => {
+                    self.reject(
+                        "orphan_hits",
+                        rows.iter().cloned().map(Event::Orphan).collect(),
+                    );
+                    return Ok(());
+                }
+                Err(ErrorKind::Transient) => self.backoff(&mut delay, stop).await?,
+            }
+        }
+    }
+
+    async fn backoff(&self, delay: &mut Duration, stop: &CancellationToken) -> Result<(), Stopped> {
+        tokio::select! {
+            _ = tokio::time::sleep(*delay) => {}
+            _ = stop.cancelled() => return Err(Stopped),
+        }
+        *delay = (*delay * 2).min(self.retry_max);
+        Ok(())
+    }
+
+    /// The click ids among `rows` that ClickHouse already holds.
+    async fn existing_click_ids(
+        &self,
+        rows: &[ClickRow<'_>],
+    ) -> clickhouse::error::Result<HashSet<String>> {
+        let min_ts = rows.iter().map(|r| r.ts).min().unwrap_or(0);
+        let max_ts = rows.iter().map(|r| r.ts).max().unwrap_or(0);
+        let min_id = rows.iter().map(|r| r.click_id).min().unwrap_or("");
+        let max_id = rows.iter().map(|r| r.click_id).max().unwrap_or("");
+        let ids = self
+            .client
+            .query(&self.existing_sql)
+            .bind(min_ts)
+            .bind(max_ts)
+            .bind(min_id)
+            .bind(max_id)
+            .fetch_all::<String>()
+            .await?;
+        Ok(ids.into_iter().collect())
+    }
+
+    /// One INSERT attempt, measured and counted.
+    async fn insert<'r, T: RowWrite>(
+        &self,
+        table: &'static str,
+        rows: &[T::Value<'r>],
+    ) -> Result<(), ErrorKind> {
+        let started = Instant::now();
+        let result = async {
+            let mut insert = self
+                .client
+                .insert::<T>(table)
+                .await?
+                .with_timeouts(Some(self.insert_timeout), Some(self.insert_timeout));
+            for row in rows {
+                insert.write(row).await?;
+            }
+            insert.end().await
+        }
+        .await;
+        let outcome = if result.is_ok() { "ok" } else { "error" };
+        self.metrics
+            .flush_seconds
+            .with_label_values(&[outcome])
+            .observe(started.elapsed().as_secs_f64());
+        match result {
+            Ok(()) => {
+                self.metrics.batch_rows.observe(rows.len() as f64);
+                self.metrics
+                    .events_flushed
+                    .with_label_values(&[table])
+                    .inc_by(rows.len() as u64);
+                Ok(())
+            }
+            Err(e) => Err(self.count_error(&e, table, rows.len())),
+        }
+    }
+
+    fn count_error(
+        &self,
+        e: &clickhouse::error::Error,
+        table: &'static str,
+        rows: usize,
+    ) -> ErrorKind {
+        let kind = classify(e);
+        let label = match kind {
+            ErrorKind::Transient => "transient",
+            ErrorKind::Data => "data",
+        };
+        self.metrics
+            .clickhouse_errors
+            .with_label_values(&[label])
+            .inc();
+        warn!(table, rows, kind = label, error = %e, "clickhouse request failed");
+        kind
+    }
+
+    /// Keeps refused rows in a rejected file for an operator.
+    fn reject(&self, table: &'static str, events: Vec<Event<'_>>) {
+        self.metrics
+            .events_failed
+            .with_label_values(&[table])
+            .inc_by(events.len() as u64);
+        match self.rejected.write(&events) {
+            Ok(path) => {
+                error!(table, rows = events.len(), file = %path.display(), "clickhouse refused rows as bad data; kept in a rejected file")
+            }
+            Err(e) => {
+                error!(table, rows = events.len(), error = %e, "clickhouse refused rows and they could not be kept; rows lost")
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn classification() {
+        use clickhouse::error::Error as E;
+        let cases: Vec<(E, ErrorKind)> = vec![
+            (
+                E::BadResponse("Code: 53, e.displayText() = DB::Exception: Type mismatch".into()),
+                ErrorKind::Data,
+            ),
+            (
+                E::BadResponse("Code: 117. DB::Exception: Incorrect data".into()),
+                ErrorKind::Data,
+            ),
+            (
+                E::BadResponse("Code: 60. DB::Exception: Table x doesn't exist".into()),
+                ErrorKind::Transient,
+            ),
+            (
+                E::BadResponse("Code: 241. Memory limit exceeded".into()),
+                ErrorKind::Transient,
+            ),
+            (
+                E::BadResponse("502 Bad Gateway".into()),
+                ErrorKind::Transient,
+            ),
+            (E::TimedOut, ErrorKind::Transient),
+            (E::Custom("bad serde".into()), ErrorKind::Data),
+        ];
+        for (e, kind) in cases {
+            assert_eq!(classify(&e), kind, "{e}");
+        }
+    }
+
+    #[test]
+    fn server_codes() {
+        assert_eq!(server_code("Code: 53, e.displayText()"), Some(53));
+        assert_eq!(server_code("Code: 117."), Some(117));
+        assert_eq!(server_code("no code"), None);
+    }
+}
