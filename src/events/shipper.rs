@@ -18,6 +18,7 @@
 //! a rejected file and is acknowledged, never retried forever.
 
 use std::collections::HashSet;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -71,6 +72,15 @@ fn server_code(msg: &str) -> Option<u32> {
     rest[..end].parse().ok()
 }
 
+/// `sql` without its `--` comment lines: the files document themselves,
+/// the server needs none of it.
+fn sql_without_comments(sql: &str) -> String {
+    sql.lines()
+        .filter(|l| !l.trim_start().starts_with("--"))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
 /// Shutdown came before ClickHouse took the rows; they stay in the log.
 struct Stopped;
 
@@ -87,6 +97,9 @@ pub struct Shipper {
     retry_initial: Duration,
     retry_max: Duration,
     insert_timeout: Duration,
+    /// Unix second of the oldest event not yet shipped (0: none), kept so
+    /// the age gauge moves on while a batch waits out an outage.
+    oldest_ts: AtomicU32,
 }
 
 impl Shipper {
@@ -103,7 +116,8 @@ impl Shipper {
             reader,
             log,
             client,
-            existing_sql: EXISTING_CLICK_IDS_SQL.replace("{database}", &cfg.database),
+            existing_sql: sql_without_comments(EXISTING_CLICK_IDS_SQL)
+                .replace("{database}", &cfg.database),
             rejected,
             metrics,
             batch_rows: cfg.batch_rows,
@@ -111,6 +125,7 @@ impl Shipper {
             retry_initial: Duration::from_millis(cfg.retry_initial_ms),
             retry_max: Duration::from_millis(cfg.retry_max_ms),
             insert_timeout: Duration::from_secs(cfg.insert_timeout_secs),
+            oldest_ts: AtomicU32::new(0),
         }
     }
 
@@ -146,11 +161,12 @@ impl Shipper {
                 since = None;
             }
         }
-        self.drain(pending, verify, grace).await;
+        // A batch cut off by the stop may have landed: check before resending.
+        self.drain(pending, grace).await;
     }
 
     /// Final shipping after stop, bounded by `grace`.
-    async fn drain(&mut self, mut pending: Vec<Record>, verify: bool, grace: Duration) {
+    async fn drain(&mut self, mut pending: Vec<Record>, grace: Duration) {
         let give_up = CancellationToken::new();
         let timer = {
             let give_up = give_up.clone();
@@ -164,7 +180,7 @@ impl Shipper {
             if pending.is_empty() || give_up.is_cancelled() {
                 break;
             }
-            if self.ship(&pending, verify, &give_up).await.is_err() {
+            if self.ship(&pending, true, &give_up).await.is_err() {
                 break;
             }
             self.ack(&pending);
@@ -230,21 +246,30 @@ impl Shipper {
     }
 
     fn update_gauges(&self, pending: &[Record]) {
+        let oldest = pending
+            .first()
+            .and_then(|r| Event::decode(&r.payload).ok())
+            .map_or(0, |e| e.ts());
+        self.oldest_ts.store(oldest, Ordering::Relaxed);
+        self.refresh_gauges();
+    }
+
+    fn refresh_gauges(&self) {
         self.metrics.spool_bytes.set(self.log.disk_bytes() as i64);
         self.metrics
             .spool_corrupt_records
             .set(self.log.corrupt_records() as i64);
-        let oldest = pending
-            .first()
-            .and_then(|r| Event::decode(&r.payload).ok())
-            .map(|e| e.ts() as i64);
+        let oldest = self.oldest_ts.load(Ordering::Relaxed) as i64;
         let now = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map(|d| d.as_secs() as i64)
             .unwrap_or(0);
-        self.metrics
-            .spool_oldest_age_seconds
-            .set(oldest.map_or(0, |ts| (now - ts).max(0)));
+        let age = if oldest == 0 {
+            0
+        } else {
+            (now - oldest).max(0)
+        };
+        self.metrics.spool_oldest_age_seconds.set(age);
     }
 
     /// Inserts one batch of records, each table exactly once where it can.
@@ -347,6 +372,7 @@ impl Shipper {
     }
 
     async fn backoff(&self, delay: &mut Duration, stop: &CancellationToken) -> Result<(), Stopped> {
+        self.refresh_gauges();
         tokio::select! {
             _ = tokio::time::sleep(*delay) => {}
             _ = stop.cancelled() => return Err(Stopped),

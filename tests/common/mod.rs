@@ -103,8 +103,13 @@ pub struct Redis {
 impl Redis {
     /// Starts redis-server on `port` (0 for a free one).
     pub fn start(port: u16) -> Redis {
+        Redis::start_in(port, tempfile::tempdir().unwrap())
+    }
+
+    /// Starts redis-server on `port` with its data in `dir`: a restart on
+    /// the same dir loads what `save` wrote.
+    pub fn start_in(port: u16, dir: tempfile::TempDir) -> Redis {
         let port = if port == 0 { free_port() } else { port };
-        let dir = tempfile::tempdir().unwrap();
         let child = spawn_tied(
             Command::new(find_binary("redis-server"))
                 .args([
@@ -131,6 +136,26 @@ impl Redis {
             r.ping().then_some(())
         });
         r
+    }
+
+    /// Snapshots the data to disk (SAVE), kills the server, and hands back
+    /// its data dir for a restart.
+    pub fn save_and_kill(mut self) -> (u16, tempfile::TempDir) {
+        assert_eq!(self.command("SAVE"), "+OK\r\n");
+        self.kill();
+        let dir = std::mem::replace(&mut self._dir, tempfile::tempdir().unwrap());
+        (self.port, dir)
+    }
+
+    /// Sends one inline command and returns the first reply line.
+    pub fn command(&self, cmd: &str) -> String {
+        use std::io::{BufRead, Write};
+        let mut s = std::net::TcpStream::connect(("127.0.0.1", self.port)).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        s.write_all(format!("{cmd}\r\n").as_bytes()).unwrap();
+        let mut line = String::new();
+        std::io::BufReader::new(s).read_line(&mut line).unwrap();
+        line
     }
 
     /// The URL.
@@ -319,7 +344,8 @@ fn proxy_connection(
                 Ok(n) => n,
             };
             let chunk = &buf[..n];
-            let is_insert = chunk.windows(6).any(|w| w == b"INSERT");
+            // The crate names the statement in the URL: `?...query=INSERT+INTO`.
+            let is_insert = chunk.windows(12).any(|w| w == b"query=INSERT");
             if is_insert
                 && drops
                     .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |v| v.checked_sub(1))
@@ -341,8 +367,16 @@ fn proxy_connection(
             Ok(n) => n,
         };
         if poisoned.load(Ordering::SeqCst) {
-            // ClickHouse answered the INSERT, so it stored the rows; the
-            // client never hears of it.
+            // ClickHouse sends the headers when the INSERT starts and the
+            // last chunk when it has stored the rows: swallow everything up
+            // to that last chunk, then cut the client off.
+            let mut answer = buf[..n].to_vec();
+            while !answer.ends_with(b"0\r\n\r\n") {
+                match u_read.read(&mut buf) {
+                    Ok(0) | Err(_) => break,
+                    Ok(m) => answer.extend_from_slice(&buf[..m]),
+                }
+            }
             dropped.fetch_add(1, Ordering::SeqCst);
             let _ = c_write.shutdown(std::net::Shutdown::Both);
             let _ = u_read.shutdown(std::net::Shutdown::Both);
@@ -584,6 +618,20 @@ pub async fn admin(server: &Server, method: &str, path: &str, body: Option<Value
     let status = resp.status().as_u16();
     let text = resp.text().await.unwrap();
     (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+}
+
+/// The value of metric `name` (without labels) on `server`'s admin
+/// listener.
+pub fn metric(server: &Server, name: &str) -> f64 {
+    let (status, body) =
+        http_get_blocking(&format!("{}/metrics", server.admin)).expect("metrics answer");
+    assert_eq!(status, 200);
+    body.lines()
+        .find_map(|l| l.strip_prefix(name).and_then(|rest| rest.strip_prefix(' ')))
+        .unwrap_or_else(|| panic!("no metric {name}"))
+        .trim()
+        .parse()
+        .unwrap()
 }
 
 /// Creates a partner, an offer with `url` and a link; returns the link JSON.

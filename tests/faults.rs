@@ -1,0 +1,430 @@
+//! Zero-loss fault tests: every click that got a 302 ends up in ClickHouse
+//! exactly once, through ClickHouse outages, lost INSERT answers, SIGKILL
+//! and SIGTERM of trackedge, a damaged spool, Redis restarts and a full
+//! spool.
+//!
+//! Each test drives the built server under load from clients that keep
+//! every click id they were redirected with, then compares with ClickHouse:
+//! `lost = answered − distinct recorded`, `duplicated = rows − distinct`.
+
+mod common;
+
+use std::collections::HashSet;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use common::*;
+use serde_json::json;
+
+const OFFER_URL: &str = "https://m.example.com/land?cid={click_id}";
+
+/// Clients hammering one tracking URL, keeping each click id they got.
+struct Load {
+    answered: Arc<Mutex<HashSet<String>>>,
+    stop: Arc<AtomicBool>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl Load {
+    /// Starts `workers` clients on `url`; requests that fail (server down)
+    /// are not counted.
+    fn start(url: &str, workers: usize) -> Load {
+        let answered = Arc::new(Mutex::new(HashSet::new()));
+        let stop = Arc::new(AtomicBool::new(false));
+        let tasks = (0..workers)
+            .map(|w| {
+                let (answered, stop, url) = (answered.clone(), stop.clone(), url.to_string());
+                tokio::spawn(async move {
+                    let c = client();
+                    let mut i = 0u64;
+                    while !stop.load(Ordering::Relaxed) {
+                        i += 1;
+                        let Ok(resp) = c.get(format!("{url}?sub1=w{w}&sub2={i}")).send().await
+                        else {
+                            continue;
+                        };
+                        if resp.status() != 302 {
+                            continue;
+                        }
+                        let loc = resp.headers()["location"].to_str().unwrap().to_string();
+                        let cid = reqwest::Url::parse(&loc)
+                            .unwrap()
+                            .query_pairs()
+                            .find(|(k, _)| k == "cid")
+                            .map(|(_, v)| v.into_owned())
+                            .unwrap();
+                        assert!(
+                            answered.lock().unwrap().insert(cid),
+                            "click id handed out twice"
+                        );
+                    }
+                })
+            })
+            .collect();
+        Load {
+            answered,
+            stop,
+            tasks,
+        }
+    }
+
+    fn count(&self) -> usize {
+        self.answered.lock().unwrap().len()
+    }
+
+    /// Waits (bounded) until at least `n` clicks were answered.
+    async fn until(&self, n: usize) {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+        while self.count() < n {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "load stalled at {}",
+                self.count()
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
+    async fn finish(self) -> HashSet<String> {
+        self.stop.store(true, Ordering::Relaxed);
+        for t in self.tasks {
+            t.await.unwrap();
+        }
+        Arc::try_unwrap(self.answered)
+            .unwrap()
+            .into_inner()
+            .unwrap()
+    }
+}
+
+/// Waits until every answered id is in ClickHouse.
+fn wait_all_recorded(ch: &ClickHouse, db: &str, answered: &HashSet<String>) {
+    wait_for(
+        "every answered click in clickhouse",
+        Duration::from_secs(90),
+        || {
+            let n = ch.count(&format!("SELECT uniqExact(click_id) FROM {db}.clicks"));
+            (n as usize >= answered.len()).then_some(())
+        },
+    );
+}
+
+/// The zero-loss check, once nothing more can arrive.
+fn check_exactly_once(ch: &ClickHouse, db: &str, answered: &HashSet<String>) {
+    let recorded: Vec<String> = ch
+        .query(&format!("SELECT click_id FROM {db}.clicks FORMAT TSV"))
+        .lines()
+        .map(str::to_string)
+        .collect();
+    let distinct: HashSet<&String> = recorded.iter().collect();
+    let lost = answered.iter().filter(|id| !distinct.contains(id)).count();
+    let duplicated = recorded.len() - distinct.len();
+    assert!(!answered.is_empty());
+    assert_eq!(
+        (lost, duplicated),
+        (0, 0),
+        "lost, duplicated of {} answered",
+        answered.len()
+    );
+}
+
+async fn tracking_url(server: &Server) -> String {
+    let link = seed_link(server, OFFER_URL, None).await;
+    format!("{}/{}", server.public, link["code"].as_str().unwrap())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn clickhouse_killed_under_load_loses_nothing() {
+    let mut ch = ClickHouse::start();
+    let mut cfg = ServerConfig::new("chkill");
+    cfg.clickhouse_url = ch.url();
+    let mut server = Server::start(cfg.clone());
+    let url = tracking_url(&server).await;
+    let load = Load::start(&url, 2);
+    load.until(300).await;
+    ch.kill();
+    let before = load.count();
+    // The outage: redirects go on while ClickHouse is gone.
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    assert!(
+        load.count() > before + 100,
+        "redirects stalled during the outage"
+    );
+    assert!(metric(&server, "trackedge_spool_oldest_event_age_seconds") >= 1.0);
+    ch.restart();
+    load.until(load.count() + 300).await;
+    let answered = load.finish().await;
+    wait_all_recorded(&ch, &cfg.database, &answered);
+    assert_eq!(server.terminate().code(), Some(0));
+    check_exactly_once(&ch, &cfg.database, &answered);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn trackedge_sigkill_under_load_loses_nothing() {
+    let cfg = ServerConfig::new("kill9").with("TRACKEDGE_CLICKHOUSE_FLUSH_INTERVAL_MS", "300");
+    let mut first = Server::start(cfg.clone());
+    let url = tracking_url(&first).await;
+    let load = Load::start(&url, 2);
+    load.until(500).await;
+    first.kill();
+    let mut answered = load.finish().await;
+
+    let mut second = Server::start(cfg.clone());
+    let url2 = url.replace(&first.public, &second.public);
+    let load = Load::start(&url2, 1);
+    load.until(100).await;
+    answered.extend(load.finish().await);
+    let ch = &services().clickhouse;
+    wait_all_recorded(ch, &cfg.database, &answered);
+    assert_eq!(second.terminate().code(), Some(0));
+    check_exactly_once(ch, &cfg.database, &answered);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_while_clickhouse_is_down_then_restart() {
+    let mut ch = ClickHouse::start();
+    let mut cfg = ServerConfig::new("termdown").with("TRACKEDGE_HTTP_SHUTDOWN_GRACE_SECS", "2");
+    cfg.clickhouse_url = ch.url();
+    let mut first = Server::start(cfg.clone());
+    let url = tracking_url(&first).await;
+    let load = Load::start(&url, 2);
+    load.until(200).await;
+    ch.kill();
+    load.until(load.count() + 300).await;
+    let answered = load.finish().await;
+    assert_eq!(first.terminate().code(), Some(0), "{}", first.log_text());
+    assert!(first.log_text().contains("stays in the spool"));
+
+    ch.restart();
+    let mut second = Server::start(cfg.clone());
+    wait_all_recorded(&ch, &cfg.database, &answered);
+    assert_eq!(second.terminate().code(), Some(0));
+    check_exactly_once(&ch, &cfg.database, &answered);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lost_insert_answers_are_not_inserted_twice() {
+    let ch = &services().clickhouse;
+    let proxy = DroppingProxy::start(ch.http_port);
+    // ClickHouse stores the next two INSERTs but their answers never come.
+    proxy.drops.store(2, Ordering::SeqCst);
+    let mut cfg = ServerConfig::new("lostack");
+    cfg.clickhouse_url = proxy.url();
+    let mut server = Server::start(cfg.clone());
+    let url = tracking_url(&server).await;
+    let load = Load::start(&url, 2);
+    load.until(600).await;
+    let answered = load.finish().await;
+    wait_all_recorded(ch, &cfg.database, &answered);
+    assert_eq!(server.terminate().code(), Some(0));
+    assert_eq!(
+        proxy.dropped.load(Ordering::SeqCst),
+        2,
+        "the proxy swallowed two answers"
+    );
+    check_exactly_once(ch, &cfg.database, &answered);
+    assert!(
+        server
+            .log_text()
+            .contains("skipped clicks clickhouse already holds"),
+        "{}",
+        server.log_text()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_corrupted_spool_record_is_counted_and_the_rest_arrive() {
+    let mut cfg = ServerConfig::new("corrupt");
+    let good = cfg.clickhouse_url.clone();
+    cfg.clickhouse_url = format!("http://127.0.0.1:{}", free_port());
+    let mut first = Server::start(cfg.clone());
+    let url = tracking_url(&first).await;
+    let c = client();
+    let mut answered = Vec::new();
+    for i in 0..100 {
+        let r = c.get(format!("{url}?sub1={i}")).send().await.unwrap();
+        assert_eq!(r.status(), 302);
+        let loc = r.headers()["location"].to_str().unwrap().to_string();
+        answered.push(loc.split("cid=").nth(1).unwrap().to_string());
+    }
+    first.kill();
+
+    // Flip one payload byte of the 50th record of the segment.
+    let log_dir = cfg.spool_dir.join("log");
+    let mut damaged = false;
+    for entry in std::fs::read_dir(&log_dir).unwrap() {
+        let path = entry.unwrap().path();
+        if !path
+            .file_name()
+            .unwrap()
+            .to_string_lossy()
+            .starts_with("seg-")
+        {
+            continue;
+        }
+        let mut bytes = std::fs::read(&path).unwrap();
+        let starts: Vec<usize> = (0..bytes.len().saturating_sub(4))
+            .step_by(8)
+            .filter(|&i| bytes[i..i + 4] == 0x5445_4C47u32.to_le_bytes())
+            .collect();
+        if starts.len() >= 100 {
+            bytes[starts[49] + 16 + 20] ^= 0xFF;
+            std::fs::write(&path, bytes).unwrap();
+            damaged = true;
+        }
+    }
+    assert!(damaged, "found the segment holding the 100 clicks");
+
+    cfg.clickhouse_url = good;
+    let mut second = Server::start(cfg.clone());
+    let ch = &services().clickhouse;
+    let db = &cfg.database;
+    wait_for("99 clicks in clickhouse", Duration::from_secs(60), || {
+        (ch.count(&format!("SELECT uniqExact(click_id) FROM {db}.clicks")) >= 99).then_some(())
+    });
+    assert_eq!(metric(&second, "trackedge_spool_corrupt_records"), 1.0);
+    assert_eq!(second.terminate().code(), Some(0));
+    let recorded: HashSet<String> = ch
+        .query(&format!("SELECT click_id FROM {db}.clicks FORMAT TSV"))
+        .lines()
+        .map(str::to_string)
+        .collect();
+    assert_eq!(ch.count(&format!("SELECT count() FROM {db}.clicks")), 99);
+    let missing: Vec<&String> = answered
+        .iter()
+        .filter(|id| !recorded.contains(*id))
+        .collect();
+    assert_eq!(
+        missing,
+        vec![&answered[49]],
+        "only the damaged record is missing"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_restart_under_load_leaves_redirects_alone() {
+    let redis = Redis::start(0);
+    let mut cfg = ServerConfig::new("redisrestart");
+    cfg.redis_url = redis.url();
+    let mut server = Server::start(cfg.clone());
+    let url = tracking_url(&server).await;
+    let link: serde_json::Value =
+        admin(&server, "GET", "/api/v1/links?limit=1", None).await.1["items"][0].clone();
+    let load = Load::start(&url, 2);
+    load.until(200).await;
+
+    let (port, dir) = redis.save_and_kill();
+    let before = load.count();
+    let (s, v) = admin(
+        &server,
+        "POST",
+        "/api/v1/partners",
+        Some(json!({"name": "gap", "kind": "affiliate"})),
+    )
+    .await;
+    assert_eq!((s, v["error"]["code"].clone()), (503, json!("unavailable")));
+    load.until(before + 300).await;
+
+    let _redis = Redis::start_in(port, dir);
+    // Admin writes succeed again once the connection is back.
+    let c = client();
+    let mut created = None;
+    for _ in 0..200 {
+        let (s, v) = admin(
+            &server,
+            "POST",
+            "/api/v1/links",
+            Some(json!({"partner_id": link["partner_id"], "offer_id": link["offer_id"]})),
+        )
+        .await;
+        if s == 201 {
+            created = Some(v);
+            break;
+        }
+        assert_eq!(s, 503, "{v}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let created = created.expect("admin writes work after redis is back");
+    let new_url = format!("{}/{}", server.public, created["code"].as_str().unwrap());
+    assert_eq!(c.get(&new_url).send().await.unwrap().status(), 302);
+    // A change made on another node after the restart reaches this node's
+    // cache through the re-established subscription.
+    let other = Server::start(cfg.other_node());
+    let (s, _) = admin(
+        &other,
+        "PATCH",
+        &format!("/api/v1/links/{}", created["id"]),
+        Some(json!({"status": "paused"})),
+    )
+    .await;
+    assert_eq!(s, 200);
+    wait_for(
+        "the pause to reach the first node",
+        Duration::from_secs(5),
+        || (http_get_blocking(&new_url).map(|(s, _)| s) == Some(404)).then_some(()),
+    );
+
+    load.until(load.count() + 100).await;
+    let answered = load.finish().await;
+    let ch = &services().clickhouse;
+    wait_all_recorded(ch, &cfg.database, &answered);
+    assert_eq!(server.terminate().code(), Some(0));
+    drop(other);
+    check_exactly_once(ch, &cfg.database, &answered);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_spool_keeps_redirecting_and_counts_every_drop() {
+    let mut cfg = ServerConfig::new("full")
+        .with("TRACKEDGE_SPOOL_SEGMENT_BYTES", "65536")
+        .with("TRACKEDGE_SPOOL_MAX_BYTES", "196608");
+    let good = cfg.clickhouse_url.clone();
+    cfg.clickhouse_url = format!("http://127.0.0.1:{}", free_port());
+    let mut first = Server::start(cfg.clone());
+    let url = tracking_url(&first).await;
+    let load = Load::start(&url, 2);
+    load.until(3000).await;
+    let answered = load.finish().await;
+    let dropped = metric(&first, "trackedge_clicks_dropped_total") as usize;
+    let recorded = metric(&first, "trackedge_clicks_recorded_total") as usize;
+    assert!(dropped > 0, "the spool filled up");
+    assert_eq!(
+        recorded + dropped,
+        answered.len(),
+        "every redirect is recorded or counted as dropped"
+    );
+    assert_eq!(first.terminate().code(), Some(0));
+    assert!(first.log_text().contains("the spool cannot take it"));
+
+    cfg.clickhouse_url = good;
+    let mut second = Server::start(cfg.clone());
+    let ch = &services().clickhouse;
+    let db = &cfg.database;
+    wait_for(
+        "the recorded clicks in clickhouse",
+        Duration::from_secs(60),
+        || {
+            (ch.count(&format!("SELECT uniqExact(click_id) FROM {db}.clicks")) as usize >= recorded)
+                .then_some(())
+        },
+    );
+    assert_eq!(second.terminate().code(), Some(0));
+    assert_eq!(
+        ch.count(&format!("SELECT count() FROM {db}.clicks")) as usize,
+        recorded
+    );
+    assert_eq!(
+        ch.count(&format!("SELECT uniqExact(click_id) FROM {db}.clicks")) as usize,
+        recorded
+    );
+    let ids: Vec<String> = ch
+        .query(&format!("SELECT click_id FROM {db}.clicks FORMAT TSV"))
+        .lines()
+        .map(str::to_string)
+        .collect();
+    assert!(
+        ids.iter().all(|id| answered.contains(id)),
+        "only answered clicks are recorded"
+    );
+}
