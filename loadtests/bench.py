@@ -537,6 +537,30 @@ def git_rev(root):
         return "unknown"
 
 
+def binary_info(path, root):
+    """The binary's build time and whether any source is newer than it."""
+    try:
+        mtime = os.path.getmtime(path)
+    except OSError:
+        return None
+    newer = []
+    for base in ("src", "Cargo.toml", "Cargo.lock"):
+        top = os.path.join(root, base)
+        for dirpath, _, files in os.walk(top) if os.path.isdir(top) else [(os.path.dirname(top), [], [base])]:
+            for f in files:
+                fp = os.path.join(dirpath, f)
+                try:
+                    if os.path.getmtime(fp) > mtime:
+                        newer.append(os.path.relpath(fp, root))
+                except OSError:
+                    pass
+    return {
+        "path": os.path.relpath(path, root) if path.startswith(root) else path,
+        "built_at": dt.datetime.fromtimestamp(mtime).astimezone().isoformat(timespec="seconds"),
+        "sources_newer_than_binary": sorted(newer)[:20],
+    }
+
+
 def median(rows, key, sub=None):
     vals = [(r[key][sub] if sub else r[key]) for r in rows]
     vals = [v for v in vals if v is not None]
@@ -595,7 +619,15 @@ def markdown(res):
     L.append(f"- Command: `{res['command']}`")
     L.append(f"- Started: {res['started_at']}, took {res['elapsed_s']:.0f} s")
     L.append(f"- Machine: {m['nproc']} CPUs, {m['cpu_model']}, kernel {m['kernel']}, load average at start {m['loadavg_at_start']}")
-    L.append(f"- trackedge {m['trackedge_rev']}; {m['nginx']}; {m['wrk']}")
+    b = m.get("trackedge_binary")
+    if b:
+        stale = b["sources_newer_than_binary"]
+        bin_note = f", binary built {b['built_at']}" + (
+            f" (**older than** {', '.join(stale[:3])}{'…' if len(stale) > 3 else ''})" if stale else ""
+        )
+    else:
+        bin_note = ""
+    L.append(f"- trackedge source {m['trackedge_rev']}{bin_note}; {m['nginx']}; {m['wrk']}")
     L.append(
         f"- Load: wrk -t{s['threads']} -c{s['connections']} -d{s['duration_s']}s pinned to CPU {CLIENT_CPU}; "
         f"servers pinned to CPU {SERVER_CPU}; {s['rounds']} round(s) of {' → '.join(s['order'])}, "
@@ -644,10 +676,24 @@ def markdown(res):
             L.append("- ClickHouse could not be read after shutdown")
         if acc.get("flags"):
             L.append(f"- flags: {json.dumps(acc['flags'])}")
-        L.append(f"- files left in the spool after shutdown: {acc['spool_files_left']}")
+        sp = acc.get("spool_after_shutdown") or {}
         L.append(
-            "- A negative `lost` is expected up to the number of connections per run: wrk stops counting "
-            "requests still in flight when its time is up, but the server may have answered and recorded them."
+            f"- spool directory after shutdown: {sp.get('files', 0)} file(s), {sp.get('bytes', 0) / 2**20:.1f} MiB"
+            + (f": {', '.join(sp['list'][:6])}" if sp.get("list") else "")
+        )
+        bound = acc.get("in_flight_bound")
+        verdict = ""
+        if acc.get("lost") is not None and bound is not None:
+            if acc["lost"] > 0:
+                verdict = " **Clicks were lost.**"
+            elif acc["lost"] < -bound:
+                verdict = " **More clicks than requests could explain.**"
+            else:
+                verdict = " Within the expected range: nothing lost."
+        L.append(
+            f"- A negative `lost` down to −{bound:,} (connections × trackedge runs) is expected: wrk stops "
+            "counting the requests in flight when its time is up, but the server may have answered and "
+            f"recorded them.{verdict}"
         )
         L.append("")
     nl = res.get("nginx_log_lines")
@@ -831,10 +877,12 @@ def main():
             res["settings"]["trackedge_limits_clicks_per_ip_per_minute"] = env[
                 "TRACKEDGE_LIMITS_CLICKS_PER_IP_PER_MINUTE"
             ]
+            te_bin = args.trackedge_bin or os.path.join(args.root, "target/release/trackedge")
+            res["machine"]["trackedge_binary"] = binary_info(te_bin, args.root)
             te = Server(
                 "trackedge",
                 PORTS["trackedge"],
-                [args.trackedge_bin or os.path.join(args.root, "target/release/trackedge"), "serve"],
+                [te_bin, "serve"],
                 env,
                 args.root,
                 os.path.join(args.workdir, "trackedge.log"),
@@ -936,11 +984,27 @@ def main():
             if after:
                 acc["lost"] = answered - after[1]
                 acc["duplicates"] = after[0] - after[1]
+            # wrk does not count the requests in flight when its time is up,
+            # at most one per connection per run: that many more clicks than
+            # "answered" can legitimately be in ClickHouse.
+            acc["in_flight_bound"] = args.connections * len(te_rows)
             acc["flags"] = ch_flags(ch_url, args.database)
-            spool_files = 0
-            for _, _, files in os.walk(args.spool):
-                spool_files += len(files)
-            acc["spool_files_left"] = spool_files
+            # What the spool holds after shutdown: trackedge may keep a
+            # write-ahead log there (segments and a cursor) as well as events
+            # it could not deliver, so this is listed, not judged.
+            spool = []
+            for dirpath, _, files in os.walk(args.spool):
+                for f in files:
+                    fp = os.path.join(dirpath, f)
+                    try:
+                        spool.append((os.path.relpath(fp, args.spool), os.path.getsize(fp)))
+                    except OSError:
+                        pass
+            acc["spool_after_shutdown"] = {
+                "files": len(spool),
+                "bytes": sum(b for _, b in spool),
+                "list": [f"{p} ({b} B)" for p, b in sorted(spool)[:20]],
+            }
             res["clicks"] = acc
 
         for s in (ng, ngl):
