@@ -20,7 +20,6 @@
 # Servers are pinned to CPU 0 and wrk to CPU 1. Results go to
 # loadtests/results/<date>.md and .json (<date>-quick for --quick).
 set -euo pipefail
-# shellcheck disable=SC2317  # functions below run from traps
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 ROOT="$(cd "$HERE/.." && pwd)"
