@@ -102,8 +102,11 @@ fn pieces(c: &mut Criterion) {
     });
 
     let bots = BotDetector::default();
+    c.bench_function("bot_verdict_cached", |b| {
+        b.iter(|| black_box(bots.classify_cached(false, black_box(UA))))
+    });
     c.bench_function("bot_verdict_browser", |b| {
-        b.iter(|| black_box(bots.is_bot(false, black_box(UA))))
+        b.iter(|| black_box(bots.classify(false, black_box(UA))))
     });
 
     let limiter = ClickLimiter::new(&LimitsConfig {

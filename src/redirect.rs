@@ -109,7 +109,7 @@ impl Redirector {
         let ts = now.as_secs() as u32;
         let user_agent = header_text(req.headers, header::USER_AGENT, MAX_UA_LEN);
         let referer = header_text(req.headers, header::REFERER, MAX_REFERER_LEN);
-        let is_bot = self.bots.is_bot(req.is_head, &user_agent);
+        let (is_bot, device) = self.bots.classify_cached(req.is_head, &user_agent);
         let ip = self.client_ip(req.peer, req.headers);
 
         let route = if is_valid_code(req.code) {
@@ -117,13 +117,14 @@ impl Redirector {
         } else {
             None
         };
-        let ip_text = ip.to_string();
+        let mut ip_buf = IpText::default();
+        let ip_text = ip_buf.format(ip);
         let Some(route) = route else {
             self.metrics.orphan_hits.inc();
             self.sink.record(&Event::Orphan(OrphanRow {
                 ts,
                 code: truncate(req.code, MAX_ORPHAN_CODE_LEN),
-                ip: &ip_text,
+                ip: ip_text,
                 user_agent: &user_agent,
                 referer: &referer,
                 is_bot: is_bot as u8,
@@ -159,7 +160,6 @@ impl Redirector {
                 return self.not_found();
             }
         };
-        let device = self.bots.device(is_bot, &user_agent);
         let country = self.country(req);
         let [sub1, sub2, sub3, sub4, sub5] = &subs.0;
         // Recorded before the answer exists: a 302 always has its click.
@@ -175,7 +175,7 @@ impl Redirector {
             sub3,
             sub4,
             sub5,
-            ip: &ip_text,
+            ip: ip_text,
             user_agent: &user_agent,
             referer: &referer,
             is_bot: is_bot as u8,
@@ -243,13 +243,36 @@ fn redirect_response(location: HeaderValue) -> Response<Full<Bytes>> {
     resp
 }
 
-/// `sub1`..`sub5` of a query string, decoded and cut to [`MAX_SUB_LEN`].
-#[derive(Debug, Default, PartialEq, Eq)]
-pub struct Subs(pub [String; 5]);
+/// An IP address as text in a stack buffer: no allocation per click.
+struct IpText {
+    buf: [u8; 48],
+}
 
-impl Subs {
+impl Default for IpText {
+    fn default() -> Self {
+        IpText { buf: [0; 48] }
+    }
+}
+
+impl IpText {
+    fn format(&mut self, ip: IpAddr) -> &str {
+        use std::io::Write;
+        let mut w = &mut self.buf[..];
+        // The longest IPv6 text is 45 bytes; the buffer holds 48.
+        write!(w, "{ip}").expect("an IP address fits in 48 bytes");
+        let len = 48 - w.len();
+        std::str::from_utf8(&self.buf[..len]).expect("IP text is ASCII")
+    }
+}
+
+/// `sub1`..`sub5` of a query string, decoded and cut to [`MAX_SUB_LEN`];
+/// borrowed from the query when nothing needed decoding.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Subs<'a>(pub [Cow<'a, str>; 5]);
+
+impl<'a> Subs<'a> {
     /// Parses the query; the first occurrence of each sub-id wins.
-    pub fn parse(query: Option<&str>) -> Subs {
+    pub fn parse(query: Option<&'a str>) -> Subs<'a> {
         let mut subs = Subs::default();
         let Some(q) = query else {
             return subs;
@@ -266,7 +289,10 @@ impl Subs {
             };
             if !seen[idx] {
                 seen[idx] = true;
-                subs.0[idx] = truncate(&v, MAX_SUB_LEN).to_string();
+                subs.0[idx] = match v {
+                    Cow::Borrowed(b) => Cow::Borrowed(truncate(b, MAX_SUB_LEN)),
+                    Cow::Owned(o) => Cow::Owned(truncate(&o, MAX_SUB_LEN).to_string()),
+                };
             }
         }
         subs
@@ -276,9 +302,9 @@ impl Subs {
 /// A header's value as text (invalid UTF-8 replaced), cut to `max` bytes.
 fn header_text(headers: &HeaderMap, name: header::HeaderName, max: usize) -> Cow<'_, str> {
     match headers.get(name) {
-        Some(v) => match String::from_utf8_lossy(v.as_bytes()) {
-            Cow::Borrowed(s) => Cow::Borrowed(truncate(s, max)),
-            Cow::Owned(s) => Cow::Owned(truncate(&s, max).to_string()),
+        Some(v) => match std::str::from_utf8(v.as_bytes()) {
+            Ok(s) => Cow::Borrowed(truncate(s, max)),
+            Err(_) => Cow::Owned(truncate(&String::from_utf8_lossy(v.as_bytes()), max).to_string()),
         },
         None => Cow::Borrowed(""),
     }
@@ -303,9 +329,23 @@ mod tests {
     fn check(query: Option<&str>, expected: [&str; 5]) {
         assert_eq!(
             Subs::parse(query).0,
-            expected.map(String::from),
+            expected.map(Cow::Borrowed),
             "{query:?}"
         );
+    }
+
+    #[test]
+    fn ip_text() {
+        for ip in [
+            "1.2.3.4",
+            "255.255.255.255",
+            "2001:db8::1",
+            "ffff:ffff:ffff:ffff:ffff:ffff:255.255.255.255",
+            "::",
+        ] {
+            let addr: IpAddr = ip.parse().unwrap();
+            assert_eq!(IpText::default().format(addr), addr.to_string());
+        }
     }
 
     #[test]

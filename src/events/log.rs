@@ -692,6 +692,10 @@ impl Shared {
             return Ok(());
         }
         let spare = self.create_segment(&mut rot)?;
+        // Fault every page in now, on this background thread, so appends
+        // into the spare never stop for a page fault. Best effort: an old
+        // kernel without MADV_POPULATE_WRITE faults pages in on first write.
+        let _ = spare.map.advise(memmap2::Advice::PopulateWrite);
         rot.spare = Some(spare);
         self.spare_ready.store(true, Ordering::Release);
         Ok(())
