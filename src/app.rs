@@ -74,7 +74,11 @@ pub fn clickhouse_client(cfg: &Config, with_database: bool) -> clickhouse::Clien
         .with_url(&c.url)
         .with_user(&c.user)
         // 18.16 lacks RowBinaryWithNamesAndTypes, which validation needs.
-        .with_validation(false);
+        .with_validation(false)
+        .with_compression(match c.compression.as_str() {
+            "none" => clickhouse::Compression::None,
+            _ => clickhouse::Compression::Lz4,
+        });
     if !c.password.is_empty() {
         client = client.with_password(&c.password);
     }

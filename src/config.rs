@@ -83,6 +83,9 @@ pub struct ClickHouseConfig {
     pub user: String,
     /// Password.
     pub password: String,
+    /// INSERT body compression: `lz4` (less network) or `none` (less CPU,
+    /// for a ClickHouse on the same host).
+    pub compression: String,
     /// A batch is sent once it holds this many rows...
     pub batch_rows: usize,
     /// ...or once its oldest row has waited this many milliseconds.
@@ -182,6 +185,7 @@ impl Default for ClickHouseConfig {
             database: "trackedge".into(),
             user: "default".into(),
             password: String::new(),
+            compression: "lz4".into(),
             batch_rows: 50_000,
             flush_interval_ms: 1000,
             insert_timeout_secs: 30,
@@ -340,6 +344,12 @@ impl Config {
             return Err(ConfigError::new(
                 "clickhouse.database",
                 "must be letters, digits and underscores, not starting with a digit",
+            ));
+        }
+        if !matches!(self.clickhouse.compression.as_str(), "lz4" | "none") {
+            return Err(ConfigError::new(
+                "clickhouse.compression",
+                "must be lz4 or none",
             ));
         }
         range(
@@ -712,6 +722,11 @@ mod tests {
             None,
             &[("TRACKEDGE_CLICKHOUSE_DATABASE", "a-b")],
             "clickhouse.database",
+        );
+        check_err(
+            None,
+            &[("TRACKEDGE_CLICKHOUSE_COMPRESSION", "zstd")],
+            "clickhouse.compression",
         );
         check_err(
             None,

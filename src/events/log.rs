@@ -75,6 +75,7 @@ use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use arc_swap::ArcSwap;
+use bytes::{Bytes, BytesMut};
 use memmap2::MmapRaw;
 use tracing::warn;
 
@@ -117,8 +118,9 @@ pub struct Record {
     /// Where the record ends: pass it to [`LogReader::ack`] once the record
     /// (and every one before it) is safe elsewhere.
     pub pos: Pos,
-    /// The bytes given to [`EventLog::append`].
-    pub payload: Vec<u8>,
+    /// The bytes given to [`EventLog::append`]; the records of one `read`
+    /// share one buffer, so a large batch costs one allocation.
+    pub payload: Bytes,
 }
 
 /// Why an append failed; the event was not recorded.
@@ -485,8 +487,10 @@ impl LogReader {
     /// in append order. Returns fewer (or none) when it reaches a record not
     /// yet committed, or the end of the log.
     pub fn read(&mut self, max_records: usize) -> io::Result<Vec<Record>> {
-        let mut out = Vec::new();
-        while out.len() < max_records {
+        // (end position, start in `buf`, length) of each record.
+        let mut spans: Vec<(Pos, usize, usize)> = Vec::new();
+        let mut buf = BytesMut::new();
+        while spans.len() < max_records {
             // Read before any byte of the segment: once settled, nothing
             // writes to it again, so the scan below may read it freely.
             let settled = self.seg.settled();
@@ -494,15 +498,13 @@ impl LogReader {
                 Step::Record { start, len, end } => {
                     // SAFETY: `step` found the record committed (or the
                     // segment settled): its bytes are never written again.
-                    let payload = unsafe { self.seg.bytes(start + HEADER, len) }.to_vec();
+                    let payload = unsafe { self.seg.bytes(start + HEADER, len) };
                     self.last = Pos {
                         segment: self.seg.index,
                         offset: end,
                     };
-                    out.push(Record {
-                        pos: self.last,
-                        payload,
-                    });
+                    spans.push((self.last, buf.len(), payload.len()));
+                    buf.extend_from_slice(payload);
                     self.off = end;
                 }
                 Step::Skip { to } => {
@@ -526,7 +528,14 @@ impl LogReader {
                 Step::Pending => break,
             }
         }
-        Ok(out)
+        let all = buf.freeze();
+        Ok(spans
+            .into_iter()
+            .map(|(pos, at, len)| Record {
+                pos,
+                payload: all.slice(at..at + len),
+            })
+            .collect())
     }
 
     /// Acknowledges every record up to and including `upto` (a position
@@ -1101,7 +1110,7 @@ mod tests {
     }
 
     fn payloads(records: &[Record]) -> Vec<Vec<u8>> {
-        records.iter().map(|r| r.payload.clone()).collect()
+        records.iter().map(|r| r.payload.to_vec()).collect()
     }
 
     fn segment_files(dir: &Path) -> Vec<u64> {
@@ -1542,7 +1551,7 @@ mod tests {
         unsafe { seg.write_record(at, len, crc.to_le_bytes(), b"late") };
         seg.inflight.fetch_sub(1, Ordering::Release);
         let got = read_all(&mut reader);
-        assert_eq!(got[0].payload, b"late");
+        assert_eq!(&got[0].payload[..], b"late");
         assert_eq!(got.len(), 1 + filler);
         assert_eq!(log.corrupt_records(), 0);
     }

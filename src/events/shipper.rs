@@ -81,6 +81,18 @@ fn sql_without_comments(sql: &str) -> String {
         .join("\n")
 }
 
+/// Rows handled between two yields to the scheduler.
+const YIELD_EVERY: usize = 512;
+
+/// Yields to the runtime every [`YIELD_EVERY`] items: decoding and encoding
+/// a 50,000-row batch takes milliseconds of CPU, and without yielding it
+/// would hold up every redirect queued on the same worker thread.
+async fn yield_every(i: usize) {
+    if i % YIELD_EVERY == YIELD_EVERY - 1 {
+        tokio::task::yield_now().await;
+    }
+}
+
 /// Shutdown came before ClickHouse took the rows; they stay in the log.
 struct Stopped;
 
@@ -281,7 +293,8 @@ impl Shipper {
     ) -> Result<(), Stopped> {
         let mut clicks: Vec<ClickRow<'_>> = Vec::with_capacity(records.len());
         let mut orphans: Vec<OrphanRow<'_>> = Vec::new();
-        for r in records {
+        for (i, r) in records.iter().enumerate() {
+            yield_every(i).await;
             match Event::decode(&r.payload) {
                 Ok(Event::Click(c)) => clicks.push(c),
                 Ok(Event::Orphan(o)) => orphans.push(o),
@@ -415,7 +428,8 @@ impl Shipper {
                 .insert::<T>(table)
                 .await?
                 .with_timeouts(Some(self.insert_timeout), Some(self.insert_timeout));
-            for row in rows {
+            for (i, row) in rows.iter().enumerate() {
+                yield_every(i).await;
                 insert.write(row).await?;
             }
             insert.end().await
