@@ -265,6 +265,12 @@ pub async fn run(config: Config, migrate: bool, stop: CancellationToken) -> anyh
         }
     };
     let _ = app.catalog.set(catalog.clone());
+    // Loading a large catalog leaves its parse garbage in malloc's free
+    // lists; hand it back so RSS reflects what the cache holds.
+    // SAFETY: malloc_trim only releases free memory.
+    unsafe {
+        libc::malloc_trim(0);
+    }
     tasks.push(tokio::spawn(catalog.sync(background.clone())));
     {
         let stop = background.clone();

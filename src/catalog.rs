@@ -44,10 +44,31 @@ pub struct Route {
     pub partner_id: u64,
     /// The offer.
     pub offer_id: u64,
-    /// The landing URL with partner, offer and code filled in, and a
-    /// `click_id` parameter added when the offer URL had no macro for it.
-    /// Still open: `click_id` (0) and `sub1`..`sub5` (4..=8).
-    pub destination: Template,
+    /// The offer's landing URL, parsed once per offer and shared by all its
+    /// links (a million links cost no million URL copies), with a
+    /// `click_id` parameter added when the URL had no macro for it. Render
+    /// with [`crate::template::OFFER_MACROS`]' values.
+    pub destination: Arc<Template>,
+}
+
+/// What the cache keeps of a link: enough to build its route.
+#[derive(Debug, Clone)]
+struct CachedLink {
+    code: Arc<str>,
+    partner_id: u64,
+    offer_id: u64,
+    active: bool,
+}
+
+impl From<&Link> for CachedLink {
+    fn from(l: &Link) -> Self {
+        CachedLink {
+            code: l.code.as_str().into(),
+            partner_id: l.partner_id,
+            offer_id: l.offer_id,
+            active: l.status == Status::Active,
+        }
+    }
 }
 
 /// The three kinds of entity.
@@ -178,7 +199,8 @@ impl From<redis::RedisError> for StoreError {
 /// The in-memory mirror of the catalog and the routes built from it.
 pub struct RouteCache {
     /// Active links by code: the only structure the redirect path reads.
-    routes: DashMap<Box<str>, Arc<Route>>,
+    /// The key shares its allocation with the route's `code`.
+    routes: DashMap<Arc<str>, Arc<Route>>,
     /// Everything else, touched only by writers; the mutex serializes them
     /// so a route is always built from one consistent state.
     state: Mutex<CacheState>,
@@ -188,8 +210,8 @@ pub struct RouteCache {
 #[derive(Default)]
 struct CacheState {
     partners: HashMap<u64, Partner>,
-    offers: HashMap<u64, (Offer, Template)>,
-    links: HashMap<u64, Link>,
+    offers: HashMap<u64, (Offer, Arc<Template>)>,
+    links: HashMap<u64, CachedLink>,
 }
 
 impl RouteCache {
@@ -243,38 +265,23 @@ impl RouteCache {
                     Some(p) => st.partners.insert(id, p),
                     None => st.partners.remove(&id),
                 };
-                let affected: Vec<Link> = st
-                    .links
-                    .values()
-                    .filter(|l| l.partner_id == id)
-                    .cloned()
-                    .collect();
-                for l in affected {
-                    self.rebuild(&st, &l);
-                }
+                self.rebuild_where(&st, |l| l.partner_id == id);
             }
             Change::Offer { id, data } => {
-                match data.and_then(|o| o.template().ok().map(|t| (o, t))) {
+                match data.and_then(|o| offer_template(&o).map(|t| (o, t))) {
                     Some(pair) => st.offers.insert(id, pair),
                     None => st.offers.remove(&id),
                 };
-                let affected: Vec<Link> = st
-                    .links
-                    .values()
-                    .filter(|l| l.offer_id == id)
-                    .cloned()
-                    .collect();
-                for l in affected {
-                    self.rebuild(&st, &l);
-                }
+                self.rebuild_where(&st, |l| l.offer_id == id);
             }
             Change::Link { id, data } => {
                 if let Some(old) = st.links.remove(&id) {
-                    self.routes.remove(old.code.as_str());
+                    self.routes.remove(&*old.code);
                 }
                 if let Some(l) = data {
-                    self.rebuild(&st, &l);
-                    st.links.insert(id, l);
+                    let cached = CachedLink::from(&l);
+                    self.rebuild(&st, id, &cached);
+                    st.links.insert(id, cached);
                 }
             }
         }
@@ -287,51 +294,66 @@ impl RouteCache {
         st.partners = partners.into_iter().map(|p| (p.id, p)).collect();
         st.offers = offers
             .into_iter()
-            .filter_map(|o| o.template().ok().map(|t| (o.id, (o, t))))
+            .filter_map(|o| offer_template(&o).map(|t| (o.id, (o, t))))
             .collect();
-        st.links = links.into_iter().map(|l| (l.id, l)).collect();
+        st.links = links.iter().map(|l| (l.id, CachedLink::from(l))).collect();
+        drop(links);
         let mut live: HashSet<&str> = HashSet::with_capacity(st.links.len());
-        for l in st.links.values() {
-            if self.rebuild(&st, l) {
-                live.insert(l.code.as_str());
+        for (id, l) in &st.links {
+            if self.rebuild(&st, *id, l) {
+                live.insert(&l.code);
             }
         }
         self.routes.retain(|code, _| live.contains(&**code));
         self.metrics.links_cached.set(self.routes.len() as i64);
     }
 
-    /// Inserts or removes `link`'s route; true when it is routable.
-    fn rebuild(&self, st: &CacheState, link: &Link) -> bool {
-        match route_for(st, link) {
+    /// Rebuilds the route of every link matching `pick`.
+    fn rebuild_where(&self, st: &CacheState, pick: impl Fn(&CachedLink) -> bool) {
+        for (id, l) in st.links.iter().filter(|(_, l)| pick(l)) {
+            self.rebuild(st, *id, l);
+        }
+    }
+
+    /// Inserts or removes a link's route; true when it is routable.
+    fn rebuild(&self, st: &CacheState, id: u64, link: &CachedLink) -> bool {
+        match route_for(st, id, link) {
             Some(route) => {
                 let same = self
                     .routes
-                    .get(link.code.as_str())
+                    .get(&*link.code)
                     .is_some_and(|r| same_route(&r, &route));
                 if !same {
-                    self.routes
-                        .insert(link.code.as_str().into(), Arc::new(route));
+                    self.routes.insert(link.code.clone(), Arc::new(route));
                 }
                 true
             }
             None => {
-                self.routes.remove(link.code.as_str());
+                self.routes.remove(&*link.code);
                 false
             }
         }
     }
 }
 
+/// An offer's destination template, `click_id` ensured; `None` (and the
+/// offer's links unroutable) if a stored URL no longer parses.
+fn offer_template(o: &Offer) -> Option<Arc<Template>> {
+    o.template()
+        .ok()
+        .map(|t| Arc::new(t.ensure_query_param("click_id", 0)))
+}
+
 fn same_route(a: &Route, b: &Route) -> bool {
     a.link_id == b.link_id
         && a.partner_id == b.partner_id
         && a.offer_id == b.offer_id
-        && a.destination == b.destination
+        && Arc::ptr_eq(&a.destination, &b.destination)
 }
 
 /// A link's route when it, its partner and its offer are all active.
-fn route_for(st: &CacheState, link: &Link) -> Option<Route> {
-    if link.status != Status::Active {
+fn route_for(st: &CacheState, id: u64, link: &CachedLink) -> Option<Route> {
+    if !link.active {
         return None;
     }
     let partner = st.partners.get(&link.partner_id)?;
@@ -339,18 +361,43 @@ fn route_for(st: &CacheState, link: &Link) -> Option<Route> {
     if partner.status != Status::Active || offer.status != Status::Active {
         return None;
     }
-    let pid = link.partner_id.to_string();
-    let oid = link.offer_id.to_string();
-    let destination = template
-        .bind(&[None, Some(&pid), Some(&oid), Some(&link.code)])
-        .ensure_query_param("click_id", 0);
     Some(Route {
-        link_id: link.id,
-        code: link.code.as_str().into(),
+        link_id: id,
+        code: link.code.clone(),
         partner_id: link.partner_id,
         offer_id: link.offer_id,
-        destination,
+        destination: template.clone(),
     })
+}
+
+impl Route {
+    /// Appends the destination URL for `click_id` and the sub-ids to `out`.
+    pub fn render_into(&self, click_id: &str, subs: [&str; 5], out: &mut String) {
+        let mut pid = itoa::Buffer::new();
+        let mut oid = itoa::Buffer::new();
+        let [s1, s2, s3, s4, s5] = subs;
+        self.destination.render_into(
+            &[
+                click_id,
+                pid.format(self.partner_id),
+                oid.format(self.offer_id),
+                &self.code,
+                s1,
+                s2,
+                s3,
+                s4,
+                s5,
+            ],
+            out,
+        );
+    }
+
+    /// The destination URL for `click_id` and the sub-ids.
+    pub fn render(&self, click_id: &str, subs: [&str; 5]) -> String {
+        let mut out = String::with_capacity(self.destination.len_hint() + 96);
+        self.render_into(click_id, subs, &mut out);
+        out
+    }
 }
 
 /// Redis key names, all under the configured prefix.
@@ -503,23 +550,33 @@ impl Catalog {
     async fn all<T: Entity>(&self) -> Result<Vec<T>, StoreError> {
         let mut conn = self.conn.clone();
         let key = self.keys.hash(T::KIND);
-        // A large catalog takes longer than one admin call may.
-        let raw: Vec<(String, String)> = tokio::time::timeout(
-            self.timeout * 30,
-            redis::cmd("HGETALL").arg(&key).query_async(&mut conn),
-        )
-        .await
-        .map_err(|_| StoreError::Unavailable("timed out loading the catalog".into()))??;
-        Ok(raw
-            .into_iter()
-            .filter_map(|(id, json)| match serde_json::from_str(&json) {
+        let mut out = Vec::new();
+        let mut cursor: u64 = 0;
+        // HSCAN in chunks rather than one HGETALL: a million links would
+        // otherwise arrive as one reply of a few hundred MB.
+        loop {
+            let (next, chunk): (u64, Vec<(String, String)>) = self
+                .run(
+                    redis::cmd("HSCAN")
+                        .arg(&key)
+                        .arg(cursor)
+                        .arg("COUNT")
+                        .arg(10_000)
+                        .query_async(&mut conn),
+                )
+                .await?;
+            out.extend(chunk.into_iter().filter_map(|(id, json)| match serde_json::from_str(&json) {
                 Ok(v) => Some(v),
                 Err(e) => {
                     warn!(kind = T::KIND.singular(), id, error = %e, "undecodable catalog entry skipped");
                     None
                 }
-            })
-            .collect())
+            }));
+            if next == 0 {
+                return Ok(out);
+            }
+            cursor = next;
+        }
     }
 
     /// Follows the change channel until `stop`: applies every change,
@@ -920,7 +977,7 @@ mod tests {
         let c = cache();
         assert_eq!(routed(&c), vec!["aaa"]);
         let r = c.lookup("aaa").unwrap();
-        assert_eq!(r.destination.render(&["X"]), "https://m.com/?c=X&p=1");
+        assert_eq!(r.render("X", [""; 5]), "https://m.com/?c=X&p=1");
     }
 
     #[test]
@@ -946,7 +1003,7 @@ mod tests {
             data: Some(offer(10, "https://n.com/x", Status::Active)),
         });
         assert_eq!(
-            c.lookup("eee").unwrap().destination.render(&["Y"]),
+            c.lookup("eee").unwrap().render("Y", [""; 5]),
             "https://n.com/x?click_id=Y"
         );
         c.apply(Change::Offer {

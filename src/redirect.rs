@@ -136,19 +136,10 @@ impl Redirector {
         let is_rate_limited = self.limiter.over_limit(ip);
         let subs = Subs::parse(req.query);
         let click_id = self.codec.issue(route.link_id, now.as_millis() as u64);
-        let mut location = String::with_capacity(route.destination.len_hint() + 96);
-        route.destination.render_into(
-            &[
-                click_id.as_str(),
-                "",
-                "",
-                "",
-                &subs.0[0],
-                &subs.0[1],
-                &subs.0[2],
-                &subs.0[3],
-                &subs.0[4],
-            ],
+        let mut location = String::with_capacity(route.destination.len_hint() + 128);
+        route.render_into(
+            click_id.as_str(),
+            [&subs.0[0], &subs.0[1], &subs.0[2], &subs.0[3], &subs.0[4]],
             &mut location,
         );
         let location = match HeaderValue::from_maybe_shared(Bytes::from(location)) {
