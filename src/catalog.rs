@@ -1,13 +1,14 @@
 //! The catalog of partners, offers and links: stored in Redis, mirrored in
 //! every node's memory, kept current by a change channel.
 //!
-//! Writes go to Redis in one MULTI that also publishes the change on
-//! `{prefix}changes`; every node applies published changes to its
-//! [`RouteCache`], and the writing node applies its own at once, so a
-//! deleted link stops redirecting on this node before the admin call answers
-//! and on every other node when the message arrives. A full reload runs
-//! after every (re)subscription and every `resync_interval_secs`, so a
-//! message missed while disconnected is repaired.
+//! Writes go to Redis in one MULTI that also numbers the change (a counter
+//! in Redis) and publishes it on `{prefix}changes`; every node applies
+//! published changes to its [`RouteCache`], and the writing node applies its
+//! own at once, so a deleted link stops redirecting on this node before the
+//! admin call answers and on every other node when the message arrives. A
+//! full reload runs after every (re)subscription, and when the numbers show
+//! a missed message (a gap, or a counter ahead of what was applied for a
+//! whole `resync_interval_secs`); a quiet catalog is never reloaded.
 //!
 //! The redirect path reads only [`RouteCache::lookup`]: a `DashMap` read,
 //! no I/O. Redis being down leaves the cache as it was.
@@ -400,12 +401,26 @@ impl Route {
     }
 }
 
+/// Numbers a change and publishes it as `{number}|{json}`, atomically.
+const PUBLISH_SCRIPT: &str =
+    "local v = redis.call('INCR', KEYS[1]) redis.call('PUBLISH', KEYS[2], v .. '|' .. ARGV[1]) return v";
+
+/// Splits a change message into its number and change.
+fn parse_message(bytes: &[u8]) -> Option<(u64, Change)> {
+    let bar = bytes.iter().position(|&b| b == b'|')?;
+    let v = std::str::from_utf8(&bytes[..bar]).ok()?.parse().ok()?;
+    let change = serde_json::from_slice(&bytes[bar + 1..]).ok()?;
+    Some((v, change))
+}
+
 /// Redis key names, all under the configured prefix.
 #[derive(Debug, Clone)]
 struct Keys {
     prefix: String,
     channel: String,
     codes: String,
+    /// Counts changes; every change message carries its number.
+    version: String,
 }
 
 impl Keys {
@@ -413,6 +428,7 @@ impl Keys {
         Keys {
             prefix: prefix.to_string(),
             channel: format!("{prefix}changes"),
+            version: format!("{prefix}version"),
             codes: format!("{prefix}codes"),
         }
     }
@@ -601,38 +617,71 @@ impl Catalog {
     }
 
     /// One subscription's life; `Ok` only when stopped.
+    ///
+    /// Every change message carries the change counter's value. A message
+    /// at or below the last applied number is already reflected (it
+    /// predates a reload) and is skipped; one that skips a number means a
+    /// message was missed, and so does a counter that stays ahead of the
+    /// applied number for a whole check interval: either triggers a full
+    /// reload. So a quiet catalog is never reloaded for nothing.
     async fn follow(&self, stop: &CancellationToken) -> Result<(), StoreError> {
         let mut pubsub = tokio::time::timeout(self.timeout, self.client.get_async_pubsub())
             .await
             .map_err(|_| StoreError::Unavailable("timed out subscribing".into()))??;
         pubsub.subscribe(&self.keys.channel).await?;
         // Subscribed first, then reloaded: nothing changed in between is lost.
-        self.reload().await?;
+        let mut applied = self.reload_versioned().await?;
         let mut messages = pubsub.on_message();
-        let mut resync = tokio::time::interval(self.resync);
-        resync.tick().await;
+        let mut check = tokio::time::interval(self.resync);
+        check.tick().await;
+        // The counter seen at the previous check.
+        let mut seen_before: Option<u64> = None;
         loop {
             tokio::select! {
                 msg = messages.next() => {
                     let Some(msg) = msg else {
                         return Err(StoreError::Unavailable("subscription closed".into()));
                     };
-                    match serde_json::from_slice::<Change>(msg.get_payload_bytes()) {
-                        Ok(change) => {
-                            self.cache.apply(change);
-                            self.metrics.catalog_events.with_label_values(&["change"]).inc();
+                    match parse_message(msg.get_payload_bytes()) {
+                        Some((v, _)) if v <= applied => {}
+                        Some((v, change)) => {
+                            if v > applied + 1 {
+                                warn!(applied, received = v, "change messages were missed; reloading the catalog");
+                                applied = self.reload_versioned().await?;
+                            } else {
+                                self.cache.apply(change);
+                                applied = v;
+                                self.metrics.catalog_events.with_label_values(&["change"]).inc();
+                            }
                         }
-                        Err(e) => warn!(error = %e, "undecodable change message ignored"),
+                        None => warn!("undecodable change message ignored"),
                     }
                 }
-                _ = resync.tick() => {
-                    if let Err(e) = self.reload().await {
-                        warn!(error = %e, "periodic catalog reload failed");
+                _ = check.tick() => {
+                    let now = match self.version().await {
+                        Ok(v) => v,
+                        Err(e) => {
+                            warn!(error = %e, "catalog version check failed");
+                            continue;
+                        }
+                    };
+                    if seen_before.is_some_and(|prev| prev > applied) {
+                        warn!(applied, counter = now, "a change message never arrived; reloading the catalog");
+                        applied = self.reload_versioned().await?;
                     }
+                    seen_before = Some(now);
                 }
                 _ = stop.cancelled() => return Ok(()),
             }
         }
+    }
+
+    /// Reloads and returns the change counter read before the reload: every
+    /// change up to it is in the cache (later ones may be too).
+    async fn reload_versioned(&self) -> Result<u64, StoreError> {
+        let v = self.version().await?;
+        self.reload().await?;
+        Ok(v)
     }
 
     /// One entity.
@@ -702,6 +751,31 @@ impl Catalog {
         .await
     }
 
+    /// Adds "number the change and publish it as `{version}|{json}`" to a
+    /// transaction: one script, so the number and the message cannot part.
+    fn publish(&self, pipe: &mut redis::Pipeline, change: String) {
+        pipe.cmd("EVAL")
+            .arg(PUBLISH_SCRIPT)
+            .arg(2)
+            .arg(&self.keys.version)
+            .arg(&self.keys.channel)
+            .arg(change)
+            .ignore();
+    }
+
+    /// The change counter now.
+    async fn version(&self) -> Result<u64, StoreError> {
+        let mut conn = self.conn.clone();
+        let v: Option<u64> = self
+            .run(
+                redis::cmd("GET")
+                    .arg(&self.keys.version)
+                    .query_async(&mut conn),
+            )
+            .await?;
+        Ok(v.unwrap_or(0))
+    }
+
     /// Stores `entity` and publishes the change, in one transaction, then
     /// applies it locally.
     async fn put<T: Entity>(&self, entity: &T) -> Result<(), StoreError> {
@@ -715,9 +789,8 @@ impl Catalog {
             .hset(self.keys.hash(T::KIND), id, json)
             .ignore()
             .zadd(self.keys.index(T::KIND), id, id)
-            .ignore()
-            .publish(&self.keys.channel, change)
             .ignore();
+        self.publish(&mut pipe, change);
         self.run(pipe.query_async::<()>(&mut conn)).await?;
         self.cache.apply(T::change(id, Some(entity.clone())));
         Ok(())
@@ -740,7 +813,7 @@ impl Catalog {
         if let Some((key, field)) = extra {
             pipe.hdel(key, field).ignore();
         }
-        pipe.publish(&self.keys.channel, change).ignore();
+        self.publish(&mut pipe, change);
         self.run(pipe.query_async::<()>(&mut conn)).await?;
         self.cache.apply(T::change(id, None));
         Ok(())
@@ -1028,6 +1101,16 @@ mod tests {
             vec![],
         );
         assert!(c.is_empty());
+    }
+
+    #[test]
+    fn numbered_messages_parse() {
+        let (v, ch) = parse_message(br#"42|{"kind":"link","id":5,"data":null}"#).unwrap();
+        assert_eq!(v, 42);
+        assert!(matches!(ch, Change::Link { id: 5, data: None }));
+        for bad in [&b"{}"[..], b"x|{}", b"7|not json", b"", b"|"] {
+            assert!(parse_message(bad).is_none(), "{bad:?}");
+        }
     }
 
     #[test]

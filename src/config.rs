@@ -62,8 +62,8 @@ pub struct RedisConfig {
     /// Prefix of every key and of the change channel, so several
     /// deployments can share one Redis.
     pub prefix: String,
-    /// Seconds between full reloads of the catalog, a safety net for change
-    /// messages missed while disconnected.
+    /// Seconds between checks of the change counter: a change message that
+    /// never arrived triggers a full catalog reload.
     pub resync_interval_secs: u64,
     /// Seconds between attempts to reach Redis at start.
     pub connect_retry_secs: u64,

@@ -740,3 +740,45 @@ fn bad_config_exits_64_naming_the_key() {
     assert!(!text.contains(SECRET) && !text.contains("tok-123"));
     assert!(text.contains("listen = \"127.0.0.1:8080\""), "{text}");
 }
+
+#[tokio::test]
+async fn a_missed_change_message_is_repaired_by_the_counter_check() {
+    let server = Server::start(
+        ServerConfig::new("missed").with("TRACKEDGE_REDIS_RESYNC_INTERVAL_SECS", "1"),
+    );
+    let link = seed_link(&server, "https://m.example.com/", None).await;
+    let url = format!("{}/{}", server.public, link["code"].as_str().unwrap());
+    assert_eq!(client().get(&url).send().await.unwrap().status(), 302);
+
+    // Pause the link behind every node's back: stored and counted, but the
+    // change message is never published.
+    let prefix = &server.config.prefix;
+    let mut paused = link.clone();
+    paused["status"] = json!("paused");
+    paused.as_object_mut().unwrap().remove("tracking_url");
+    let mut conn = redis::Client::open(server.config.redis_url.as_str())
+        .unwrap()
+        .get_connection()
+        .unwrap();
+    let _: () = redis::cmd("HSET")
+        .arg(format!("{prefix}links"))
+        .arg(link["id"].as_u64().unwrap())
+        .arg(paused.to_string())
+        .query(&mut conn)
+        .unwrap();
+    let _: u64 = redis::cmd("INCR")
+        .arg(format!("{prefix}version"))
+        .query(&mut conn)
+        .unwrap();
+
+    wait_for(
+        "the counter check to reload the catalog",
+        Duration::from_secs(5),
+        || (http_get_blocking(&url).map(|(s, _)| s) == Some(404)).then_some(()),
+    );
+    assert!(
+        server.log_text().contains("a change message never arrived"),
+        "{}",
+        server.log_text()
+    );
+}
