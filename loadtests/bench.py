@@ -31,6 +31,8 @@ import urllib.request
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
+import bulkseed  # noqa: E402
+import scenarios as scenmod  # noqa: E402
 import seed as seedmod  # noqa: E402
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
@@ -377,7 +379,7 @@ class Runner:
                 log(f"machine busy ({load:.2f} cores outside the test); waiting up to {limit} s")
                 announced = True
 
-    def run(self, server, duration, label):
+    def run(self, server, duration, label, scenario="zipf", requests_file=None):
         """One wrk run against server; returns a row of measurements."""
         a = self.args
         waited = self.wait_quiet() if a.wait_quiet > 0 else 0
@@ -387,6 +389,8 @@ class Runner:
             "-s", self.lua, f"http://127.0.0.1:{server.port}/",
         ]
         env = dict(os.environ, LT_CODES=self.codes_file, LT_SEED=str(a.seed))
+        if requests_file:
+            env["LT_REQUESTS"] = requests_file
         if not server.running():
             raise Abort(f"{server.name} is not running (exit {server.proc.returncode})\n{server.log_tail()}")
         pids = server.pids()
@@ -411,7 +415,7 @@ class Runner:
         others = others_cpu_seconds(procs0, procs1, exclude)
         steal = sys1[1] - sys0[1]
 
-        with open(os.path.join(self.outdir, f"{self.n:02d}-{label}-{server.name}.txt"), "w") as f:
+        with open(os.path.join(self.outdir, f"{self.n:02d}-{label}-{scenario}-{server.name}.txt"), "w") as f:
             f.write(" ".join(argv) + "\n\n" + p.stdout + p.stderr)
         if p.returncode != 0:
             raise Abort(f"wrk exited {p.returncode}:\n{p.stdout}{p.stderr}")
@@ -423,6 +427,7 @@ class Runner:
         busy = sys1[0] - sys0[0]
         row = {
             "target": server.name,
+            "scenario": scenario,
             "label": label,
             "requests": req,
             "duration_s": round(w["duration_s"], 3),
@@ -454,7 +459,7 @@ class Runner:
             "waited_for_quiet_s": waited,
         }
         log(
-            f"{label:>8} {server.name:<10} {req:>8} req  {row['rps']:>9.0f} rps  "
+            f"{label:>8} {scenario:<8} {server.name:<10} {req:>8} req  {row['rps']:>9.0f} rps  "
             f"p50 {row['latency_ms']['p50']:.2f} ms  p99 {row['latency_ms']['p99']:.2f} ms  "
             f"cpu {row['cpu_us_per_req']} us/req  (server core {row['server_core_util']:.0%}, "
             f"wrk core {row['wrk_core_util']:.0%})  non-2xx/3xx {row['non_2xx_3xx']}"
@@ -561,16 +566,241 @@ def binary_info(path, root):
     }
 
 
+# ------------------------------------------------------------------ memory, metrics, fixed-rate load
+
+
+def proc_status(pid):
+    """VmRSS and its parts (RssAnon, RssFile, RssShmem) in MiB, from /proc/PID/status."""
+    out = {}
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                k, _, v = line.partition(":")
+                if k in ("VmRSS", "RssAnon", "RssFile", "RssShmem", "VmHWM", "Threads"):
+                    n = int(v.split()[0])
+                    out[k] = n if k == "Threads" else round(n / 1024, 1)
+    except OSError:
+        pass
+    return out
+
+
+def te_metrics(port):
+    """The admin /metrics as {'name{labels}': value}."""
+    st, _, body = http_get(port, "/metrics", timeout=3)
+    if st != 200:
+        return {}
+    out = {}
+    for line in body.decode(errors="replace").splitlines():
+        if not line or line.startswith("#"):
+            continue
+        k, _, v = line.rpartition(" ")
+        try:
+            out[k] = float(v)
+        except ValueError:
+            pass
+    return out
+
+
+def metric(m, name, labels=None):
+    if labels:
+        for k, v in m.items():
+            if k.startswith(name + "{") and all(f'{a}="{b}"' in k for a, b in labels.items()):
+                return v
+        return None
+    return m.get(name)
+
+
+class Sampler:
+    """Samples trackedge every `interval` s in a thread: RSS, spool, shipper, ClickHouse lag."""
+
+    def __init__(self, te, admin_port, ch_url, db, interval):
+        import threading
+
+        self.te, self.admin, self.ch_url, self.db = te, admin_port, ch_url, db
+        self.interval = interval
+        self.samples = []
+        self._stop = threading.Event()
+        self._t = threading.Thread(target=self._loop, daemon=True)
+
+    def start(self):
+        self.t0 = time.monotonic()
+        self._t.start()
+        return self
+
+    def stop(self):
+        self._stop.set()
+        self._t.join(timeout=30)
+        return self.samples
+
+    def sample(self):
+        now = time.time()
+        row = {"t_s": round(time.monotonic() - self.t0, 1)}
+        st = proc_status(self.te.pid)
+        row["rss_mib"] = st.get("VmRSS")
+        row["rss_anon_mib"] = st.get("RssAnon")
+        try:
+            m = te_metrics(self.admin)
+        except OSError:
+            m = {}
+        row["spool_bytes"] = metric(m, "trackedge_spool_bytes")
+        row["spool_oldest_event_age_s"] = metric(m, "trackedge_spool_oldest_event_age_seconds")
+        row["clicks_recorded"] = metric(m, "trackedge_clicks_recorded_total")
+        row["clicks_flushed"] = metric(m, "trackedge_events_flushed_total", {"table": "clicks"})
+        row["clicks_dropped"] = metric(m, "trackedge_clicks_dropped_total")
+        if row["clicks_recorded"] is not None and row["clicks_flushed"] is not None:
+            row["unshipped_clicks"] = row["clicks_recorded"] - row["clicks_flushed"]
+        try:
+            out = ch_query(self.ch_url, f"SELECT toUInt32(max(ts)), count() FROM {self.db}.clicks FORMAT TSV", timeout=4).split()
+            # ts has 1 s resolution: the lag is overstated by up to 1 s.
+            row["ch_lag_s"] = round(now - int(out[0]), 1) if int(out[0]) > 0 else None
+            row["ch_rows"] = int(out[1])
+        except Exception as e:  # report, don't die
+            row["ch_error"] = str(e)[:200]
+        if self.samples and row.get("clicks_flushed") is not None and self.samples[-1].get("clicks_flushed") is not None:
+            prev = self.samples[-1]
+            dt_ = row["t_s"] - prev["t_s"]
+            if dt_ > 0:
+                row["flushed_rows_per_s"] = round((row["clicks_flushed"] - prev["clicks_flushed"]) / dt_)
+        self.samples.append(row)
+
+    def _loop(self):
+        # The first sample only after one interval: before the load has run
+        # that long, now - max(ts) measures the idle time before it.
+        self._stop.wait(self.interval)
+        while not self._stop.is_set():
+            try:
+                self.sample()
+            except Exception as e:
+                self.samples.append({"t_s": round(time.monotonic() - self.t0, 1), "error": str(e)[:200]})
+            self._stop.wait(self.interval)
+
+
+def sampler_summary(samples):
+    def vals(k):
+        return [r[k] for r in samples if r.get(k) is not None]
+
+    def mx(k):
+        v = vals(k)
+        return max(v) if v else None
+
+    rates = vals("flushed_rows_per_s")
+    return {
+        "samples": len(samples),
+        "max_rss_mib": mx("rss_mib"),
+        "max_spool_mib": round(mx("spool_bytes") / 2**20, 1) if mx("spool_bytes") is not None else None,
+        "max_oldest_unshipped_age_s": mx("spool_oldest_event_age_s"),
+        "max_ch_lag_s": mx("ch_lag_s"),
+        "median_ch_lag_s": statistics.median(vals("ch_lag_s")) if vals("ch_lag_s") else None,
+        "max_unshipped_clicks": mx("unshipped_clicks"),
+        "median_flushed_rows_per_s": round(statistics.median(rates)) if rates else None,
+        "max_flushed_rows_per_s": max(rates) if rates else None,
+        "clicks_dropped": mx("clicks_dropped"),
+    }
+
+
+def run_loadgen(args, runner, server, requests_file, rate, duration, warmup, label, scenario="zipf", sampler=None):
+    """One fixed-rate run of trackedge-loadgen (pinned to CLIENT_CPU); returns a row."""
+    waited = runner.wait_quiet() if args.wait_quiet > 0 else 0
+    runner.n += 1
+    out = os.path.join(runner.outdir, f"{runner.n:02d}-{label}-{scenario}-{server.name}.json")
+    argv = [
+        "taskset", "-c", CLIENT_CPU, args.loadgen,
+        "--target", f"127.0.0.1:{server.port}", "--requests", requests_file,
+        "--rate", str(int(rate)), "--duration", str(duration), "--warmup", str(warmup),
+        "--connections", str(args.connections), "--out", out, "--label", label,
+    ]
+    pids = server.pids()
+    cpu0 = cpu_seconds(pids)
+    procs0 = all_procs_cpu()
+    sys0 = system_cpu()
+    ru0 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    rss0 = proc_status(server.pid).get("VmRSS")
+    if sampler:
+        sampler.start()
+    try:
+        p = subprocess.run(argv, capture_output=True, text=True, timeout=duration + warmup + 120)
+    finally:
+        samples = sampler.stop() if sampler else None
+    cpu1 = cpu_seconds(pids)
+    procs1 = all_procs_cpu()
+    sys1 = system_cpu()
+    ru1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    if p.returncode != 0:
+        raise Abort(f"loadgen exited {p.returncode}: {p.stdout[-2000:]}{p.stderr[-2000:]}")
+    with open(out) as f:
+        lg = json.load(f)
+    wall = duration + warmup
+    others = others_cpu_seconds(procs0, procs1, set(pids) | set(runner.backend_pids) | {os.getpid(), os.getppid()})
+    steal = sys1[1] - sys0[1]
+    gen_cpu = (ru1.ru_utime + ru1.ru_stime) - (ru0.ru_utime + ru0.ru_stime)
+    row = {
+        "kind": "fixed-rate",
+        "target": server.name,
+        "scenario": scenario,
+        "label": label,
+        "rate": int(rate),
+        "loadgen": lg,
+        "server_cpu_s": round(cpu1 - cpu0, 3),
+        "cpu_us_per_req": round((cpu1 - cpu0) * 1e6 / lg["completed"], 2) if lg["completed"] else None,
+        "server_core_util": round((cpu1 - cpu0) / wall, 3),
+        "loadgen_core_util": round(gen_cpu / wall, 3),
+        "rss_mib_before": rss0,
+        "rss_mib_after": proc_status(server.pid).get("VmRSS"),
+        "others_cpu_s": round(others, 3),
+        "steal_s": round(steal, 3),
+        "noisy": (others + steal) > NOISE_CORES * wall,
+        "waited_for_quiet_s": waited,
+    }
+    if samples is not None:
+        row["samples"] = samples
+        row["ingest"] = sampler_summary(samples)
+    lat = lg.get("latency_us") or {}
+    log(
+        f"{label:>8} {scenario:<8} {server.name:<10} fixed {int(rate):>7}/s: {lg['measured']:>8} measured  "
+        f"p50 {lat.get('p50', 0) / 1000:.3f} ms  p99 {lat.get('p99', 0) / 1000:.3f} ms  p99.9 {lat.get('p99_9', 0) / 1000:.3f} ms  "
+        f"max {lat.get('max', 0) / 1000:.2f} ms  errors {lg['errors']}  (server core {row['server_core_util']:.0%})"
+        + ("  NOISY" if row["noisy"] else "")
+    )
+    return row
+
+
+def start_trackedge(te_env, args, te_bin, tag):
+    """Starts trackedge; returns (server, seconds from start to /readyz 200)."""
+    te = Server(
+        "trackedge",
+        PORTS["trackedge"],
+        [te_bin, "serve"],
+        te_env,
+        args.root,
+        os.path.join(args.workdir, f"trackedge-{tag}.log"),
+        os.path.join(args.workdir, "trackedge.pid"),
+    )
+    log(f"starting trackedge ({tag}; log: {te.logfile})")
+    t0 = time.monotonic()
+    te.start()
+    admin = PORTS["trackedge-admin"]
+    wait_until(lambda: http_get(PORTS["trackedge"], "/readyz", timeout=2)[0] == 200, 120, "trackedge /readyz", te, interval=0.02)
+    ready = round(time.monotonic() - t0, 3)
+    wait_until(lambda: http_get(admin, "/readyz", timeout=2)[0] == 200, 30, "trackedge admin /readyz", te)
+    return te, ready
+
+
+# ------------------------------------------------------------------ summary
+
+
 def median(rows, key, sub=None):
     vals = [(r[key][sub] if sub else r[key]) for r in rows]
     vals = [v for v in vals if v is not None]
     return round(statistics.median(vals), 3) if vals else None
 
 
-def summarize(rows, targets):
+def summarize(rows, targets, scenario):
     med = {}
     for t in targets:
-        rs = [r for r in rows if r["target"] == t and r["label"].startswith("round") and not r.get("discarded")]
+        rs = [
+            r for r in rows
+            if r["target"] == t and r.get("scenario", "zipf") == scenario and r["label"].startswith("round") and not r.get("discarded")
+        ]
         if not rs:
             continue
         med[t] = {
@@ -587,27 +817,140 @@ def summarize(rows, targets):
             "noisy_runs": sum(1 for r in rs if r.get("noisy")),
         }
     ratios = {}
+
+    def ratio(a, b):
+        return {
+            "rps": round(a["rps"] / b["rps"], 3) if b["rps"] else None,
+            "cpu_us_per_req": round(a["cpu_us_per_req"] / b["cpu_us_per_req"], 3) if b["cpu_us_per_req"] else None,
+        }
+
     if "trackedge" in med:
         for base in ("nginx", "nginx-log"):
             if base in med:
-                b, t = med[base], med["trackedge"]
-                ratios[f"trackedge/{base}"] = {
-                    "rps": round(t["rps"] / b["rps"], 3) if b["rps"] else None,
-                    "cpu_us_per_req": round(t["cpu_us_per_req"] / b["cpu_us_per_req"], 3) if b["cpu_us_per_req"] else None,
-                }
+                ratios[f"trackedge/{base}"] = ratio(med["trackedge"], med[base])
     if "nginx" in med and "nginx-log" in med:
-        b, t = med["nginx"], med["nginx-log"]
-        ratios["nginx-log/nginx"] = {
-            "rps": round(t["rps"] / b["rps"], 3) if b["rps"] else None,
-            "cpu_us_per_req": round(t["cpu_us_per_req"] / b["cpu_us_per_req"], 3) if b["cpu_us_per_req"] else None,
-        }
+        ratios["nginx-log/nginx"] = ratio(med["nginx-log"], med["nginx"])
     return med, ratios
+
+
+def verdict(ok):
+    return "not run" if ok is None else ("PASS" if ok else "FAIL")
+
+
+def evaluate_targets(res):
+    """The issue's targets as report lines: [{id, target, measured, result}]."""
+    T = []
+    med = res.get("medians", {}).get("zipf", {})
+    rat = res.get("ratios", {}).get("zipf", {})
+    acc = res.get("clicks") or {}
+    all_recorded = None
+    if acc.get("lost") is not None:
+        all_recorded = acc["lost"] <= 0 and acc.get("exit_code") == 0
+    r = rat.get("trackedge/nginx")
+    if r and r.get("cpu_us_per_req") is not None:
+        c = r["cpu_us_per_req"]
+        t, n = med["trackedge"]["cpu_us_per_req"], med["nginx"]["cpu_us_per_req"]
+        ok = c <= 1.25 and bool(all_recorded)
+        T.append({
+            "id": "cpu_per_redirect",
+            "target": "server CPU per tracked redirect ≤ 1.25 × nginx `return 302` (stretch ≤ 1.0×), every click in ClickHouse",
+            "measured": f"{t:.2f} vs {n:.2f} µs/req = {c:.2f}× (stretch {'met' if c <= 1.0 else 'not met'}); clicks: "
+            + ("all recorded" if all_recorded else "NOT all recorded" if all_recorded is False else "not checked"),
+            "value": c,
+            "result": verdict(ok),
+        })
+        rr = r["rps"]
+        T.append({
+            "id": "throughput",
+            "target": "requests/s on one pinned core ≥ 0.9 × nginx's",
+            "measured": f"{med['trackedge']['rps']:,.0f} vs {med['nginx']['rps']:,.0f} = {rr:.2f}× "
+            f"(server core busy {med['trackedge']['server_core_util']:.0%} vs nginx {med['nginx']['server_core_util']:.0%}; "
+            f"wrk core busy {med['trackedge']['wrk_core_util']:.0%} vs {med['nginx']['wrk_core_util']:.0%})",
+            "value": rr,
+            "result": verdict(rr >= 0.9),
+        })
+    lat = res.get("latency")
+    if lat:
+        te_rows = [x for x in lat["runs"] if x["target"] == "trackedge"]
+        if te_rows:
+            p99s = [x["loadgen"]["latency_us"]["p99"] / 1000 for x in te_rows if x["loadgen"].get("latency_us")]
+            worst = max(p99s) if p99s else None
+            errs = sum(x["loadgen"]["errors"] for x in te_rows)
+            T.append({
+                "id": "p99_at_half_saturation",
+                "target": "p99 latency ≤ 1 ms at 50 % of saturation (fixed rate, from intended send time)",
+                "measured": (f"p99 {', '.join(f'{v:.3f}' for v in p99s)} ms at {lat['rate']:,}/s "
+                             f"(50 % of {lat['saturation_rps']:,.0f}/s); errors {errs}") if p99s else "no data",
+                "value": worst,
+                "result": verdict(worst is not None and worst <= 1.0 and errs == 0),
+            })
+    big = res.get("catalog", {}).get("big")
+    if big:
+        rss = max(v for v in (big.get("rss_after_start", {}).get("VmRSS"), big.get("rss_after_load", {}).get("VmRSS")) if v is not None)
+        T.append({
+            "id": "rss_1m_links",
+            "target": f"RSS ≤ 300 MiB with {big['links']:,} links cached",
+            "measured": f"VmRSS {big.get('rss_after_start', {}).get('VmRSS')} MiB after start, "
+            f"{big.get('rss_after_load', {}).get('VmRSS')} MiB after {big.get('load_s')} s of load "
+            f"(anon {big.get('rss_after_load', {}).get('RssAnon')}, file {big.get('rss_after_load', {}).get('RssFile')}, "
+            f"shmem {big.get('rss_after_load', {}).get('RssShmem')} MiB); links cached {big.get('links_cached')}",
+            "value": rss,
+            "result": verdict(rss <= 300 and big.get("links_cached") == big["links"]),
+        })
+        T.append({
+            "id": "startup_1m_links",
+            "target": f"startup with {big['links']:,} links ≤ 5 s (process start → /readyz 200)",
+            "measured": f"{big['startup_s']:.2f} s",
+            "value": big["startup_s"],
+            "result": verdict(big["startup_s"] <= 5),
+        })
+    soak = res.get("soak")
+    if soak:
+        s = soak["ingest"]
+        ok = s["max_ch_lag_s"] is not None and s["max_ch_lag_s"] < 5 and (s.get("clicks_dropped") or 0) == 0
+        T.append({
+            "id": "ingest_lag_soak",
+            "target": f"ClickHouse ingest lag < 5 s during {soak['minutes']} min at 70 % of saturation",
+            "measured": f"max lag {s['max_ch_lag_s']} s (median {s['median_ch_lag_s']}), oldest unshipped event ≤ "
+            f"{s['max_oldest_unshipped_age_s']} s, spool ≤ {s['max_spool_mib']} MiB, RSS ≤ {s['max_rss_mib']} MiB, "
+            f"shipper {s['median_flushed_rows_per_s']} rows/s median at {soak['rate']:,}/s offered; p99 "
+            f"{soak['run']['loadgen']['latency_us']['p99'] / 1000:.3f} ms",
+            "value": s["max_ch_lag_s"],
+            "result": verdict(ok),
+        })
+    else:
+        ing = (res.get("latency") or {}).get("ingest")
+        T.append({
+            "id": "ingest_lag_soak",
+            "target": "ClickHouse ingest lag < 5 s during a 10 min soak at 70 % of saturation (`--soak`)",
+            "measured": "soak not run"
+            + (f"; during the 50 % fixed-rate run: max lag {ing['max_ch_lag_s']} s, oldest unshipped {ing['max_oldest_unshipped_age_s']} s, "
+               f"shipper {ing['median_flushed_rows_per_s']} rows/s median" if ing else ""),
+            "value": None,
+            "result": "not run",
+        })
+    T.append({
+        "id": "clicks_recorded",
+        "target": "every click that got a 302 is in ClickHouse exactly once",
+        "measured": (f"answered {acc.get('answered'):,}, distinct in ClickHouse {acc['after_shutdown'][1]:,}, lost {acc.get('lost')}, "
+                     f"duplicates {acc.get('duplicates')}") if acc.get("after_shutdown") else "not checked",
+        "value": acc.get("lost"),
+        "result": verdict(all_recorded) if acc else "not run",
+    })
+    return T
+
+
+# ------------------------------------------------------------------ report
 
 
 def fmt(v, spec=""):
     if v is None:
         return "–"
     return format(v, spec)
+
+
+def ms(us):
+    return "–" if us is None else f"{us / 1000:.3f}"
 
 
 def markdown(res):
@@ -629,42 +972,151 @@ def markdown(res):
         bin_note = ""
     L.append(f"- trackedge source {m['trackedge_rev']}{bin_note}; {m['nginx']}; {m['wrk']}")
     L.append(
-        f"- Load: wrk -t{s['threads']} -c{s['connections']} -d{s['duration_s']}s pinned to CPU {CLIENT_CPU}; "
-        f"servers pinned to CPU {SERVER_CPU}; {s['rounds']} round(s) of {' → '.join(s['order'])}, "
-        f"after a {s['warmup_s']} s warm-up each; {s['links']} links, Zipf-like pick (index = ⌊N·r³⌋), "
-        f"sub1/sub2 on ~half the requests, browser User-Agents"
-        + (", X-Forwarded-For from 762 IPv4 + random IPv6 documentation addresses" if s.get("x_forwarded_for") else ", no X-Forwarded-For (every client is 127.0.0.1)")
+        f"- Saturation load: wrk -t{s['threads']} -c{s['connections']} -d{s['duration_s']}s pinned to CPU {CLIENT_CPU}; "
+        f"servers pinned to CPU {SERVER_CPU}; {s['rounds']} round(s) of {' → '.join(s['order'])} per scenario "
+        f"({', '.join(s['scenarios'])}), after a {s['warmup_s']} s warm-up each; {s['links']:,} links"
     )
+    if s.get("latency_duration_s"):
+        L.append(
+            f"- Fixed-rate load: trackedge-loadgen, {s['connections']} keep-alive connections, pinned to CPU {CLIENT_CPU}, "
+            f"{s['latency_duration_s']} s measured after {s['latency_warmup_s']} s, latency from each request's scheduled send time"
+        )
     if s.get("backends_pinned_to_cpu"):
-        L.append(f"- Redis and ClickHouse pinned to CPU {s['backends_pinned_to_cpu']} (with wrk)")
+        L.append(f"- Redis and ClickHouse pinned to CPU {s['backends_pinned_to_cpu']} (with the load generator)")
     if s.get("trackedge_limits_clicks_per_ip_per_minute"):
         L.append(f"- trackedge: TRACKEDGE_LIMITS_CLICKS_PER_IP_PER_MINUTE={s['trackedge_limits_clicks_per_ip_per_minute']}")
     if s.get("nginx_only"):
         L.append("- **nginx-only run** (`--nginx-only`): trackedge was not started; the codes are synthetic")
     L.append("")
-    L.append("## Medians")
+    if res.get("targets"):
+        L.append("## Targets")
+        L.append("")
+        L.append("| target | measured | result |")
+        L.append("| --- | --- | --- |")
+        for t in res["targets"]:
+            r = t["result"]
+            L.append(f"| {t['target']} | {t['measured']} | **{r}** |")
+        L.append("")
+    L.append("## Scenarios (wrk, saturating, medians)")
     L.append("")
-    L.append("| target | runs | requests/s | server CPU µs/req | + Redis/ClickHouse µs/req | server core busy | wrk core busy | p50 ms | p99 ms | bytes/resp | non-2xx/3xx |")
-    L.append("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
-    for t, v in res["medians"].items():
-        back = fmt(v["backend_cpu_us_per_req"], ".2f") if t == "trackedge" else "–"
+    for name, sc in res.get("scenarios", {}).items():
+        L.append(f"- **{name}**: {sc['description']}; {sc['requests']:,} distinct requests replayed in order, "
+                 f"{sc['distinct_codes']:,} distinct paths, {sc['avg_head_bytes']} B average request head"
+                 + (f", {sc['bot_share']:.1%} bots" if sc.get("bot_share") else "")
+                 + (f", {sc['unknown_share']:.1%} unknown codes" if sc.get("unknown_share") else ""))
+    L.append("")
+    L.append("| scenario | target | runs | requests/s | server CPU µs/req | + Redis/ClickHouse µs/req | server core busy | wrk core busy | p50 ms | p99 ms | bytes/resp | non-2xx/3xx |")
+    L.append("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+    for sc, med in res.get("medians", {}).items():
+        for t, v in med.items():
+            back = fmt(v["backend_cpu_us_per_req"], ".2f") if t == "trackedge" else "–"
+            L.append(
+                f"| {sc} | {t}{' ⚠' if v.get('noisy_runs') else ''} | {v['runs']} | {fmt(v['rps'], ',.0f')} | {fmt(v['cpu_us_per_req'], '.2f')} | {back} | "
+                f"{fmt(v['server_core_util'], '.0%')} | {fmt(v['wrk_core_util'], '.0%')} | {fmt(v['p50_ms'], '.2f')} | "
+                f"{fmt(v['p99_ms'], '.2f')} | {fmt(v['bytes_per_response'], '.0f')} | {v['non_2xx_3xx']} |"
+            )
+    L.append("")
+    if res.get("ratios"):
+        L.append("| scenario | ratio | requests/s | CPU µs/req |")
+        L.append("| --- | --- | ---: | ---: |")
+        for sc, rat in res["ratios"].items():
+            for k, v in rat.items():
+                L.append(f"| {sc} | {k} | {fmt(v['rps'], '.2f')}× | {fmt(v['cpu_us_per_req'], '.2f')}× |")
+        L.append("")
+    lat = res.get("latency")
+    if lat:
+        L.append("## Latency at a fixed rate (trackedge-loadgen)")
+        L.append("")
         L.append(
-            f"| {t}{' ⚠' if v.get('noisy_runs') else ''} | {v['runs']} | {fmt(v['rps'], ',.0f')} | {fmt(v['cpu_us_per_req'], '.2f')} | {back} | "
-            f"{fmt(v['server_core_util'], '.0%')} | {fmt(v['wrk_core_util'], '.0%')} | {fmt(v['p50_ms'], '.2f')} | "
-            f"{fmt(v['p99_ms'], '.2f')} | {fmt(v['bytes_per_response'], '.0f')} | {v['non_2xx_3xx']} |"
+            f"Rate {lat['rate']:,}/s = {lat['fraction']:.0%} of saturation ({lat['saturation_rps']:,.0f}/s, "
+            f"{lat['saturation_from']}), scenario {lat['scenario']}. Latency counts from each request's scheduled "
+            "send time, so a stall delays every request due during it (no coordinated omission); "
+            "service = from the actual write; dispatch lag = how late the generator handed a request to a connection."
         )
-    L.append("")
-    if res["ratios"]:
-        L.append("| ratio | requests/s | CPU µs/req |")
-        L.append("| --- | ---: | ---: |")
-        for k, v in res["ratios"].items():
-            L.append(f"| {k} | {fmt(v['rps'], '.2f')}× | {fmt(v['cpu_us_per_req'], '.2f')}× |")
+        L.append("")
+        L.append("| # | target | measured | achieved/s | p50 ms | p90 ms | p99 ms | p99.9 ms | max ms | service p99 ms | dispatch lag p99 ms | errors | non-3xx | server core | server CPU µs/req | loadgen core | others' CPU s |")
+        L.append("| ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+        for i, r in enumerate(lat["runs"], 1):
+            g = r["loadgen"]
+            la, se, dl = g.get("latency_us") or {}, g.get("service_us") or {}, g.get("dispatch_lag_us") or {}
+            st = g["status"]
+            non3 = st["1xx"] + st["2xx"] + st["4xx"] + st["5xx"]
+            L.append(
+                f"| {i} | {r['target']} | {g['measured']:,} | {g['achieved_rps']:,.0f} | {ms(la.get('p50'))} | {ms(la.get('p90'))} | "
+                f"{ms(la.get('p99'))} | {ms(la.get('p99_9'))} | {ms(la.get('max'))} | {ms(se.get('p99'))} | {ms(dl.get('p99'))} | "
+                f"{g['errors']} | {non3} | {r['server_core_util']:.0%} | {fmt(r['cpu_us_per_req'], '.2f')} | {r['loadgen_core_util']:.0%} | "
+                f"{r['others_cpu_s']:.2f}{' ⚠' if r.get('noisy') else ''} |"
+            )
+        L.append("")
+        ing = lat.get("ingest")
+        if ing:
+            L.append(
+                f"Shipping during trackedge's fixed-rate run(s) (sampled every {s['sample_interval_s']} s): ClickHouse lag "
+                f"(now − max(ts), ts has 1 s resolution) max {fmt(ing['max_ch_lag_s'])} s, oldest unshipped event max "
+                f"{fmt(ing['max_oldest_unshipped_age_s'])} s, spool max {fmt(ing['max_spool_mib'])} MiB, unshipped clicks max "
+                f"{fmt(ing['max_unshipped_clicks'], ',.0f')}, shipper {fmt(ing['median_flushed_rows_per_s'], ',')} rows/s median, RSS max {fmt(ing['max_rss_mib'])} MiB."
+            )
+            L.append("")
+    cat = res.get("catalog")
+    if cat:
+        L.append("## Catalog size: startup and memory")
+        L.append("")
+        L.append("| links | seeded how | seed s | startup s (start → /readyz 200) | links cached | VmRSS after start MiB | after load MiB | anon / file / shmem MiB after load | load |")
+        L.append("| ---: | --- | ---: | ---: | ---: | ---: | ---: | --- | --- |")
+        for key in ("main", "big"):
+            c = cat.get(key)
+            if not c:
+                continue
+            ra, rl = c.get("rss_after_start", {}), c.get("rss_after_load", {})
+            L.append(
+                f"| {c['links']:,} | {c['seeded']} | {fmt(c.get('seed_s'))} | {c['startup_s']:.2f} | {fmt(c.get('links_cached'), ',.0f')} | "
+                f"{fmt(ra.get('VmRSS'))} | {fmt(rl.get('VmRSS'))} | {fmt(rl.get('RssAnon'))} / {fmt(rl.get('RssFile'))} / {fmt(rl.get('RssShmem'))} | {c.get('load_note', '')} |"
+            )
+        L.append("")
+        L.append(
+            "VmRSS includes the mapped spool segments that trackedge has touched (RssFile/RssShmem): they are page cache "
+            "the kernel can drop, not heap. Links are written straight into Redis in trackedge's storage format "
+            "(`loadtests/bulkseed.py`, `redis-cli --pipe`); the partner and offer come from the admin API."
+        )
+        L.append("")
+    soak = res.get("soak")
+    if soak:
+        g = soak["run"]["loadgen"]
+        ing = soak["ingest"]
+        L.append(f"## Soak: {soak['minutes']} min at {soak['rate']:,}/s (70 % of saturation)")
+        L.append("")
+        L.append(
+            f"- Latency p50 {ms(g['latency_us']['p50'])} ms, p99 {ms(g['latency_us']['p99'])} ms, p99.9 {ms(g['latency_us']['p99_9'])} ms, "
+            f"max {ms(g['latency_us']['max'])} ms; {g['measured']:,} requests, {g['errors']} errors; server core {soak['run']['server_core_util']:.0%}; "
+            f"service p99 {ms((g.get('service_us') or {}).get('p99'))} ms; others' CPU {soak['run']['others_cpu_s']:.1f} s"
+            + (" ⚠ **NOISY**: other processes took more than a tenth of a core; the latency is not trackedge's alone" if soak["run"].get("noisy") else "")
+        )
+        L.append(
+            f"- ClickHouse lag max {fmt(ing['max_ch_lag_s'])} s (median {fmt(ing['median_ch_lag_s'])}); oldest unshipped event max "
+            f"{fmt(ing['max_oldest_unshipped_age_s'])} s; spool max {fmt(ing['max_spool_mib'])} MiB; unshipped clicks max "
+            f"{fmt(ing['max_unshipped_clicks'], ',.0f')}; shipper {fmt(ing['median_flushed_rows_per_s'], ',')} rows/s median "
+            f"(max {fmt(ing['max_flushed_rows_per_s'], ',')}); RSS max {fmt(ing['max_rss_mib'])} MiB; clicks dropped {fmt(ing['clicks_dropped'])}"
+        )
+        L.append("")
+        L.append("| t s | RSS MiB | spool MiB | oldest unshipped s | unshipped clicks | ClickHouse lag s | rows in ClickHouse | shipped rows/s |")
+        L.append("| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+        for r in soak["run"].get("samples", []):
+            sp = r.get("spool_bytes")
+            L.append(
+                f"| {r['t_s']} | {fmt(r.get('rss_mib'))} | {fmt(round(sp / 2**20, 1) if sp is not None else None)} | "
+                f"{fmt(r.get('spool_oldest_event_age_s'))} | {fmt(r.get('unshipped_clicks'), ',.0f')} | {fmt(r.get('ch_lag_s'))} | "
+                f"{fmt(r.get('ch_rows'), ',')} | {fmt(r.get('flushed_rows_per_s'), ',')} |"
+            )
         L.append("")
     acc = res.get("clicks")
     if acc:
         L.append("## Click accounting (trackedge → ClickHouse)")
         L.append("")
-        L.append(f"- Redirects answered by trackedge (wrk requests incl. warm-up, minus non-2xx/3xx, plus {acc['probe_requests']} probe request(s)): **{acc['answered']:,}**")
+        L.append(
+            f"- Redirects answered by trackedge over all its processes (wrk requests incl. warm-ups minus non-2xx/3xx, "
+            f"plus loadgen 3xx answers, plus {acc['probe_requests']} probe request(s)): **{acc['answered']:,}** "
+            f"({acc['answered_wrk']:,} from wrk, {acc['answered_loadgen']:,} from loadgen)"
+        )
         if acc.get("before_shutdown"):
             c, d = acc["before_shutdown"]
             L.append(f"- In `{acc['database']}.clicks` while still running (polled {acc['poll_s_before']:.0f} s after the last run): {c:,} rows, {d:,} distinct click_id")
@@ -674,26 +1126,30 @@ def markdown(res):
             L.append(f"- lost = answered − distinct = **{acc['lost']:,}**; duplicates = rows − distinct = {acc['duplicates']:,}")
         else:
             L.append("- ClickHouse could not be read after shutdown")
+        if acc.get("restarts"):
+            L.append(f"- Earlier trackedge processes of this run stopped with SIGTERM: {', '.join('exit %s in %s s' % (r['exit_code'], r['stop_s']) for r in acc['restarts'])}")
         if acc.get("flags"):
-            L.append(f"- flags: {json.dumps(acc['flags'])}")
+            L.append(f"- flags: {json.dumps(acc['flags'])} (bots expected only from the mix scenario)")
+        if acc.get("not_found") is not None:
+            L.append(f"- 404 answers (unknown codes, mix scenario) {acc['not_found']:,}; rows in `orphan_hits` {fmt(acc.get('orphan_rows'), ',')} (at least once)")
         sp = acc.get("spool_after_shutdown") or {}
         L.append(
             f"- spool directory after shutdown: {sp.get('files', 0)} file(s), {sp.get('bytes', 0) / 2**20:.1f} MiB"
             + (f": {', '.join(sp['list'][:6])}" if sp.get("list") else "")
         )
         bound = acc.get("in_flight_bound")
-        verdict = ""
+        v = ""
         if acc.get("lost") is not None and bound is not None:
             if acc["lost"] > 0:
-                verdict = " **Clicks were lost.**"
+                v = " **Clicks were lost.**"
             elif acc["lost"] < -bound:
-                verdict = " **More clicks than requests could explain.**"
+                v = " **More clicks than requests could explain.**"
             else:
-                verdict = " Within the expected range: nothing lost."
+                v = " Within the expected range: nothing lost."
         L.append(
-            f"- A negative `lost` down to −{bound:,} (connections × trackedge runs) is expected: wrk stops "
+            f"- A negative `lost` down to −{bound:,} (connections × trackedge wrk runs) is expected: wrk stops "
             "counting the requests in flight when its time is up, but the server may have answered and "
-            f"recorded them.{verdict}"
+            f"recorded them.{v}"
         )
         L.append("")
     nl = res.get("nginx_log_lines")
@@ -703,15 +1159,15 @@ def markdown(res):
             f"(difference {nl['answered'] - nl['lines']:,})."
         )
         L.append("")
-    noisy = [i for i, r in enumerate(res["runs"], 1) if r.get("noisy")]
-    kept = [i for i, r in enumerate(res["runs"], 1)
-            if r.get("noisy") and r["label"].startswith("round") and not r.get("discarded")]
+    runs = res["runs"]
+    noisy = [i for i, r in enumerate(runs, 1) if r.get("noisy")]
+    kept = [i for i, r in enumerate(runs, 1) if r.get("noisy") and r["label"].startswith("round") and not r.get("discarded")]
     if noisy:
         L.append(
-            f"**Noisy:** run(s) {', '.join(map(str, noisy))} of {len(res['runs'])} saw more than "
+            f"**Noisy:** run(s) {', '.join(map(str, noisy))} of {len(runs)} saw more than "
             f"{NOISE_CORES:.0%} of a core used outside the test (others' CPU + steal): their requests/s is "
             f"depressed; CPU µs/req holds up better. A noisy measured run is repeated up to "
-            f"{res['settings'].get('retry_noisy')} time(s) and only the quietest attempt enters the medians."
+            f"{s.get('retry_noisy')} time(s) and only the quietest attempt enters the medians."
         )
         if kept:
             L.append(
@@ -719,15 +1175,15 @@ def markdown(res):
                 "rerun on a quiet machine for requests/s figures to quote."
             )
         L.append("")
-    L.append("## Runs")
+    L.append("## wrk runs")
     L.append("")
-    L.append("| # | run | target | requests | s | requests/s | CPU µs/req | backend µs/req | server core | wrk core | others' CPU s | steal s | p50 ms | p99 ms | non-2xx/3xx | socket errors |")
-    L.append("| ---: | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |")
-    for i, r in enumerate(res["runs"], 1):
+    L.append("| # | run | scenario | target | requests | s | requests/s | CPU µs/req | backend µs/req | server core | wrk core | others' CPU s | steal s | p50 ms | p99 ms | non-2xx/3xx | socket errors |")
+    L.append("| ---: | --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |")
+    for i, r in enumerate(runs, 1):
         se = r["socket_errors"]
         ses = "0" if not any(se.values()) else ", ".join(f"{k} {v}" for k, v in se.items() if v)
         L.append(
-            f"| {i} | {r['label']}{' (discarded)' if r.get('discarded') else ''} | {r['target']} | {r['requests']:,} | {r['duration_s']:.2f} | {r['rps']:,.0f} | "
+            f"| {i} | {r['label']}{' (discarded)' if r.get('discarded') else ''} | {r.get('scenario', 'zipf')} | {r['target']} | {r['requests']:,} | {r['duration_s']:.2f} | {r['rps']:,.0f} | "
             f"{fmt(r['cpu_us_per_req'], '.2f')} | {fmt(r['backend_cpu_us_per_req'], '.2f')} | {r['server_core_util']:.0%} | "
             f"{r['wrk_core_util']:.0%} | {r['others_cpu_s']:.2f}{' ⚠' if r.get('noisy') else ''} | {r['steal_s']:.2f} | {r['latency_ms']['p50']:.2f} | "
             f"{r['latency_ms']['p99']:.2f} | {r['non_2xx_3xx']} | {ses} |"
@@ -741,12 +1197,17 @@ def markdown(res):
     L.append(
         "Warm-up and discarded runs are not in the medians (they are in the JSON and in the click accounting). "
         "CPU µs/req is the server's utime+stime from /proc/PID/stat (all threads; nginx master + worker) "
-        "over the run, divided by the requests wrk completed. See loadtests/README.md for caveats."
+        "over the run, divided by the requests completed. See loadtests/README.md for every figure and caveat."
     )
     return "\n".join(L) + "\n"
 
 
 # ------------------------------------------------------------------ main
+
+
+def read_lines(path):
+    with open(path) as f:
+        return [l.strip() for l in f if l.strip()]
 
 
 def main():
@@ -759,20 +1220,42 @@ def main():
     ap.add_argument("--duration", type=int, default=10)
     ap.add_argument("--warmup", type=int, default=2)
     ap.add_argument("--rounds", type=int, default=2)
-    ap.add_argument("--links", type=int, default=1000)
+    ap.add_argument("--links", type=int, default=100000, help="links seeded straight into Redis for the scenarios")
+    ap.add_argument("--big-links", type=int, default=1000000, help="catalog size for the startup/RSS check (0: skip)")
+    ap.add_argument("--scenarios", default="zipf,browser,mix")
+    ap.add_argument("--pool", type=int, default=16384, help="distinct requests per scenario")
+    ap.add_argument("--latency-duration", type=int, default=20, help="fixed-rate run length (0: skip)")
+    ap.add_argument("--latency-warmup", type=int, default=2)
+    ap.add_argument("--latency-fraction", type=float, default=0.5)
+    ap.add_argument("--latency-rounds", type=int, default=1)
+    ap.add_argument("--soak-minutes", type=float, default=0, help="soak at 70 %% of saturation (0: no soak)")
+    ap.add_argument("--soak-fraction", type=float, default=0.7)
+    ap.add_argument("--sample-interval", type=float, default=5.0)
+    ap.add_argument("--loadgen", help="trackedge-loadgen binary")
     ap.add_argument("--connections", type=int, default=64)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--pause", type=float, default=2.0, help="seconds of idle between runs")
     ap.add_argument("--nginx-only", action="store_true", help="measure only the two nginx baselines")
+    ap.add_argument("--no-nginx-log", action="store_true", help="skip the nginx-with-access-log baseline")
     ap.add_argument("--services-root", help="scripts/services.sh ROOT (for services.env and pids)")
     ap.add_argument("--spool", help="TRACKEDGE_SPOOL_DIR")
     ap.add_argument("--database", default="loadtest")
+    ap.add_argument("--redis-prefix", default="te:")
     ap.add_argument("--wait-quiet", type=int, default=60, help="before each run, wait up to S s for an idle machine (0: never)")
     ap.add_argument("--retry-noisy", type=int, default=2, help="repeat a noisy measured run up to N times")
     ap.add_argument("--no-pin-backends", action="store_true", help="leave Redis/ClickHouse on any CPU")
     ap.add_argument("--trackedge-bin", help="binary to test (default ROOT/target/release/trackedge)")
     args = ap.parse_args()
+    scen_names = [x for x in args.scenarios.split(",") if x]
+    for x in scen_names:
+        if x not in scenmod.DESCRIPTIONS:
+            raise Abort(f"unknown scenario {x!r} (known: {', '.join(scenmod.DESCRIPTIONS)})")
+    if "zipf" not in scen_names:
+        scen_names.insert(0, "zipf")  # the targets and the saturation figure come from it
+    if args.latency_duration > 0 or args.soak_minutes > 0:
+        if not args.loadgen or not os.access(args.loadgen, os.X_OK):
+            raise Abort(f"trackedge-loadgen binary missing ({args.loadgen}); build it or pass --no-latency")
 
     signal.signal(signal.SIGTERM, _raise_abort)
     signal.signal(signal.SIGHUP, _raise_abort)
@@ -810,27 +1293,39 @@ def main():
             "warmup_s": args.warmup,
             "rounds": args.rounds,
             "links": args.links,
+            "big_links": args.big_links,
+            "scenarios": scen_names,
+            "pool": args.pool,
             "connections": args.connections,
             "threads": args.threads,
             "seed": args.seed,
             "nginx_only": args.nginx_only,
             "wait_quiet_s": args.wait_quiet,
             "retry_noisy": args.retry_noisy,
+            "latency_duration_s": args.latency_duration,
+            "latency_warmup_s": args.latency_warmup,
+            "latency_fraction": args.latency_fraction,
+            "soak_minutes": args.soak_minutes,
+            "sample_interval_s": args.sample_interval,
             "x_forwarded_for": os.environ.get("LT_XFF", "1") != "0",
         },
         "probes": {},
         "runs": [],
     }
     te = None
+    te_env = te_bin = None
     ch_url = None
     backend_pids = []
     codes_file = os.path.join(args.workdir, "codes.txt")
     probe_requests = 0
+    restarts = []
+    loadgen_te_answered = 0
+    loadgen_te_404 = 0
+    svc = {}
     try:
         cid_len = 32
         if not args.nginx_only:
             env_file = os.path.join(args.services_root, "services.env")
-            svc = {}
             with open(env_file) as f:
                 for line in f:
                     if "=" in line:
@@ -843,25 +1338,40 @@ def main():
                         backend_pids.append(int(f.read().strip()))
                 except (OSError, ValueError):
                     pass
-            # Redis and ClickHouse share wrk's CPU, so that the server's CPU
-            # is its own: otherwise ClickHouse, digesting trackedge's inserts,
-            # preempts trackedge on CPU 0 and its requests/s drops for a reason
-            # that is not its own code. (-a: every thread, and the threads
-            # they start later inherit it.)
+            # Redis and ClickHouse share the load generator's CPU, so that the
+            # server's CPU is its own: otherwise ClickHouse, digesting
+            # trackedge's inserts, preempts trackedge on CPU 0. (-a: every
+            # thread, and the threads they start later inherit it.)
             if not args.no_pin_backends:
                 for bp in backend_pids:
                     subprocess.run(["taskset", "-a", "-p", "-c", CLIENT_CPU, str(bp)], check=True, stdout=subprocess.DEVNULL)
             res["settings"]["backends_pinned_to_cpu"] = None if args.no_pin_backends else CLIENT_CPU
-            # A fresh database and spool, so the accounting sees only this run's clicks.
-            ch_query(ch_url, f"DROP DATABASE IF EXISTS {args.database}")
+            # A fresh database, Redis catalog and spool: only this run's data.
+            # Dropping millions of rows of an earlier run can take a while,
+            # and ClickHouse 18.16 sometimes fails it ("Directory not empty")
+            # while it still removes parts: retry, then use a new database.
+            for attempt in range(5):
+                try:
+                    ch_query(ch_url, f"DROP DATABASE IF EXISTS {args.database}", timeout=120)
+                    break
+                except (OSError, urllib.error.URLError) as e:
+                    log(f"DROP DATABASE {args.database} failed ({str(e)[:120]}); retrying")
+                    time.sleep(3)
+            else:
+                args.database = f"{args.database}_{int(time.time())}"
+                log(f"using database {args.database} instead")
+            ru = re.match(r"redis://([^:/]+):(\d+)", svc["TRACKEDGE_REDIS_URL"])
+            redis_host, redis_port = ru.group(1), int(ru.group(2))
+            subprocess.run(["redis-cli", "-h", redis_host, "-p", str(redis_port), "FLUSHALL"], check=True, stdout=subprocess.DEVNULL)
             shutil.rmtree(args.spool, ignore_errors=True)
             os.makedirs(args.spool, exist_ok=True)
             token = secrets.token_hex(16)
-            env = dict(
+            te_env = dict(
                 os.environ,
                 TRACKEDGE_LISTEN=f"127.0.0.1:{PORTS['trackedge']}",
                 TRACKEDGE_ADMIN_LISTEN=f"127.0.0.1:{PORTS['trackedge-admin']}",
                 TRACKEDGE_REDIS_URL=svc["TRACKEDGE_REDIS_URL"],
+                TRACKEDGE_REDIS_PREFIX=args.redis_prefix,
                 TRACKEDGE_CLICKHOUSE_URL=ch_url,
                 TRACKEDGE_CLICKHOUSE_DATABASE=args.database,
                 TRACKEDGE_SECRET=secrets.token_urlsafe(32),
@@ -873,33 +1383,35 @@ def main():
             # the shipped per-IP limit (120/min) would flag almost every click.
             # The limiter stays on, only its threshold is out of reach.
             # Set the variable yourself to measure another limit.
-            env.setdefault("TRACKEDGE_LIMITS_CLICKS_PER_IP_PER_MINUTE", "100000000")
-            res["settings"]["trackedge_limits_clicks_per_ip_per_minute"] = env[
-                "TRACKEDGE_LIMITS_CLICKS_PER_IP_PER_MINUTE"
-            ]
+            te_env.setdefault("TRACKEDGE_LIMITS_CLICKS_PER_IP_PER_MINUTE", "100000000")
+            res["settings"]["trackedge_limits_clicks_per_ip_per_minute"] = te_env["TRACKEDGE_LIMITS_CLICKS_PER_IP_PER_MINUTE"]
             te_bin = args.trackedge_bin or os.path.join(args.root, "target/release/trackedge")
             res["machine"]["trackedge_binary"] = binary_info(te_bin, args.root)
-            te = Server(
-                "trackedge",
-                PORTS["trackedge"],
-                [te_bin, "serve"],
-                env,
-                args.root,
-                os.path.join(args.workdir, "trackedge.log"),
-                os.path.join(args.workdir, "trackedge.pid"),
-            )
-            log(f"starting trackedge (log: {te.logfile})")
-            te.start()
-            servers.append(te)
             admin = PORTS["trackedge-admin"]
-            wait_until(lambda: http_get(admin, "/readyz", timeout=2)[0] == 200, 120, "trackedge /readyz", te)
-            log(f"seeding {args.links} links")
-            info = seedmod.seed(f"http://127.0.0.1:{admin}", token, args.links, codes_file)
+
+            # 1. Empty catalog: the partner and offer through the admin API.
+            te, _ = start_trackedge(te_env, args, te_bin, "seed")
+            servers.append(te)
+            info = seedmod.seed(f"http://127.0.0.1:{admin}", token, 0, os.path.join(args.workdir, "api-codes.txt"))
             res["seed"] = info
-            log(f"seeded in {info['seconds']} s: {json.dumps(info)}")
-            # One probe request: checks the redirect and sizes nginx's Location like trackedge's.
-            with open(codes_file) as f:
-                code0 = f.readline().strip()
+            # 2. The links straight into Redis.
+            open(codes_file, "w").close()
+            log(f"writing {args.links:,} links straight into Redis")
+            bs = bulkseed.bulk_seed(redis_host, redis_port, args.redis_prefix, info["partner_id"], info["offer_id"], args.links, codes_file, args.seed)
+            log(f"seeded in {bs['seconds']} s")
+            # 3. Restart: the catalog loads at start, and that is timed.
+            restarts.append({"exit_code": te.stop(signal.SIGTERM, timeout=120), "stop_s": te.stop_seconds})
+            servers.remove(te)
+            te, ready = start_trackedge(te_env, args, te_bin, "main")
+            servers.append(te)
+            m = te_metrics(admin)
+            res["catalog"] = {"main": {
+                "links": args.links, "seeded": "Redis (bulkseed.py)", "seed_s": bs["seconds"], "startup_s": ready,
+                "links_cached": int(metric(m, "trackedge_links_cached") or 0), "rss_after_start": proc_status(te.pid),
+            }}
+            log(f"trackedge ready {ready:.2f} s after start with {args.links:,} links")
+            codes = read_lines(codes_file)
+            code0 = codes[0]
             st, hdrs, _ = http_get(
                 PORTS["trackedge"],
                 f"/{code0}?sub1=abc12&sub2=camp3",
@@ -911,60 +1423,141 @@ def main():
             res["probes"]["trackedge"] = {"status": st, "location": loc, "headers": hdrs}
             if st != 302 or not loc:
                 raise Abort(f"trackedge probe GET /{code0} answered {st}, Location {loc!r}")
-            m = re.search(r"[?&]cid=([^&]*)", loc)
-            if m and m.group(1):
-                cid_len = len(m.group(1))
+            mm = re.search(r"[?&]cid=([^&]*)", loc)
+            if mm and mm.group(1):
+                cid_len = len(mm.group(1))
         else:
             alphabet = string.ascii_letters + string.digits
+            codes = ["".join(secrets.choice(alphabet) for _ in range(8)) for _ in range(args.links)]
             with open(codes_file, "w") as f:
-                for _ in range(args.links):
-                    f.write("".join(secrets.choice(alphabet) for _ in range(8)) + "\n")
+                f.write("\n".join(codes) + "\n")
+
+        xff = res["settings"]["x_forwarded_for"]
+        res["scenarios"] = {}
+        req_files = {}
+        for sc in scen_names:
+            path = os.path.join(args.workdir, f"requests-{sc}.tsv")
+            res["scenarios"][sc] = scenmod.write(path, sc, codes, args.pool, args.seed, xff)
+            req_files[sc] = path
 
         cid = "".join(secrets.choice(string.ascii_letters + string.digits) for _ in range(cid_len))
         access_log = os.path.join(args.workdir, "nginx-log", "access.log")
         ng = nginx_server("nginx", PORTS["nginx"], args.workdir, cid)
-        ngl = nginx_server("nginx-log", PORTS["nginx-log"], args.workdir, cid, access_log)
-        for s in (ng, ngl):
+        ngl = None if args.no_nginx_log else nginx_server("nginx-log", PORTS["nginx-log"], args.workdir, cid, access_log)
+        nginxes = [x for x in (ng, ngl) if x]
+        for s in nginxes:
             log(f"starting {s.name} on 127.0.0.1:{s.port}")
             s.start()
             servers.append(s)
-        for s in (ng, ngl):
+        for s in nginxes:
             wait_until(lambda s=s: port_open(s.port), 10, f"{s.name} port {s.port}", s)
             st, hdrs, _ = http_get(s.port, "/Abc123?sub1=abc12&sub2=camp3")
             res["probes"][s.name] = {"status": st, "location": hdrs.get("Location"), "headers": hdrs}
             if st != 302:
                 raise Abort(f"{s.name} probe answered {st}")
 
-        order = [ng, te, ngl] if te else [ng, ngl]
+        order = [x for x in (ng, te, ngl) if x]
         res["settings"]["order"] = [s.name for s in order]
         runner = Runner(args, codes_file, backend_pids)
         if args.warmup > 0:
             for s in order:
-                res["runs"].append(runner.run(s, args.warmup, "warmup"))
+                res["runs"].append(runner.run(s, args.warmup, "warmup", "zipf", req_files["zipf"]))
                 time.sleep(args.pause)
         for rnd in range(1, args.rounds + 1):
-            for s in order:
-                attempts = []
-                for attempt in range(args.retry_noisy + 1):
-                    row = runner.run(s, args.duration, f"round{rnd}")
-                    res["runs"].append(row)
-                    attempts.append(row)
+            for sc in scen_names:
+                for s in order:
+                    attempts = []
+                    for attempt in range(args.retry_noisy + 1):
+                        row = runner.run(s, args.duration, f"round{rnd}", sc, req_files[sc])
+                        res["runs"].append(row)
+                        attempts.append(row)
+                        time.sleep(args.pause)
+                        if not row["noisy"]:
+                            break
+                        if attempt < args.retry_noisy:
+                            log("run was noisy: repeating it")
+                    # The medians take the quietest attempt; the others stay
+                    # in the JSON and the click accounting, marked discarded.
+                    keep = min(attempts, key=lambda r: r["others_cpu_s"] + r["steal_s"])
+                    for r in attempts:
+                        if r is not keep:
+                            r["discarded"] = True
+        targets = [s.name for s in order]
+        res["medians"], res["ratios"] = {}, {}
+        for sc in scen_names:
+            res["medians"][sc], res["ratios"][sc] = summarize(res["runs"], targets, sc)
+
+        # Fixed-rate latency at a fraction of the saturation just measured.
+        sat_target = "trackedge" if te else "nginx"
+        sat = res["medians"]["zipf"].get(sat_target, {}).get("rps")
+        if args.latency_duration > 0 and sat:
+            rate = int(sat * args.latency_fraction)
+            lat = {"rate": rate, "fraction": args.latency_fraction, "saturation_rps": sat,
+                   "saturation_from": f"median wrk requests/s of {sat_target}, zipf scenario, this run",
+                   "scenario": "zipf", "runs": []}
+            lat_order = [x for x in (te, ng) if x]
+            for rnd in range(args.latency_rounds):
+                for s in lat_order:
+                    sampler = Sampler(te, PORTS["trackedge-admin"], ch_url, args.database, args.sample_interval) if s is te else None
+                    row = run_loadgen(args, runner, s, req_files["zipf"], rate, args.latency_duration, args.latency_warmup,
+                                      f"latency{rnd + 1}", "zipf", sampler)
+                    lat["runs"].append(row)
+                    if s is te:
+                        loadgen_te_answered += row["loadgen"]["all_3xx"]
                     time.sleep(args.pause)
-                    if not row["noisy"]:
-                        break
-                    if attempt < args.retry_noisy:
-                        log("run was noisy: repeating it")
-                # The medians take the quietest attempt; the others stay in
-                # the JSON and the click accounting, marked discarded.
-                keep = min(attempts, key=lambda r: r["others_cpu_s"] + r["steal_s"])
-                for r in attempts:
-                    if r is not keep:
-                        r["discarded"] = True
+            te_samples = [x for r in lat["runs"] if r["target"] == "trackedge" for x in r.get("samples", [])]
+            if te_samples:
+                lat["ingest"] = sampler_summary(te_samples)
+            res["latency"] = lat
+        if te:
+            res["catalog"]["main"]["rss_after_load"] = proc_status(te.pid)
+            res["catalog"]["main"]["load_note"] = "after the scenario and fixed-rate runs"
+
+        # Catalog size: a million links, start time and memory.
+        if te and args.big_links > args.links:
+            restarts.append({"exit_code": te.stop(signal.SIGTERM, timeout=120), "stop_s": te.stop_seconds})
+            servers.remove(te)
+            extra = args.big_links - args.links
+            log(f"writing {extra:,} more links straight into Redis ({args.big_links:,} in all)")
+            bs = bulkseed.bulk_seed(redis_host, redis_port, args.redis_prefix, res["seed"]["partner_id"], res["seed"]["offer_id"],
+                                    extra, codes_file, args.seed + 1)
+            te, ready = start_trackedge(te_env, args, te_bin, "big")
+            servers.append(te)
+            order = [x if x.name != "trackedge" else te for x in order]
+            big = {"links": args.big_links, "seeded": "Redis (bulkseed.py)", "seed_s": bs["seconds"], "startup_s": ready,
+                   "rss_after_start": proc_status(te.pid)}
+            log(f"trackedge ready {ready:.2f} s after start with {args.big_links:,} links; RSS {big['rss_after_start'].get('VmRSS')} MiB")
+            big["links_cached"] = int(metric(te_metrics(PORTS["trackedge-admin"]), "trackedge_links_cached") or 0)
+            big_codes = read_lines(codes_file)
+            path = os.path.join(args.workdir, "requests-big.tsv")
+            res["scenarios_big"] = scenmod.write(path, "zipf", big_codes, args.pool, args.seed, xff)
+            req_files["big"] = path
+            row = runner.run(te, args.duration, "big", "zipf-1M", path)
+            res["runs"].append(row)
+            big["load_s"] = args.duration
+            big["load_note"] = f"after a {args.duration} s wrk run over all {args.big_links:,} links: {row['rps']:,.0f} req/s, {row['cpu_us_per_req']} µs/req"
+            big["rss_after_load"] = proc_status(te.pid)
+            res["catalog"]["big"] = big
+            time.sleep(args.pause)
+
+        # Soak: sustained fixed-rate load, sampled.
+        if te and args.soak_minutes > 0 and sat:
+            rate = int(sat * args.soak_fraction)
+            secs = int(args.soak_minutes * 60)
+            log(f"soak: {args.soak_minutes} min at {rate:,}/s")
+            sampler = Sampler(te, PORTS["trackedge-admin"], ch_url, args.database, args.sample_interval)
+            row = run_loadgen(args, runner, te, req_files["zipf"], rate, secs, 0, "soak", "zipf", sampler)
+            loadgen_te_answered += row["loadgen"]["all_3xx"]
+            res["soak"] = {"minutes": args.soak_minutes, "rate": rate, "fraction": args.soak_fraction,
+                           "run": row, "ingest": row["ingest"]}
 
         if te:
             te_rows = [r for r in res["runs"] if r["target"] == "trackedge"]
-            answered = sum(r["requests"] - r["non_2xx_3xx"] for r in te_rows) + probe_requests
-            acc = {"database": args.database, "answered": answered, "probe_requests": probe_requests}
+            answered_wrk = sum(r["requests"] - r["non_2xx_3xx"] for r in te_rows)
+            answered = answered_wrk + loadgen_te_answered + probe_requests
+            acc = {"database": args.database, "answered": answered, "answered_wrk": answered_wrk,
+                   "answered_loadgen": loadgen_te_answered, "probe_requests": probe_requests, "restarts": restarts}
+            acc["not_found"] = sum(r["non_2xx_3xx"] for r in te_rows)
             t0 = time.monotonic()
             before, polls = ch_wait_stable(ch_url, args.database, answered, 15)
             acc["before_shutdown"], acc["poll_s_before"], acc["polls_before"] = before, time.monotonic() - t0, polls
@@ -972,7 +1565,7 @@ def main():
                 st, _, body = http_get(PORTS["trackedge-admin"], "/metrics")
                 acc["metrics_excerpt"] = [
                     l for l in body.decode(errors="replace").splitlines()
-                    if not l.startswith("#") and re.search(r"click|redirect|spool|flush|insert|drop", l, re.I)
+                    if not l.startswith("#") and re.search(r"click|redirect|spool|flush|insert|drop|orphan", l, re.I)
                 ][:40]
             except OSError as e:
                 acc["metrics_excerpt"] = [f"error: {e}"]
@@ -989,9 +1582,10 @@ def main():
             # "answered" can legitimately be in ClickHouse.
             acc["in_flight_bound"] = args.connections * len(te_rows)
             acc["flags"] = ch_flags(ch_url, args.database)
-            # What the spool holds after shutdown: trackedge may keep a
-            # write-ahead log there (segments and a cursor) as well as events
-            # it could not deliver, so this is listed, not judged.
+            try:
+                acc["orphan_rows"] = int(ch_query(ch_url, f"SELECT count() FROM {args.database}.orphan_hits FORMAT TSV").strip())
+            except Exception:
+                acc["orphan_rows"] = None
             spool = []
             for dirpath, _, files in os.walk(args.spool):
                 for f in files:
@@ -1007,18 +1601,17 @@ def main():
             }
             res["clicks"] = acc
 
-        for s in (ng, ngl):
+        for s in nginxes:
             s.stop(signal.SIGQUIT, timeout=30)  # graceful: flushes the buffered access log
-        ngl_answered = sum(r["requests"] - r["non_2xx_3xx"] for r in res["runs"] if r["target"] == "nginx-log") + 1
-        try:
-            with open(access_log, "rb") as f:
-                lines = sum(1 for _ in f)
-            res["nginx_log_lines"] = {"lines": lines, "answered": ngl_answered}
-        except OSError:
-            pass
-
-        targets = [s.name for s in order]
-        res["medians"], res["ratios"] = summarize(res["runs"], targets)
+        if ngl:
+            ngl_answered = sum(r["requests"] - r["non_2xx_3xx"] for r in res["runs"] if r["target"] == "nginx-log") + 1
+            try:
+                with open(access_log, "rb") as f:
+                    lines = sum(1 for _ in f)
+                res["nginx_log_lines"] = {"lines": lines, "answered": ngl_answered}
+            except OSError:
+                pass
+        res["targets"] = evaluate_targets(res) if te else []
     finally:
         for s in reversed(servers):
             if s.running():
@@ -1037,6 +1630,8 @@ def main():
         f.write(md)
     print(md)
     log(f"wrote {os.path.join(args.results, stem)}.md and .json")
+    for t in res.get("targets", []):
+        log(f"{t['result']:>7}  {t['id']}: {t['measured']}")
     acc = res.get("clicks")
     if acc and (acc.get("lost") is None or acc["lost"] > 0 or acc.get("exit_code") != 0):
         log("click accounting FAILED: clicks were lost or trackedge did not exit cleanly")

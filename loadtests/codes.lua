@@ -1,7 +1,11 @@
 -- wrk script for the trackedge / nginx redirect comparison.
 --
 -- Environment:
---   LT_CODES  file with one link code per line (required)
+--   LT_REQUESTS  a request file written by bench.py (one request a line:
+--             `PATH<TAB>Name: value<TAB>...`, the format trackedge-loadgen
+--             reads too): the pool is exactly these requests, in order, and
+--             LT_CODES, LT_SEED, LT_POOL and LT_XFF are ignored
+--   LT_CODES  file with one link code per line (required without LT_REQUESTS)
 --   LT_SEED   seed for the request mix (default 1); the same seed gives the
 --             same request sequence against every server
 --   LT_POOL   number of distinct pre-built requests to cycle through
@@ -49,7 +53,33 @@ local referers = {
    "https://news.example.com/reviews/headphones",
 }
 
+local function load_requests(path)
+   local f = assert(io.open(path, "r"))
+   for line in f:lines() do
+      if #line > 0 and line:sub(1, 1) ~= "#" then
+         local p
+         local headers = {}
+         for field in (line .. "\t"):gmatch("([^\t]*)\t") do
+            if p == nil then
+               p = field
+            elseif #field > 0 then
+               local k, v = field:match("^([^:]+):%s*(.*)$")
+               if k then headers[k] = v end
+            end
+         end
+         pool[#pool + 1] = wrk.format("GET", p, headers)
+      end
+   end
+   f:close()
+   assert(#pool > 0, "no requests in " .. path)
+end
+
 init = function(args)
+   local reqs = os.getenv("LT_REQUESTS")
+   if reqs and #reqs > 0 then
+      load_requests(reqs)
+      return
+   end
    local path = os.getenv("LT_CODES")
    assert(path and #path > 0, "LT_CODES is not set")
    local f = assert(io.open(path, "r"))

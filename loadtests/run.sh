@@ -1,24 +1,35 @@
 #!/usr/bin/env bash
 # trackedge vs nginx redirect load test. See loadtests/README.md.
 #
-# Usage: loadtests/run.sh [--quick] [--no-build] [--nginx-only]
-#                         [--duration S] [--rounds N] [--links N] [--warmup S]
+# Usage: loadtests/run.sh [--quick] [options]
 #
-#   --quick       3 s runs, 1 round, 200 links, 1 s warm-up (about a minute)
-#   --no-build    use the existing target/release/trackedge
-#   --nginx-only  only the two nginx baselines: no build, no Redis/ClickHouse
+#   --quick       3 s runs, 1 round, 5 s fixed-rate run (about 2 minutes)
+#   --no-build    use the existing target/release/trackedge and loadgen
+#   --nginx-only  only the nginx baselines: no build, no Redis/ClickHouse
+#   --duration S  length of each wrk run (default 10; quick 3)
+#   --rounds N    rounds of nginx -> trackedge -> nginx-log per scenario (2; quick 1)
+#   --warmup S    wrk warm-up per server (2; quick 1)
+#   --links N     links for the scenarios, written straight into Redis (100000)
+#   --big-links N catalog size for the startup/RSS check (1000000; 0: skip)
+#   --scenarios LIST  comma list of zipf,browser,mix (default all three)
+#   --no-nginx-log    skip the nginx-with-access-log baseline
+#   --latency-duration S  fixed-rate run at 50 % of saturation (20; quick 5; 0: skip)
+#   --no-latency  same as --latency-duration 0
+#   --latency-rounds N  fixed-rate runs per server (1)
+#   --soak        also soak at 70 % of saturation for 10 minutes
+#   --soak-minutes N  soak for N minutes (implies --soak)
 #   --wait-quiet S  before each run wait up to S s (default 60; 0: never) for
 #                 the machine to go idle, so a build elsewhere doesn't spoil it
 #   --retry-noisy N  repeat a run spoiled by outside load up to N times (default 2)
 #   --no-pin-backends  let Redis/ClickHouse float instead of sharing wrk's CPU
 #
 # TRACKEDGE_BIN=PATH tests another binary instead of target/release/trackedge
-# (implies --no-build).
+# (implies not building trackedge; the load generator is still built).
 #
 # Everything listens on 127.0.0.1 only: trackedge 18080 (admin 18081), nginx
 # 18090 and 18091 (with access log), Redis 16379, ClickHouse 18123/19000/19009.
-# Servers are pinned to CPU 0 and wrk to CPU 1. Results go to
-# loadtests/results/<date>.md and .json (<date>-quick for --quick).
+# Servers are pinned to CPU 0, wrk and trackedge-loadgen to CPU 1. Results go
+# to loadtests/results/<date>.md and .json (<date>-quick for --quick).
 set -euo pipefail
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -27,8 +38,8 @@ cd "$ROOT"
 export PATH="$PATH:/usr/local/sbin:/usr/sbin:/sbin"
 
 COMMAND="loadtests/run.sh${*:+ $*}"
-QUICK=0 BUILD=1 NGINX_ONLY=0
-DURATION="" ROUNDS="" LINKS="" WARMUP="" EXTRA=()
+QUICK=0 BUILD=1 NGINX_ONLY=0 SOAK_MINUTES=0
+DURATION="" ROUNDS="" LINKS="" WARMUP="" LATENCY="" BIG_LINKS="" EXTRA=()
 while [[ $# -gt 0 ]]; do
     case $1 in
     --quick) QUICK=1 ;;
@@ -37,6 +48,14 @@ while [[ $# -gt 0 ]]; do
     --duration) DURATION=$2; shift ;;
     --rounds) ROUNDS=$2; shift ;;
     --links) LINKS=$2; shift ;;
+    --big-links) BIG_LINKS=$2; shift ;;
+    --scenarios) EXTRA+=(--scenarios "$2"); shift ;;
+    --no-nginx-log) EXTRA+=(--no-nginx-log) ;;
+    --latency-duration) LATENCY=$2; shift ;;
+    --no-latency) LATENCY=0 ;;
+    --latency-rounds) EXTRA+=(--latency-rounds "$2"); shift ;;
+    --soak) [[ $SOAK_MINUTES == 0 ]] && SOAK_MINUTES=10 ;;
+    --soak-minutes) SOAK_MINUTES=$2; shift ;;
     --warmup) WARMUP=$2; shift ;;
     --wait-quiet) EXTRA+=(--wait-quiet "$2"); shift ;;
     --no-pin-backends) EXTRA+=(--no-pin-backends) ;;
@@ -49,11 +68,14 @@ done
 TRACKEDGE_BIN=${TRACKEDGE_BIN:-}
 [[ -n $TRACKEDGE_BIN ]] && BUILD=0
 if ((QUICK)); then
-    : "${DURATION:=3}" "${ROUNDS:=1}" "${LINKS:=200}" "${WARMUP:=1}"
+    : "${DURATION:=3}" "${ROUNDS:=1}" "${LINKS:=100000}" "${WARMUP:=1}" "${LATENCY:=5}" "${BIG_LINKS:=1000000}"
+    EXTRA+=(--pause 1 --latency-warmup 1 --sample-interval 2)
 else
-    : "${DURATION:=10}" "${ROUNDS:=2}" "${LINKS:=1000}" "${WARMUP:=2}"
+    : "${DURATION:=10}" "${ROUNDS:=2}" "${LINKS:=100000}" "${WARMUP:=2}" "${LATENCY:=20}" "${BIG_LINKS:=1000000}"
 fi
 NAME=$(date +%F)
+LOADGEN_TARGET=$ROOT/target/loadgen
+LOADGEN=$LOADGEN_TARGET/release/trackedge-loadgen
 ((QUICK)) && NAME+=-quick
 ((NGINX_ONLY)) && NAME+=-nginx-only
 
@@ -120,6 +142,11 @@ if ((BUILD)); then
     say "cargo build --release"
     cargo build --release >&2
 fi
+# The fixed-rate load generator: its own crate, outside trackedge's package.
+if ((BUILD)) || [[ ! -x $LOADGEN ]] || [[ -n $(find "$HERE/loadgen/src" "$HERE/loadgen/Cargo.toml" -newer "$LOADGEN" 2>/dev/null) ]]; then
+    say "cargo build --release (loadtests/loadgen)"
+    cargo build --release --manifest-path "$HERE/loadgen/Cargo.toml" --target-dir "$LOADGEN_TARGET" >&2
+fi
 if ((!NGINX_ONLY)); then
     BIN=${TRACKEDGE_BIN:-target/release/trackedge}
     [[ -x $BIN ]] || { say "$BIN is missing (drop --no-build?)"; exit 1; }
@@ -133,6 +160,8 @@ args=(
     --root "$ROOT" --workdir "$WORK" --results "$HERE/results" --result-name "$NAME"
     --command "$COMMAND" --duration "$DURATION" --rounds "$ROUNDS" --links "$LINKS"
     --warmup "$WARMUP" --services-root "$SERVICES_ROOT" --spool "$SPOOL"
+    --big-links "$BIG_LINKS" --latency-duration "$LATENCY" --soak-minutes "$SOAK_MINUTES"
+    --loadgen "$LOADGEN"
 )
 ((NGINX_ONLY)) && args+=(--nginx-only)
 ((${#EXTRA[@]})) && args+=("${EXTRA[@]}")

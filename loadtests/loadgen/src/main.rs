@@ -1,0 +1,468 @@
+//! trackedge-loadgen: a fixed-rate (open-loop) HTTP/1.1 load generator.
+//!
+//! wrk runs closed loops: a connection sends its next request only when the
+//! previous answer is in, so when the server stalls, the requests that would
+//! have arrived meanwhile are never sent and their latency is never measured
+//! ("coordinated omission"). This tool instead draws up a global schedule,
+//! request `i` due at `start + i / rate`, and measures every latency from the
+//! request's *scheduled* send time. A stall therefore shows up in the tail as
+//! it would for real users arriving at that rate.
+//!
+//! N keep-alive connections (one request in flight each) take the due
+//! requests in order; if none is idle when a request is due, it waits for the
+//! first one to free up, and that wait counts in its latency. One thread
+//! (pin it with taskset): the dispatcher sleeps while the next send time is
+//! more than 2 ms away and otherwise yields in a loop, so send times are
+//! accurate to a few microseconds (Tokio's timer only has 1 ms resolution).
+//!
+//! Requests come from a file, one a line: `PATH<TAB>Name: value<TAB>...`
+//! (lines starting with `#` and empty lines are skipped); request `i` is line
+//! `i mod lines`. The result is one JSON object on stdout (or `--out FILE`).
+//!
+//! ```text
+//! trackedge-loadgen --target 127.0.0.1:18080 --requests reqs.tsv \
+//!     --rate 50000 --duration 20 --warmup 2 --connections 64 [--out r.json]
+//! ```
+
+use std::cell::{Cell, RefCell};
+use std::collections::VecDeque;
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+use hdrhistogram::Histogram;
+use serde_json::{json, Value};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::sync::{mpsc, Notify};
+
+struct Args {
+    target: String,
+    requests: String,
+    rate: f64,
+    duration: f64,
+    warmup: f64,
+    connections: usize,
+    timeout: f64,
+    out: Option<String>,
+    label: String,
+}
+
+fn usage() -> ! {
+    eprintln!(
+        "usage: trackedge-loadgen --target HOST:PORT --requests FILE --rate RPS --duration S \
+         [--warmup S] [--connections N] [--timeout S] [--out FILE] [--label TEXT]"
+    );
+    std::process::exit(2)
+}
+
+fn parse_args() -> Args {
+    let mut a = Args {
+        target: String::new(),
+        requests: String::new(),
+        rate: 0.0,
+        duration: 0.0,
+        warmup: 0.0,
+        connections: 64,
+        timeout: 10.0,
+        out: None,
+        label: String::new(),
+    };
+    let mut it = std::env::args().skip(1);
+    while let Some(k) = it.next() {
+        if k == "-h" || k == "--help" {
+            usage();
+        }
+        let v = it.next().unwrap_or_else(|| usage());
+        let num = |v: &str| -> f64 {
+            v.parse().unwrap_or_else(|_| {
+                eprintln!("loadgen: {k} wants a number, got {v:?}");
+                std::process::exit(2)
+            })
+        };
+        match k.as_str() {
+            "--target" => a.target = v,
+            "--requests" => a.requests = v,
+            "--rate" => a.rate = num(&v),
+            "--duration" => a.duration = num(&v),
+            "--warmup" => a.warmup = num(&v),
+            "--connections" => a.connections = num(&v) as usize,
+            "--timeout" => a.timeout = num(&v),
+            "--out" => a.out = Some(v),
+            "--label" => a.label = v,
+            _ => usage(),
+        }
+    }
+    if a.target.is_empty() || a.requests.is_empty() || a.rate <= 0.0 || a.duration <= 0.0 {
+        usage();
+    }
+    // Bounded by design: never more than an hour of load.
+    if a.duration + a.warmup > 3600.0 || a.connections == 0 || a.connections > 10_000 {
+        eprintln!("loadgen: duration + warmup must be at most 3600 s, connections 1..=10000");
+        std::process::exit(2)
+    }
+    a
+}
+
+fn load_requests(path: &str, host: &str) -> Vec<Vec<u8>> {
+    let text = std::fs::read_to_string(path).unwrap_or_else(|e| {
+        eprintln!("loadgen: cannot read {path}: {e}");
+        std::process::exit(1)
+    });
+    let mut out = Vec::new();
+    for line in text.lines() {
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let mut parts = line.split('\t');
+        let path = parts.next().unwrap_or("/");
+        let mut r = format!("GET {path} HTTP/1.1\r\nHost: {host}\r\n");
+        for h in parts {
+            if !h.is_empty() {
+                r.push_str(h);
+                r.push_str("\r\n");
+            }
+        }
+        r.push_str("\r\n");
+        out.push(r.into_bytes());
+    }
+    if out.is_empty() {
+        eprintln!("loadgen: no requests in {path}");
+        std::process::exit(1)
+    }
+    out
+}
+
+#[derive(Clone, Copy)]
+struct Job {
+    index: u64,
+    sched: Instant,
+    measured: bool,
+}
+
+#[derive(Default)]
+struct Counts {
+    completed: u64,
+    measured: u64,
+    status: [u64; 6], // index = status / 100, measured requests only
+    all_3xx: u64,     // warm-up included
+    errors: u64,
+    reconnects: u64,
+    bytes: u64,
+    first_error: Option<String>,
+}
+
+struct Shared {
+    pool: Vec<Vec<u8>>,
+    target: String,
+    timeout: Duration,
+    idle: RefCell<VecDeque<usize>>,
+    idle_notify: Notify,
+    latency: RefCell<Histogram<u64>>,
+    service: RefCell<Histogram<u64>>,
+    counts: RefCell<Counts>,
+    last_done: Cell<Option<Instant>>,
+}
+
+fn new_hist() -> Histogram<u64> {
+    // nanoseconds, 1 ns .. 100 s, 3 significant digits
+    Histogram::new_with_bounds(1, 100_000_000_000, 3).expect("histogram bounds")
+}
+
+fn ns(d: Duration) -> u64 {
+    (d.as_nanos() as u64).max(1)
+}
+
+/// Reads one response; returns (status, bytes). `buf` keeps any surplus.
+async fn read_response(s: &mut TcpStream, buf: &mut Vec<u8>) -> Result<(u16, usize), String> {
+    let mut scanned = 0;
+    let head_end = loop {
+        if let Some(p) = buf[scanned..].windows(4).position(|w| w == b"\r\n\r\n") {
+            break scanned + p + 4;
+        }
+        scanned = buf.len().saturating_sub(3);
+        if buf.len() > 64 * 1024 {
+            return Err("response head over 64 KiB".into());
+        }
+        let mut chunk = [0u8; 16 * 1024];
+        let n = s.read(&mut chunk).await.map_err(|e| e.to_string())?;
+        if n == 0 {
+            return Err("connection closed by the server".into());
+        }
+        buf.extend_from_slice(&chunk[..n]);
+    };
+    let head = std::str::from_utf8(&buf[..head_end]).map_err(|_| "non-UTF-8 head".to_string())?;
+    let mut lines = head.split("\r\n");
+    let status_line = lines.next().unwrap_or("");
+    let status: u16 = status_line
+        .split(' ')
+        .nth(1)
+        .and_then(|x| x.parse().ok())
+        .ok_or_else(|| format!("bad status line {status_line:?}"))?;
+    let mut body = 0usize;
+    let mut close = false;
+    for l in lines {
+        let Some((k, v)) = l.split_once(':') else {
+            continue;
+        };
+        let (k, v) = (k.trim(), v.trim());
+        if k.eq_ignore_ascii_case("content-length") {
+            body = v.parse().map_err(|_| format!("bad Content-Length {v:?}"))?;
+        } else if k.eq_ignore_ascii_case("transfer-encoding") && v.eq_ignore_ascii_case("chunked") {
+            return Err("chunked responses are not supported".into());
+        } else if k.eq_ignore_ascii_case("connection") && v.eq_ignore_ascii_case("close") {
+            close = true;
+        }
+    }
+    let total = head_end + body;
+    while buf.len() < total {
+        let mut chunk = [0u8; 16 * 1024];
+        let n = s.read(&mut chunk).await.map_err(|e| e.to_string())?;
+        if n == 0 {
+            return Err("connection closed mid-body".into());
+        }
+        buf.extend_from_slice(&chunk[..n]);
+    }
+    buf.drain(..total);
+    if close {
+        // Signal the caller to reconnect after this response.
+        return Ok((status + 1000, total));
+    }
+    Ok((status, total))
+}
+
+async fn connect(target: &str) -> Result<TcpStream, String> {
+    let s = TcpStream::connect(target)
+        .await
+        .map_err(|e| e.to_string())?;
+    s.set_nodelay(true).map_err(|e| e.to_string())?;
+    Ok(s)
+}
+
+async fn connection(me: usize, sh: Rc<Shared>, mut rx: mpsc::UnboundedReceiver<Job>) {
+    let mut stream: Option<TcpStream> = match connect(&sh.target).await {
+        Ok(s) => Some(s),
+        Err(e) => {
+            sh.counts.borrow_mut().first_error.get_or_insert(e);
+            return;
+        }
+    };
+    let mut buf = Vec::with_capacity(16 * 1024);
+    loop {
+        sh.idle.borrow_mut().push_back(me);
+        sh.idle_notify.notify_one();
+        let Some(job) = rx.recv().await else { break };
+        let req = &sh.pool[(job.index % sh.pool.len() as u64) as usize];
+        let sent = Instant::now();
+        let res = tokio::time::timeout(sh.timeout, async {
+            if stream.is_none() {
+                stream = Some(connect(&sh.target).await?);
+                buf.clear();
+            }
+            let s = stream.as_mut().unwrap();
+            s.write_all(req).await.map_err(|e| e.to_string())?;
+            read_response(s, &mut buf).await
+        })
+        .await
+        .unwrap_or_else(|_| Err("timed out".into()));
+        let done = Instant::now();
+        sh.last_done.set(Some(done));
+        let mut c = sh.counts.borrow_mut();
+        match res {
+            Ok((status, bytes)) => {
+                let (status, close) = if status >= 1000 {
+                    (status - 1000, true)
+                } else {
+                    (status, false)
+                };
+                if close {
+                    stream = None;
+                    c.reconnects += 1;
+                }
+                c.completed += 1;
+                c.bytes += bytes as u64;
+                if status / 100 == 3 {
+                    c.all_3xx += 1;
+                }
+                if job.measured {
+                    c.measured += 1;
+                    c.status[(status / 100).min(5) as usize] += 1;
+                    let _ = sh.latency.borrow_mut().record(ns(done - job.sched));
+                    let _ = sh.service.borrow_mut().record(ns(done - sent));
+                }
+            }
+            Err(e) => {
+                stream = None;
+                c.errors += 1;
+                c.reconnects += 1;
+                if c.first_error.is_none() {
+                    c.first_error = Some(e);
+                }
+                if job.measured {
+                    // An error still took this long; keep it in the tail.
+                    let _ = sh.latency.borrow_mut().record(ns(done - job.sched));
+                }
+            }
+        }
+    }
+}
+
+fn summary(h: &Histogram<u64>) -> Value {
+    let us = |v: u64| (v as f64 / 1000.0 * 10.0).round() / 10.0;
+    if h.is_empty() {
+        return Value::Null;
+    }
+    json!({
+        "count": h.len(),
+        "mean": (h.mean() / 100.0).round() / 10.0,
+        "p50": us(h.value_at_quantile(0.50)),
+        "p90": us(h.value_at_quantile(0.90)),
+        "p99": us(h.value_at_quantile(0.99)),
+        "p99_9": us(h.value_at_quantile(0.999)),
+        "p99_99": us(h.value_at_quantile(0.9999)),
+        "max": us(h.max()),
+    })
+}
+
+async fn run(a: Args) -> Value {
+    let pool = load_requests(&a.requests, &a.target);
+    let pool_len = pool.len();
+    let sh = Rc::new(Shared {
+        pool,
+        target: a.target.clone(),
+        timeout: Duration::from_secs_f64(a.timeout),
+        idle: RefCell::new(VecDeque::with_capacity(a.connections)),
+        idle_notify: Notify::new(),
+        latency: RefCell::new(new_hist()),
+        service: RefCell::new(new_hist()),
+        counts: RefCell::new(Counts::default()),
+        last_done: Cell::new(None),
+    });
+    // Open every connection before the clock starts.
+    let mut senders = Vec::with_capacity(a.connections);
+    let mut tasks = Vec::with_capacity(a.connections);
+    for me in 0..a.connections {
+        let (tx, rx) = mpsc::unbounded_channel();
+        senders.push(tx);
+        tasks.push(tokio::task::spawn_local(connection(me, sh.clone(), rx)));
+    }
+    // Every connection connects before it first reports idle: wait for all.
+    let t0 = Instant::now();
+    while sh.idle.borrow().len() < a.connections {
+        if t0.elapsed() > Duration::from_secs(10) {
+            let err = sh.counts.borrow().first_error.clone();
+            return json!({"error": format!("cannot connect to {}: {err:?}", a.target)});
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+
+    let interval = 1e9 / a.rate;
+    let start = Instant::now() + Duration::from_millis(50);
+    let warm_end = start + Duration::from_secs_f64(a.warmup);
+    let end = warm_end + Duration::from_secs_f64(a.duration);
+    let mut lag = new_hist();
+    let mut no_idle = 0u64;
+    let mut i: u64 = 0;
+    loop {
+        let sched = start + Duration::from_nanos((i as f64 * interval) as u64);
+        if sched >= end {
+            break;
+        }
+        loop {
+            let now = Instant::now();
+            if now >= sched {
+                break;
+            }
+            let left = sched - now;
+            if left > Duration::from_millis(2) {
+                tokio::time::sleep(left - Duration::from_millis(1)).await;
+            } else {
+                tokio::task::yield_now().await;
+            }
+        }
+        let c = loop {
+            if let Some(c) = sh.idle.borrow_mut().pop_front() {
+                break c;
+            }
+            no_idle += 1;
+            sh.idle_notify.notified().await;
+        };
+        let measured = sched >= warm_end;
+        if measured {
+            let _ = lag.record(ns(Instant::now().saturating_duration_since(sched)));
+        }
+        let _ = senders[c].send(Job {
+            index: i,
+            sched,
+            measured,
+        });
+        i += 1;
+    }
+    let dispatched = i;
+    drop(senders);
+    let drain = tokio::time::timeout(sh.timeout + Duration::from_secs(1), async {
+        for t in tasks {
+            let _ = t.await;
+        }
+    })
+    .await;
+    let c = sh.counts.borrow();
+    let measured_s = a.duration;
+    let last = sh
+        .last_done
+        .get()
+        .map(|d| d.saturating_duration_since(start).as_secs_f64());
+    json!({
+        "label": a.label,
+        "target": a.target,
+        "requests_file": a.requests,
+        "request_pool": pool_len,
+        "rate": a.rate,
+        "duration_s": a.duration,
+        "warmup_s": a.warmup,
+        "connections": a.connections,
+        "dispatched": dispatched,
+        "completed": c.completed,
+        "measured": c.measured,
+        "achieved_rps": ((c.measured as f64 / measured_s) * 10.0).round() / 10.0,
+        "errors": c.errors,
+        "first_error": c.first_error,
+        "reconnects": c.reconnects,
+        "unfinished": dispatched - c.completed - c.errors,
+        "drained": drain.is_ok(),
+        "last_response_s": last,
+        "all_3xx": c.all_3xx,
+        "status": {"1xx": c.status[1], "2xx": c.status[2], "3xx": c.status[3], "4xx": c.status[4], "5xx": c.status[5]},
+        "bytes_per_response": if c.completed > 0 { c.bytes as f64 / c.completed as f64 } else { 0.0 },
+        // From each request's scheduled send time: what a user arriving at
+        // that moment would have waited (free of coordinated omission).
+        "latency_us": summary(&sh.latency.borrow()),
+        // From the moment the request was actually written.
+        "service_us": summary(&sh.service.borrow()),
+        // How late requests were handed to a connection (generator lag or
+        // all connections busy); included in latency_us.
+        "dispatch_lag_us": summary(&lag),
+        "dispatches_waiting_for_idle_connection": no_idle,
+    })
+}
+
+fn main() {
+    let a = parse_args();
+    let out = a.out.clone();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("tokio runtime");
+    let local = tokio::task::LocalSet::new();
+    let v = local.block_on(&rt, run(a));
+    let text = serde_json::to_string_pretty(&v).expect("json");
+    match out {
+        Some(p) => std::fs::write(&p, text + "\n").unwrap_or_else(|e| {
+            eprintln!("loadgen: cannot write {p}: {e}");
+            std::process::exit(1)
+        }),
+        None => println!("{text}"),
+    }
+    if v.get("error").is_some() {
+        std::process::exit(1)
+    }
+}
