@@ -212,7 +212,10 @@ pub struct RouteCache {
 struct CacheState {
     partners: HashMap<u64, Partner>,
     offers: HashMap<u64, (Offer, Arc<Template>)>,
-    links: HashMap<u64, CachedLink>,
+    /// Links that do not route (paused, or their partner or offer is
+    /// inactive or missing), kept to route them again when that changes.
+    /// Routable links live only in `routes`: a million of them cost one map.
+    dormant: HashMap<u64, CachedLink>,
 }
 
 impl RouteCache {
@@ -266,23 +269,31 @@ impl RouteCache {
                     Some(p) => st.partners.insert(id, p),
                     None => st.partners.remove(&id),
                 };
-                self.rebuild_where(&st, |l| l.partner_id == id);
+                self.replace_where(&mut st, |l| l.partner_id == id);
             }
             Change::Offer { id, data } => {
                 match data.and_then(|o| offer_template(&o).map(|t| (o, t))) {
                     Some(pair) => st.offers.insert(id, pair),
                     None => st.offers.remove(&id),
                 };
-                self.rebuild_where(&st, |l| l.offer_id == id);
+                self.replace_where(&mut st, |l| l.offer_id == id);
             }
             Change::Link { id, data } => {
-                if let Some(old) = st.links.remove(&id) {
-                    self.routes.remove(&*old.code);
+                if st.dormant.remove(&id).is_none() {
+                    match &data {
+                        // A link's code never changes: its route, if any,
+                        // is under the same code.
+                        Some(l) => {
+                            self.routes
+                                .remove_if(l.code.as_str(), |_, r| r.link_id == id);
+                        }
+                        // Deletions are rare: finding the code by a scan
+                        // beats keeping an id index for a million links.
+                        None => self.routes.retain(|_, r| r.link_id != id),
+                    }
                 }
                 if let Some(l) = data {
-                    let cached = CachedLink::from(&l);
-                    self.rebuild(&st, id, &cached);
-                    st.links.insert(id, cached);
+                    self.place(&mut st, id, CachedLink::from(&l));
                 }
             }
         }
@@ -297,28 +308,45 @@ impl RouteCache {
             .into_iter()
             .filter_map(|o| offer_template(&o).map(|t| (o.id, (o, t))))
             .collect();
-        st.links = links.iter().map(|l| (l.id, CachedLink::from(l))).collect();
-        drop(links);
-        let mut live: HashSet<&str> = HashSet::with_capacity(st.links.len());
-        for (id, l) in &st.links {
-            if self.rebuild(&st, *id, l) {
-                live.insert(&l.code);
+        st.dormant = HashMap::new();
+        let mut live: HashSet<u64> = HashSet::with_capacity(links.len());
+        for l in &links {
+            if self.place(&mut st, l.id, CachedLink::from(l)) {
+                live.insert(l.id);
             }
         }
-        self.routes.retain(|code, _| live.contains(&**code));
+        drop(links);
+        self.routes.retain(|_, r| live.contains(&r.link_id));
         self.metrics.links_cached.set(self.routes.len() as i64);
     }
 
-    /// Rebuilds the route of every link matching `pick`.
-    fn rebuild_where(&self, st: &CacheState, pick: impl Fn(&CachedLink) -> bool) {
-        for (id, l) in st.links.iter().filter(|(_, l)| pick(l)) {
-            self.rebuild(st, *id, l);
+    /// Re-places every link matching `pick`, routed or dormant.
+    fn replace_where(&self, st: &mut CacheState, pick: impl Fn(&CachedLink) -> bool) {
+        let mut affected: Vec<(u64, CachedLink)> = self
+            .routes
+            .iter()
+            .map(|r| (r.link_id, CachedLink::from(&**r.value())))
+            .filter(|(_, l)| pick(l))
+            .collect();
+        let dormant: Vec<u64> = st
+            .dormant
+            .iter()
+            .filter(|(_, l)| pick(l))
+            .map(|(id, _)| *id)
+            .collect();
+        for id in dormant {
+            if let Some(l) = st.dormant.remove(&id) {
+                affected.push((id, l));
+            }
+        }
+        for (id, l) in affected {
+            self.place(st, id, l);
         }
     }
 
-    /// Inserts or removes a link's route; true when it is routable.
-    fn rebuild(&self, st: &CacheState, id: u64, link: &CachedLink) -> bool {
-        match route_for(st, id, link) {
+    /// Routes a link when it can, else keeps it dormant; true when routed.
+    fn place(&self, st: &mut CacheState, id: u64, link: CachedLink) -> bool {
+        match route_for(st, id, &link) {
             Some(route) => {
                 let same = self
                     .routes
@@ -330,9 +358,22 @@ impl RouteCache {
                 true
             }
             None => {
-                self.routes.remove(&*link.code);
+                self.routes.remove_if(&*link.code, |_, r| r.link_id == id);
+                st.dormant.insert(id, link);
                 false
             }
+        }
+    }
+}
+
+impl From<&Route> for CachedLink {
+    fn from(r: &Route) -> Self {
+        CachedLink {
+            code: r.code.clone(),
+            partner_id: r.partner_id,
+            offer_id: r.offer_id,
+            // Only a link active in its own right is ever routed.
+            active: true,
         }
     }
 }

@@ -200,7 +200,7 @@ impl Default for SpoolConfig {
         SpoolConfig {
             dir: PathBuf::from("./data/spool"),
             max_bytes: 10 << 30,
-            segment_bytes: 64 << 20,
+            segment_bytes: 16 << 20,
             sync_interval_ms: 1000,
         }
     }
