@@ -244,16 +244,6 @@ impl RouteCache {
         self.routes.is_empty()
     }
 
-    /// A cached partner.
-    pub fn partner(&self, id: u64) -> Option<Partner> {
-        self.lock().partners.get(&id).cloned()
-    }
-
-    /// A cached offer.
-    pub fn offer(&self, id: u64) -> Option<Offer> {
-        self.lock().offers.get(&id).map(|(o, _)| o.clone())
-    }
-
     fn lock(&self) -> std::sync::MutexGuard<'_, CacheState> {
         // A panic while holding the lock leaves plain maps behind, still
         // usable: recover rather than poison every later writer.
@@ -560,11 +550,6 @@ impl Catalog {
                 _ = stop.cancelled() => anyhow::bail!("stopped while waiting for redis"),
             }
         }
-    }
-
-    /// The local cache.
-    pub fn cache(&self) -> &Arc<RouteCache> {
-        &self.cache
     }
 
     async fn run<T>(
@@ -997,14 +982,6 @@ impl Catalog {
                 self.remove::<Link>(id, Some((&codes, &link.code))).await
             }
         }
-    }
-
-    /// True when Redis answers a PING now.
-    pub async fn ping(&self) -> bool {
-        let mut conn = self.conn.clone();
-        self.run(redis::cmd("PING").query_async::<String>(&mut conn))
-            .await
-            .is_ok()
     }
 }
 

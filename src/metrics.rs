@@ -173,11 +173,6 @@ impl Metrics {
         }
     }
 
-    /// The registry, for tests and extra collectors.
-    pub fn registry(&self) -> &Registry {
-        &self.registry
-    }
-
     /// Everything in Prometheus text format.
     pub fn render(&self) -> Vec<u8> {
         let mut out = Vec::with_capacity(16 * 1024);

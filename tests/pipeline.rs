@@ -477,53 +477,43 @@ async fn admin_api_validates_and_manages_the_catalog() {
     let (s, v) = admin(&server, "GET", &format!("/api/v1/links/{id}"), None).await;
     assert_eq!((s, v["code"].clone()), (200, json!("Vanity9")));
     assert_eq!(c.get(&url).send().await.unwrap().status(), 302);
-    let (s, _) = admin(
+    patch(
         &server,
-        "PATCH",
         &format!("/api/v1/links/{id}"),
-        Some(json!({"status": "paused"})),
+        json!({"status": "paused"}),
     )
     .await;
-    assert_eq!(s, 200);
     assert_eq!(c.get(&url).send().await.unwrap().status(), 404);
-    let (s, _) = admin(
+    patch(
         &server,
-        "PATCH",
         &format!("/api/v1/links/{id}"),
-        Some(json!({"status": "active"})),
+        json!({"status": "active"}),
     )
     .await;
-    assert_eq!(s, 200);
     assert_eq!(c.get(&url).send().await.unwrap().status(), 302);
     // Pausing the offer stops its links; changing its URL changes them.
     let oid = link["offer_id"].as_u64().unwrap();
-    let (s, _) = admin(
+    patch(
         &server,
-        "PATCH",
         &format!("/api/v1/offers/{oid}"),
-        Some(json!({"url": "https://new.example.com/x"})),
+        json!({"url": "https://new.example.com/x"}),
     )
     .await;
-    assert_eq!(s, 200);
     let r = c.get(&url).send().await.unwrap();
     assert!(location(&r).starts_with("https://new.example.com/x?click_id="));
-    let (s, _) = admin(
+    patch(
         &server,
-        "PATCH",
         &format!("/api/v1/offers/{oid}"),
-        Some(json!({"status": "paused"})),
+        json!({"status": "paused"}),
     )
     .await;
-    assert_eq!(s, 200);
     assert_eq!(c.get(&url).send().await.unwrap().status(), 404);
-    let (s, _) = admin(
+    patch(
         &server,
-        "PATCH",
         &format!("/api/v1/offers/{oid}"),
-        Some(json!({"status": "active"})),
+        json!({"status": "active"}),
     )
     .await;
-    assert_eq!(s, 200);
     let (s, _) = admin(&server, "DELETE", &format!("/api/v1/links/{id}"), None).await;
     assert_eq!(s, 204);
     assert_eq!(
@@ -535,6 +525,12 @@ async fn admin_api_validates_and_manages_the_catalog() {
     assert_eq!(s, 404);
     let (s, _) = admin(&server, "DELETE", &format!("/api/v1/links/{id}"), None).await;
     assert_eq!(s, 404);
+}
+
+/// PATCHes `path` with `body` and expects 200.
+async fn patch(server: &Server, path: &str, body: serde_json::Value) {
+    let (s, v) = admin(server, "PATCH", path, Some(body)).await;
+    assert_eq!(s, 200, "PATCH {path}: {v}");
 }
 
 #[tokio::test]

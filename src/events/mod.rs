@@ -211,11 +211,6 @@ impl EventSink {
             error!(error = %e, dropped_total = self.metrics.clicks_dropped.get(), "event not recorded: the spool cannot take it; redirects continue");
         }
     }
-
-    /// The log.
-    pub fn log(&self) -> &Arc<EventLog> {
-        &self.log
-    }
 }
 
 #[cfg(test)]
