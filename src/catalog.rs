@@ -18,6 +18,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use dashmap::DashMap;
+use rustc_hash::FxBuildHasher;
 use futures_util::StreamExt;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use serde::de::DeserializeOwned;
@@ -32,7 +33,67 @@ use crate::model::{
     check_code, random_code, random_token, FieldError, Link, LinkPatch, NewLink, NewOffer,
     NewPartner, Offer, OfferPatch, Partner, PartnerPatch, Status,
 };
-use crate::template::Template;
+use crate::template::{is_valid_code, Template};
+
+/// A link code held inline: up to [`MAX_CODE_LEN`] ASCII alphanumerics,
+/// zero-padded (no code byte is zero, so the padding is unambiguous).
+///
+/// The route map is keyed by it so a lookup hashes and compares 32 bytes in
+/// place instead of following a pointer to a string on the heap: with a
+/// million links that pointer is a cache miss on every click.
+#[derive(Clone, Copy, PartialEq, Eq)]
+#[repr(C, align(8))]
+pub struct CodeKey([u8; MAX_CODE_LEN]);
+
+/// Longest link code.
+pub const MAX_CODE_LEN: usize = 32;
+
+impl CodeKey {
+    /// The key of `code`, or `None` when it is not a valid code.
+    #[inline]
+    pub fn new(code: &str) -> Option<CodeKey> {
+        if !is_valid_code(code) {
+            return None;
+        }
+        let mut bytes = [0u8; MAX_CODE_LEN];
+        bytes[..code.len()].copy_from_slice(code.as_bytes());
+        Some(CodeKey(bytes))
+    }
+
+    /// The code.
+    pub fn as_str(&self) -> &str {
+        let len = self.0.iter().position(|&b| b == 0).unwrap_or(MAX_CODE_LEN);
+        // Built from a `&str` of ASCII bytes only.
+        std::str::from_utf8(&self.0[..len]).expect("codes are ASCII")
+    }
+
+    fn words(&self) -> [u64; 4] {
+        std::array::from_fn(|i| {
+            u64::from_ne_bytes(self.0[i * 8..i * 8 + 8].try_into().expect("8 bytes"))
+        })
+    }
+}
+
+impl std::hash::Hash for CodeKey {
+    #[inline]
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        for w in self.words() {
+            state.write_u64(w);
+        }
+    }
+}
+
+impl std::fmt::Debug for CodeKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Debug::fmt(self.as_str(), f)
+    }
+}
+
+impl std::fmt::Display for CodeKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
 
 /// What the redirect path needs of one active link, prepared ahead.
 #[derive(Debug)]
@@ -40,7 +101,7 @@ pub struct Route {
     /// Link id, carried in click ids.
     pub link_id: u64,
     /// The link's code.
-    pub code: Arc<str>,
+    pub code: CodeKey,
     /// The partner.
     pub partner_id: u64,
     /// The offer.
@@ -55,20 +116,26 @@ pub struct Route {
 /// What the cache keeps of a link: enough to build its route.
 #[derive(Debug, Clone)]
 struct CachedLink {
-    code: Arc<str>,
+    code: CodeKey,
     partner_id: u64,
     offer_id: u64,
     active: bool,
 }
 
-impl From<&Link> for CachedLink {
-    fn from(l: &Link) -> Self {
-        CachedLink {
-            code: l.code.as_str().into(),
+impl CachedLink {
+    /// `None`, with a warning, for a stored code that is not a valid code
+    /// (the API never writes one): such a link cannot be routed.
+    fn of(l: &Link) -> Option<Self> {
+        let Some(code) = CodeKey::new(&l.code) else {
+            warn!(link = l.id, code = %l.code, "stored link has an invalid code; not routed");
+            return None;
+        };
+        Some(CachedLink {
+            code,
             partner_id: l.partner_id,
             offer_id: l.offer_id,
             active: l.status == Status::Active,
-        }
+        })
     }
 }
 
@@ -200,8 +267,9 @@ impl From<redis::RedisError> for StoreError {
 /// The in-memory mirror of the catalog and the routes built from it.
 pub struct RouteCache {
     /// Active links by code: the only structure the redirect path reads.
-    /// The key shares its allocation with the route's `code`.
-    routes: DashMap<Arc<str>, Arc<Route>>,
+    /// Fx hashing: keys come from the admin API, not from clients, and a
+    /// lookup of an absent key costs the same as any other.
+    routes: DashMap<CodeKey, Arc<Route>, FxBuildHasher>,
     /// Everything else, touched only by writers; the mutex serializes them
     /// so a route is always built from one consistent state.
     state: Mutex<CacheState>,
@@ -222,7 +290,7 @@ impl RouteCache {
     /// An empty cache.
     pub fn new(metrics: Arc<Metrics>) -> Self {
         RouteCache {
-            routes: DashMap::new(),
+            routes: DashMap::with_hasher(FxBuildHasher),
             state: Mutex::new(CacheState::default()),
             metrics,
         }
@@ -231,7 +299,8 @@ impl RouteCache {
     /// The route of an active link.
     #[inline]
     pub fn lookup(&self, code: &str) -> Option<Arc<Route>> {
-        self.routes.get(code).map(|r| Arc::clone(r.value()))
+        let key = CodeKey::new(code)?;
+        self.routes.get(&key).map(|r| Arc::clone(r.value()))
     }
 
     /// Active links cached.
@@ -270,20 +339,19 @@ impl RouteCache {
             }
             Change::Link { id, data } => {
                 if st.dormant.remove(&id).is_none() {
-                    match &data {
+                    match data.as_ref().and_then(|l| CodeKey::new(&l.code)) {
                         // A link's code never changes: its route, if any,
                         // is under the same code.
-                        Some(l) => {
-                            self.routes
-                                .remove_if(l.code.as_str(), |_, r| r.link_id == id);
+                        Some(code) => {
+                            self.routes.remove_if(&code, |_, r| r.link_id == id);
                         }
                         // Deletions are rare: finding the code by a scan
                         // beats keeping an id index for a million links.
                         None => self.routes.retain(|_, r| r.link_id != id),
                     }
                 }
-                if let Some(l) = data {
-                    self.place(&mut st, id, CachedLink::from(&l));
+                if let Some(l) = data.as_ref().and_then(CachedLink::of) {
+                    self.place(&mut st, id, l);
                 }
             }
         }
@@ -301,8 +369,10 @@ impl RouteCache {
         st.dormant = HashMap::new();
         let mut live: HashSet<u64> = HashSet::with_capacity(links.len());
         for l in &links {
-            if self.place(&mut st, l.id, CachedLink::from(l)) {
-                live.insert(l.id);
+            if let Some(cached) = CachedLink::of(l) {
+                if self.place(&mut st, l.id, cached) {
+                    live.insert(l.id);
+                }
             }
         }
         drop(links);
@@ -340,15 +410,15 @@ impl RouteCache {
             Some(route) => {
                 let same = self
                     .routes
-                    .get(&*link.code)
+                    .get(&link.code)
                     .is_some_and(|r| same_route(&r, &route));
                 if !same {
-                    self.routes.insert(link.code.clone(), Arc::new(route));
+                    self.routes.insert(link.code, Arc::new(route));
                 }
                 true
             }
             None => {
-                self.routes.remove_if(&*link.code, |_, r| r.link_id == id);
+                self.routes.remove_if(&link.code, |_, r| r.link_id == id);
                 st.dormant.insert(id, link);
                 false
             }
@@ -359,7 +429,7 @@ impl RouteCache {
 impl From<&Route> for CachedLink {
     fn from(r: &Route) -> Self {
         CachedLink {
-            code: r.code.clone(),
+            code: r.code,
             partner_id: r.partner_id,
             offer_id: r.offer_id,
             // Only a link active in its own right is ever routed.
@@ -395,7 +465,7 @@ fn route_for(st: &CacheState, id: u64, link: &CachedLink) -> Option<Route> {
     }
     Some(Route {
         link_id: id,
-        code: link.code.clone(),
+        code: link.code,
         partner_id: link.partner_id,
         offer_id: link.offer_id,
         destination: template.clone(),
@@ -413,7 +483,7 @@ impl Route {
                 click_id,
                 pid.format(self.partner_id),
                 oid.format(self.offer_id),
-                &self.code,
+                self.code.as_str(),
                 s1,
                 s2,
                 s3,

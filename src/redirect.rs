@@ -22,7 +22,6 @@ use crate::client_ip::TrustedProxies;
 use crate::events::{ClickRow, Event, EventSink, OrphanRow};
 use crate::metrics::Metrics;
 use crate::ratelimit::ClickLimiter;
-use crate::template::is_valid_code;
 
 /// Longest sub-id kept; longer ones are cut at a character boundary.
 pub const MAX_SUB_LEN: usize = 255;
@@ -112,11 +111,7 @@ impl Redirector {
         let (is_bot, device) = self.bots.classify_cached(req.is_head, &user_agent);
         let ip = self.client_ip(req.peer, req.headers);
 
-        let route = if is_valid_code(req.code) {
-            self.cache.lookup(req.code)
-        } else {
-            None
-        };
+        let route = self.cache.lookup(req.code);
         let mut ip_buf = IpText::default();
         let ip_text = ip_buf.format(ip);
         let Some(route) = route else {
@@ -157,7 +152,7 @@ impl Redirector {
         let recorded = self.sink.record(&Event::Click(ClickRow {
             click_id: click_id.as_str(),
             ts,
-            code: &route.code,
+            code: req.code,
             link_id: route.link_id,
             partner_id: route.partner_id,
             offer_id: route.offer_id,

@@ -19,7 +19,7 @@
 
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use clickhouse::{Client, RowWrite};
@@ -96,9 +96,17 @@ async fn yield_every(i: usize) {
 /// Shutdown came before ClickHouse took the rows; they stay in the log.
 struct Stopped;
 
+/// The reader, whichever thread holds it. A panic while holding it ends the
+/// shipper anyway (it is resumed there), so poisoning carries no news.
+fn lock(reader: &Mutex<LogReader>) -> MutexGuard<'_, LogReader> {
+    reader.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
 /// Moves events from the log into ClickHouse.
 pub struct Shipper {
-    reader: LogReader,
+    /// Shared only with the blocking-pool closures that acknowledge and
+    /// release (disk I/O): the shipper is still the log's one reader.
+    reader: Arc<Mutex<LogReader>>,
     log: Arc<EventLog>,
     client: Client,
     existing_sql: String,
@@ -125,7 +133,7 @@ impl Shipper {
         cfg: &ClickHouseConfig,
     ) -> Self {
         Shipper {
-            reader,
+            reader: Arc::new(Mutex::new(reader)),
             log,
             client,
             existing_sql: sql_without_comments(EXISTING_CLICK_IDS_SQL)
@@ -157,7 +165,7 @@ impl Shipper {
             let got = self.fill(&mut pending);
             if got == 0 && pending.is_empty() {
                 verify = false;
-                self.release();
+                self.release().await;
             }
             if !pending.is_empty() {
                 since.get_or_insert_with(Instant::now);
@@ -168,7 +176,7 @@ impl Shipper {
                 if self.ship(&pending, verify, &stop).await.is_err() {
                     break;
                 }
-                self.ack(&pending);
+                self.ack(&pending).await;
                 pending.clear();
                 since = None;
             }
@@ -195,7 +203,7 @@ impl Shipper {
             if self.ship(&pending, true, &give_up).await.is_err() {
                 break;
             }
-            self.ack(&pending);
+            self.ack(&pending).await;
             pending.clear();
         }
         timer.abort();
@@ -223,7 +231,7 @@ impl Shipper {
         if room == 0 {
             return 0;
         }
-        match self.reader.read(room) {
+        match lock(&self.reader).read(room) {
             Ok(records) => {
                 let n = records.len();
                 pending.extend(records);
@@ -236,24 +244,37 @@ impl Shipper {
         }
     }
 
-    /// Acknowledges everything in `shipped` (durable cursor write, segment
-    /// deletes: disk I/O, so off the async workers).
-    fn ack(&mut self, shipped: &[Record]) {
+    /// Acknowledges everything in `shipped`: a durable cursor write and
+    /// segment deletes, disk I/O done on the blocking pool so the request
+    /// workers never wait on it (nor hand their core to another thread).
+    async fn ack(&mut self, shipped: &[Record]) {
         let Some(last) = shipped.last().map(|r| r.pos) else {
             return;
         };
-        let result = tokio::task::block_in_place(|| self.reader.ack(last));
-        if let Err(e) = result {
+        if let Err(e) = self.on_blocking_pool(move |r| r.ack(last)).await {
             // The rows are in ClickHouse; a failed cursor write only means
             // they are read again (and found present) after a restart.
             error!(error = %e, pos = ?last, "acknowledging shipped events failed");
         }
     }
 
-    /// Lets the log delete segments shipped in full, off the async workers.
-    fn release(&mut self) {
-        if let Err(e) = tokio::task::block_in_place(|| self.reader.release()) {
+    /// Lets the log delete segments shipped in full.
+    async fn release(&mut self) {
+        if let Err(e) = self.on_blocking_pool(LogReader::release).await {
             error!(error = %e, "releasing shipped spool segments failed");
+        }
+    }
+
+    /// Runs `f` on the reader in Tokio's blocking pool.
+    async fn on_blocking_pool(
+        &self,
+        f: impl FnOnce(&mut LogReader) -> std::io::Result<()> + Send + 'static,
+    ) -> std::io::Result<()> {
+        let reader = Arc::clone(&self.reader);
+        match tokio::task::spawn_blocking(move || f(&mut lock(&reader))).await {
+            Ok(result) => result,
+            Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+            Err(e) => Err(std::io::Error::other(e)),
         }
     }
 
