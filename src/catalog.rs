@@ -95,6 +95,9 @@ impl std::fmt::Display for CodeKey {
     }
 }
 
+/// A route borrowed from the cache (see [`RouteCache::lookup`]).
+pub type RouteRef<'a> = dashmap::mapref::one::Ref<'a, CodeKey, Route>;
+
 /// What the redirect path needs of one active link, prepared ahead.
 #[derive(Debug)]
 pub struct Route {
@@ -267,9 +270,10 @@ impl From<redis::RedisError> for StoreError {
 /// The in-memory mirror of the catalog and the routes built from it.
 pub struct RouteCache {
     /// Active links by code: the only structure the redirect path reads.
-    /// Fx hashing: keys come from the admin API, not from clients, and a
+    /// Routes sit in the map itself, next to their key, so a lookup touches
+    /// one entry and no further allocation. Fx hashing: keys come from the admin API, not from clients, and a
     /// lookup of an absent key costs the same as any other.
-    routes: DashMap<CodeKey, Arc<Route>, FxBuildHasher>,
+    routes: DashMap<CodeKey, Route, FxBuildHasher>,
     /// Everything else, touched only by writers; the mutex serializes them
     /// so a route is always built from one consistent state.
     state: Mutex<CacheState>,
@@ -298,9 +302,12 @@ impl RouteCache {
 
     /// The route of an active link.
     #[inline]
-    pub fn lookup(&self, code: &str) -> Option<Arc<Route>> {
+    ///
+    /// The guard holds a read lock on one shard of the map: drop it before
+    /// anything that could wait, since writers of that shard wait for it.
+    pub fn lookup(&self, code: &str) -> Option<RouteRef<'_>> {
         let key = CodeKey::new(code)?;
-        self.routes.get(&key).map(|r| Arc::clone(r.value()))
+        self.routes.get(&key)
     }
 
     /// Active links cached.
@@ -385,7 +392,7 @@ impl RouteCache {
         let mut affected: Vec<(u64, CachedLink)> = self
             .routes
             .iter()
-            .map(|r| (r.link_id, CachedLink::from(&**r.value())))
+            .map(|r| (r.link_id, CachedLink::from(r.value())))
             .filter(|(_, l)| pick(l))
             .collect();
         let dormant: Vec<u64> = st
@@ -413,7 +420,7 @@ impl RouteCache {
                     .get(&link.code)
                     .is_some_and(|r| same_route(&r, &route));
                 if !same {
-                    self.routes.insert(link.code, Arc::new(route));
+                    self.routes.insert(link.code, route);
                 }
                 true
             }
