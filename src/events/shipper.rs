@@ -17,6 +17,7 @@
 //! error (ClickHouse refusing the rows themselves) is not: the batch goes to
 //! a rejected file and is acknowledged, never retried forever.
 
+use std::borrow::Cow;
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -344,7 +345,9 @@ impl Shipper {
         let mut delay = self.retry_initial;
         loop {
             let attempt = async {
-                let send: Vec<ClickRow<'_>> = if verify {
+                // Borrowed unless some rows must be left out: a batch is
+                // tens of thousands of rows, not worth a copy.
+                let send: Cow<'_, [ClickRow<'_>]> = if verify {
                     let held = self
                         .existing_click_ids(&rows)
                         .await
@@ -354,7 +357,7 @@ impl Shipper {
                         .cloned()
                         .collect()
                 } else {
-                    rows.clone()
+                    Cow::Borrowed(&rows)
                 };
                 if send.len() < rows.len() {
                     info!(
@@ -367,7 +370,7 @@ impl Shipper {
                 }
                 match self.insert::<ClickRow<'static>>("clicks", &send).await {
                     Err(ErrorKind::Data) => {
-                        self.reject("clicks", send.into_iter().map(Event::Click).collect());
+                        self.reject("clicks", send.iter().cloned().map(Event::Click).collect());
                         Ok(())
                     }
                     other => other,
