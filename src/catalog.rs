@@ -18,9 +18,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use dashmap::DashMap;
-use rustc_hash::FxBuildHasher;
 use futures_util::StreamExt;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use rustc_hash::FxBuildHasher;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
@@ -101,10 +101,8 @@ pub type RouteRef<'a> = dashmap::mapref::one::Ref<'a, CodeKey, Route>;
 /// What the redirect path needs of one active link, prepared ahead.
 #[derive(Debug)]
 pub struct Route {
-    /// Link id, carried in click ids.
+    /// Link id, carried in click ids. (The code is the route's key.)
     pub link_id: u64,
-    /// The link's code.
-    pub code: CodeKey,
     /// The partner.
     pub partner_id: u64,
     /// The offer.
@@ -392,7 +390,7 @@ impl RouteCache {
         let mut affected: Vec<(u64, CachedLink)> = self
             .routes
             .iter()
-            .map(|r| (r.link_id, CachedLink::from(r.value())))
+            .map(|r| (r.link_id, CachedLink::of_route(*r.key(), r.value())))
             .filter(|(_, l)| pick(l))
             .collect();
         let dormant: Vec<u64> = st
@@ -433,10 +431,10 @@ impl RouteCache {
     }
 }
 
-impl From<&Route> for CachedLink {
-    fn from(r: &Route) -> Self {
+impl CachedLink {
+    fn of_route(code: CodeKey, r: &Route) -> Self {
         CachedLink {
-            code: r.code,
+            code,
             partner_id: r.partner_id,
             offer_id: r.offer_id,
             // Only a link active in its own right is ever routed.
@@ -472,7 +470,6 @@ fn route_for(st: &CacheState, id: u64, link: &CachedLink) -> Option<Route> {
     }
     Some(Route {
         link_id: id,
-        code: link.code,
         partner_id: link.partner_id,
         offer_id: link.offer_id,
         destination: template.clone(),
@@ -480,8 +477,9 @@ fn route_for(st: &CacheState, id: u64, link: &CachedLink) -> Option<Route> {
 }
 
 impl Route {
-    /// Appends the destination URL for `click_id` and the sub-ids to `out`.
-    pub fn render_into(&self, click_id: &str, subs: [&str; 5], out: &mut String) {
+    /// Appends the destination URL of the link `code` (this route's key)
+    /// for `click_id` and the sub-ids to `out`.
+    pub fn render_into(&self, code: &str, click_id: &str, subs: [&str; 5], out: &mut String) {
         let mut pid = itoa::Buffer::new();
         let mut oid = itoa::Buffer::new();
         let [s1, s2, s3, s4, s5] = subs;
@@ -490,7 +488,7 @@ impl Route {
                 click_id,
                 pid.format(self.partner_id),
                 oid.format(self.offer_id),
-                self.code.as_str(),
+                code,
                 s1,
                 s2,
                 s3,
@@ -501,10 +499,10 @@ impl Route {
         );
     }
 
-    /// The destination URL for `click_id` and the sub-ids.
-    pub fn render(&self, click_id: &str, subs: [&str; 5]) -> String {
+    /// The destination URL of the link `code` for `click_id` and the sub-ids.
+    pub fn render(&self, code: &str, click_id: &str, subs: [&str; 5]) -> String {
         let mut out = String::with_capacity(self.destination.len_hint() + 96);
-        self.render_into(click_id, subs, &mut out);
+        self.render_into(code, click_id, subs, &mut out);
         out
     }
 }
@@ -1145,7 +1143,7 @@ mod tests {
         let c = cache();
         assert_eq!(routed(&c), vec!["aaa"]);
         let r = c.lookup("aaa").unwrap();
-        assert_eq!(r.render("X", [""; 5]), "https://m.com/?c=X&p=1");
+        assert_eq!(r.render("aaa", "X", [""; 5]), "https://m.com/?c=X&p=1");
     }
 
     #[test]
@@ -1171,7 +1169,7 @@ mod tests {
             data: Some(offer(10, "https://n.com/x", Status::Active)),
         });
         assert_eq!(
-            c.lookup("eee").unwrap().render("Y", [""; 5]),
+            c.lookup("eee").unwrap().render("eee", "Y", [""; 5]),
             "https://n.com/x?click_id=Y"
         );
         c.apply(Change::Offer {

@@ -133,6 +133,7 @@ impl Redirector {
         let click_id = self.codec.issue(route.link_id, now.as_millis() as u64);
         let mut location = String::with_capacity(route.destination.len_hint() + 128);
         route.render_into(
+            req.code,
             click_id.as_str(),
             [&subs.0[0], &subs.0[1], &subs.0[2], &subs.0[3], &subs.0[4]],
             &mut location,
@@ -142,7 +143,7 @@ impl Redirector {
             Err(_) => {
                 // Templates escape everything a header cannot hold; reaching
                 // this is a bug, and the user still deserves an answer.
-                tracing::error!(code = %route.code, "destination is not a valid header value");
+                tracing::error!(code = req.code, "destination is not a valid header value");
                 return self.not_found();
             }
         };

@@ -103,6 +103,15 @@ pub enum Event<'a> {
     Orphan(OrphanRow<'a>),
 }
 
+/// The kinds of [`Event`], as [`Event::kind`] reads them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EventKind {
+    /// [`Event::Click`].
+    Click,
+    /// [`Event::Orphan`].
+    Orphan,
+}
+
 /// Why a log record did not decode.
 #[derive(Debug, thiserror::Error)]
 pub enum DecodeError {
@@ -136,6 +145,20 @@ impl<'a> Event<'a> {
         out.push(FORMAT_VERSION);
         // Serializing plain structs into a Vec cannot fail.
         postcard::to_io(self, &mut *out).expect("events encode");
+    }
+
+    /// Which kind of event a record holds, read from its first two bytes
+    /// (version, then postcard's variant index) without decoding the rest.
+    pub fn kind(bytes: &[u8]) -> Result<EventKind, DecodeError> {
+        match bytes {
+            [FORMAT_VERSION, 0, ..] => Ok(EventKind::Click),
+            [FORMAT_VERSION, 1, ..] => Ok(EventKind::Orphan),
+            [FORMAT_VERSION, v, ..] => {
+                Err(DecodeError::Malformed(format!("unknown event kind {v}")))
+            }
+            [FORMAT_VERSION] | [] => Err(DecodeError::Malformed("empty record".into())),
+            [v, ..] => Err(DecodeError::Version(*v)),
+        }
     }
 
     /// Decodes a record written by [`Event::encode`], borrowing its strings.

@@ -17,7 +17,6 @@
 //! error (ClickHouse refusing the rows themselves) is not: the batch goes to
 //! a rejected file and is acknowledged, never retried forever.
 
-use std::borrow::Cow;
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -27,9 +26,9 @@ use clickhouse::{Client, RowWrite};
 use tokio_util::sync::CancellationToken;
 use tracing::{error, info, warn};
 
-use super::log::{EventLog, LogReader, Record};
+use super::log::{EventLog, LogReader, Pos, Record};
 use super::spool::Rejected;
-use super::{ClickRow, Event, OrphanRow};
+use super::{ClickRow, Event, EventKind, OrphanRow};
 use crate::config::ClickHouseConfig;
 use crate::metrics::Metrics;
 
@@ -92,6 +91,14 @@ async fn yield_every(i: usize) {
     if i % YIELD_EVERY == YIELD_EVERY - 1 {
         tokio::task::yield_now().await;
     }
+}
+
+/// The clicks among `records` (all tagged as clicks) that decode.
+fn decode_clicks<'r>(records: &'r [&'r [u8]]) -> impl Iterator<Item = ClickRow<'r>> + 'r {
+    records.iter().filter_map(|r| match Event::decode(r) {
+        Ok(Event::Click(c)) => Some(c),
+        _ => None,
+    })
 }
 
 /// Shutdown came before ClickHouse took the rows; they stay in the log.
@@ -313,21 +320,23 @@ impl Shipper {
         verify: bool,
         stop: &CancellationToken,
     ) -> Result<(), Stopped> {
-        let mut clicks: Vec<ClickRow<'_>> = Vec::with_capacity(records.len());
+        // Clicks stay encoded until the INSERT writes them, so a batch costs
+        // its log bytes and not a second, decoded copy of every row.
+        let mut clicks: Vec<&[u8]> = Vec::with_capacity(records.len());
         let mut orphans: Vec<OrphanRow<'_>> = Vec::new();
         for (i, r) in records.iter().enumerate() {
             yield_every(i).await;
-            match Event::decode(&r.payload) {
-                Ok(Event::Click(c)) => clicks.push(c),
-                Ok(Event::Orphan(o)) => orphans.push(o),
-                Err(e) => {
-                    self.metrics.events_undecodable.inc();
-                    error!(error = %e, pos = ?r.pos, "undecodable event in the spool; skipped");
-                }
+            match Event::kind(&r.payload) {
+                Ok(EventKind::Click) => clicks.push(&r.payload),
+                Ok(EventKind::Orphan) => match Event::decode(&r.payload) {
+                    Ok(Event::Orphan(o)) => orphans.push(o),
+                    _ => self.undecodable(r.pos, "orphan hit does not decode"),
+                },
+                Err(e) => self.undecodable(r.pos, &e.to_string()),
             }
         }
         if !clicks.is_empty() {
-            self.ship_clicks(clicks, verify, stop).await?;
+            self.ship_clicks(&clicks, verify, stop).await?;
         }
         if !orphans.is_empty() {
             self.ship_orphans(&orphans, stop).await?;
@@ -335,45 +344,54 @@ impl Shipper {
         Ok(())
     }
 
+    fn undecodable(&self, pos: Pos, why: &str) {
+        self.metrics.events_undecodable.inc();
+        error!(error = why, pos = ?pos, "undecodable event in the spool; skipped");
+    }
+
     /// Clicks, exactly once: after any doubt, only the ids ClickHouse lacks.
     async fn ship_clicks(
         &self,
-        rows: Vec<ClickRow<'_>>,
+        records: &[&[u8]],
         mut verify: bool,
         stop: &CancellationToken,
     ) -> Result<(), Stopped> {
+        let rows = || decode_clicks(records);
         let mut delay = self.retry_initial;
         loop {
             let attempt = async {
-                // Borrowed unless some rows must be left out: a batch is
-                // tens of thousands of rows, not worth a copy.
-                let send: Cow<'_, [ClickRow<'_>]> = if verify {
-                    let held = self
-                        .existing_click_ids(&rows)
+                let held = if verify {
+                    self.existing_click_ids(rows())
                         .await
-                        .map_err(|e| self.count_error(&e, "clicks", rows.len()))?;
-                    rows.iter()
-                        .filter(|r| !held.contains(r.click_id))
-                        .cloned()
-                        .collect()
+                        .map_err(|e| self.count_error(&e, "clicks", records.len()))?
                 } else {
-                    Cow::Borrowed(&rows)
+                    HashSet::new()
                 };
-                if send.len() < rows.len() {
+                let send = || rows().filter(|r| held.is_empty() || !held.contains(r.click_id));
+                if !held.is_empty() {
+                    let count = send().count();
                     info!(
-                        already_there = rows.len() - send.len(),
+                        already_there = records.len() - count,
                         "skipped clicks clickhouse already holds"
                     );
+                    if count == 0 {
+                        return Ok(());
+                    }
                 }
-                if send.is_empty() {
-                    return Ok(());
-                }
-                match self.insert::<ClickRow<'static>>("clicks", &send).await {
-                    Err(ErrorKind::Data) => {
-                        self.reject("clicks", send.iter().cloned().map(Event::Click).collect());
+                match self.insert::<ClickRow<'static>, _>("clicks", send()).await {
+                    Ok(written) => {
+                        if held.is_empty() && written < records.len() {
+                            let bad = records.len() - written;
+                            self.metrics.events_undecodable.inc_by(bad as u64);
+                            error!(records = bad, "undecodable clicks in the spool; skipped");
+                        }
                         Ok(())
                     }
-                    other => other,
+                    Err(ErrorKind::Data) => {
+                        self.reject("clicks", send().map(Event::Click).collect());
+                        Ok(())
+                    }
+                    Err(e) => Err(e),
                 }
             };
             match attempt.await {
@@ -394,8 +412,11 @@ impl Shipper {
     ) -> Result<(), Stopped> {
         let mut delay = self.retry_initial;
         loop {
-            match self.insert::<OrphanRow<'static>>("orphan_hits", rows).await {
-                Ok(()) => return Ok(()),
+            match self
+                .insert::<OrphanRow<'static>, _>("orphan_hits", rows.iter().cloned())
+                .await
+            {
+                Ok(_) => return Ok(()),
                 Err(ErrorKind::Data) => {
                     self.reject(
                         "orphan_hits",
@@ -419,14 +440,23 @@ impl Shipper {
     }
 
     /// The click ids among `rows` that ClickHouse already holds.
-    async fn existing_click_ids(
+    async fn existing_click_ids<'r>(
         &self,
-        rows: &[ClickRow<'_>],
+        rows: impl Iterator<Item = ClickRow<'r>>,
     ) -> clickhouse::error::Result<HashSet<String>> {
-        let min_ts = rows.iter().map(|r| r.ts).min().unwrap_or(0);
-        let max_ts = rows.iter().map(|r| r.ts).max().unwrap_or(0);
-        let min_id = rows.iter().map(|r| r.click_id).min().unwrap_or("");
-        let max_id = rows.iter().map(|r| r.click_id).max().unwrap_or("");
+        let (mut min_ts, mut max_ts) = (u32::MAX, 0);
+        let (mut min_id, mut max_id) = ("", "");
+        for (i, r) in rows.enumerate() {
+            min_ts = min_ts.min(r.ts);
+            max_ts = max_ts.max(r.ts);
+            if i == 0 || r.click_id < min_id {
+                min_id = r.click_id;
+            }
+            max_id = max_id.max(r.click_id);
+        }
+        if min_ts > max_ts {
+            return Ok(HashSet::new());
+        }
         let ids = self
             .client
             .query(&self.existing_sql)
@@ -439,22 +469,24 @@ impl Shipper {
         Ok(ids.into_iter().collect())
     }
 
-    /// One INSERT attempt, measured and counted.
-    async fn insert<'r, T: RowWrite>(
+    /// One INSERT attempt, measured and counted: the rows it wrote.
+    async fn insert<'r, T: RowWrite, I: Iterator<Item = T::Value<'r>>>(
         &self,
         table: &'static str,
-        rows: &[T::Value<'r>],
-    ) -> Result<(), ErrorKind> {
+        rows: I,
+    ) -> Result<usize, ErrorKind> {
         let started = Instant::now();
+        let mut written = 0;
         let result = async {
             let mut insert = self
                 .client
                 .insert::<T>(table)
                 .await?
                 .with_timeouts(Some(self.insert_timeout), Some(self.insert_timeout));
-            for (i, row) in rows.iter().enumerate() {
-                yield_every(i).await;
-                insert.write(row).await?;
+            for row in rows {
+                yield_every(written).await;
+                insert.write(&row).await?;
+                written += 1;
             }
             insert.end().await
         }
@@ -466,14 +498,14 @@ impl Shipper {
             .observe(started.elapsed().as_secs_f64());
         match result {
             Ok(()) => {
-                self.metrics.batch_rows.observe(rows.len() as f64);
+                self.metrics.batch_rows.observe(written as f64);
                 self.metrics
                     .events_flushed
                     .with_label_values(&[table])
-                    .inc_by(rows.len() as u64);
-                Ok(())
+                    .inc_by(written as u64);
+                Ok(written)
             }
-            Err(e) => Err(self.count_error(&e, table, rows.len())),
+            Err(e) => Err(self.count_error(&e, table, written)),
         }
     }
 
