@@ -88,6 +88,51 @@ pub fn clickhouse_client(cfg: &Config, with_database: bool) -> clickhouse::Clien
     client
 }
 
+/// Spool upkeep (msync every `every`, the spare segment) on a thread of its
+/// own at a low CPU priority. Its bursts of page writeback and prefaulting
+/// take milliseconds; at normal priority they would hold a request worker's
+/// core that long, while at nice 10 a waking worker preempts them and they
+/// still get about a tenth of a busy core, far more than they need. The
+/// task ends once `stop` is cancelled and the thread has finished.
+fn spawn_spool_upkeep(
+    log: Arc<EventLog>,
+    every: Duration,
+    stop: CancellationToken,
+) -> tokio::task::JoinHandle<()> {
+    let (stop_tx, stop_rx) = std::sync::mpsc::channel::<()>();
+    let thread = std::thread::Builder::new()
+        .name("spool-upkeep".into())
+        .spawn(move || {
+            // SAFETY: setpriority only changes the scheduling weight of this
+            // thread (Linux applies PRIO_PROCESS to one thread id).
+            if unsafe { libc::setpriority(libc::PRIO_PROCESS, libc::gettid() as libc::id_t, 10) }
+                != 0
+            {
+                warn!(error = %std::io::Error::last_os_error(), "cannot lower the spool upkeep thread's priority");
+            }
+            loop {
+                if let Err(e) = log.maintain() {
+                    error!(error = %e, "spool maintenance (msync, spare segment) failed");
+                }
+                match stop_rx.recv_timeout(every) {
+                    Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
+                    _ => return,
+                }
+            }
+        })
+        .expect("spawning the spool upkeep thread");
+    tokio::spawn(async move {
+        stop.cancelled().await;
+        drop(stop_tx);
+        if tokio::task::spawn_blocking(move || thread.join())
+            .await
+            .map_or(true, |joined| joined.is_err())
+        {
+            error!("the spool upkeep thread panicked");
+        }
+    })
+}
+
 /// Runs `migrate` until it succeeds or `stop`, logging each failure.
 pub async fn migrate_until_done(cfg: &Config, stop: &CancellationToken) -> bool {
     let client = clickhouse_client(cfg, false);
@@ -167,28 +212,11 @@ pub async fn run(config: Config, migrate: bool, stop: CancellationToken) -> anyh
             migrate_until_done(&cfg, &stop).await;
         }));
     }
-    // msync and spare segments: blocking disk work, on the blocking pool.
-    let maintain_task = {
-        let (log, stop) = (log.clone(), background.clone());
-        let every = Duration::from_millis(config.spool.sync_interval_ms);
-        tokio::spawn(async move {
-            let mut tick = tokio::time::interval(every);
-            loop {
-                tokio::select! {
-                    _ = tick.tick() => {}
-                    _ = stop.cancelled() => return,
-                }
-                let log = log.clone();
-                match tokio::task::spawn_blocking(move || log.maintain()).await {
-                    Ok(Ok(())) => {}
-                    Ok(Err(e)) => {
-                        error!(error = %e, "spool maintenance (msync, spare segment) failed")
-                    }
-                    Err(e) => error!(error = %e, "spool maintenance task failed"),
-                }
-            }
-        })
-    };
+    let maintain_task = spawn_spool_upkeep(
+        log.clone(),
+        Duration::from_millis(config.spool.sync_interval_ms),
+        background.clone(),
+    );
 
     let sink = Arc::new(EventSink::new(log.clone(), metrics.clone()));
     let ship_stop = CancellationToken::new();
