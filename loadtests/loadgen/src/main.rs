@@ -225,6 +225,15 @@ async fn recv(
         })
         .await
         .map_err(|e| e.to_string())?;
+    if n > 0 && n < chunk.len() {
+        // A short read drained the socket: drop the readiness Tokio holds,
+        // as its own read does, or the next read starts with a recvmsg that
+        // can only fail with EAGAIN. (A closure returning WouldBlock is how
+        // try_io is told to clear it; no syscall.)
+        let _ = s.try_io(Interest::READABLE, || {
+            Err::<(), _>(std::io::ErrorKind::WouldBlock.into())
+        });
+    }
     buf.extend_from_slice(&chunk[..n]);
     if at.is_some() {
         *arrived = at;
@@ -461,7 +470,9 @@ async fn run(a: Args) -> Value {
     let end = warm_end + Duration::from_secs_f64(a.duration);
     let mut no_idle = 0u64;
     let mut i: u64 = 0;
-    let mut woke = start;
+    // When the dispatcher last meant to wake (the actual wake-up comes a
+    // little later; counting from the plan keeps the ticks `tick` apart).
+    let mut wake = start;
     let usage0 = os::Usage::now();
     let mut usage_measured = None;
     let mut first_measured = 0;
@@ -473,8 +484,8 @@ async fn run(a: Args) -> Value {
         if Instant::now() < sched {
             // At least a tick after the last wake-up: when requests are
             // denser than that, one wake-up sends all that came due.
-            pause_until(sched.max(woke + tick)).await;
-            woke = Instant::now();
+            wake = sched.max(wake + tick);
+            pause_until(wake).await;
         }
         let c = loop {
             if let Some(c) = sh.idle.borrow_mut().pop_front() {
@@ -484,11 +495,9 @@ async fn run(a: Args) -> Value {
             sh.idle_notify.notified().await;
         };
         let measured = sched >= warm_end;
-        if measured {
-            if usage_measured.is_none() {
-                usage_measured = Some((Instant::now(), os::Usage::now()));
-                first_measured = i;
-            }
+        if measured && usage_measured.is_none() {
+            usage_measured = Some((Instant::now(), os::Usage::now()));
+            first_measured = i;
         }
         let _ = senders[c].send(Job {
             index: i,
