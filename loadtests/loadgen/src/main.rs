@@ -10,15 +10,17 @@
 //!
 //! N keep-alive connections (one request in flight each) take the due
 //! requests in order; if none is idle when a request is due, it waits for the
-//! first one to free up, and that wait counts in its latency. One thread
-//! (pin it with taskset): between send times the dispatcher sleeps on a
-//! timerfd (`os.rs`), which wakes it within microseconds, and then sends
-//! every request that has come due. When requests are closer together than
-//! `--tick-us`, it sleeps that long between wake-ups instead of waking for
-//! each one. It never spins: a generator that keeps its core busy is
-//! preempted for whole time slices by anything else runnable there, and
-//! every request due meanwhile goes out late, which it would then report as
-//! the server's latency.
+//! first one to free up, and that wait counts in its latency.
+//!
+//! One thread (pin it with taskset), and it never spins: a generator that
+//! keeps its core busy is preempted for whole time slices by anything else
+//! runnable there, and every request due meanwhile goes out late, which it
+//! would then report as the server's latency. Instead it sleeps (timer
+//! slack 1 ns) until the next send time, but at least `--tick-us` after its
+//! last wake-up; then it reads every response that came in meanwhile and
+//! sends every request that has come due (`pause_until`). Responses are
+//! timed by the kernel's arrival stamp (`os::recv_stamped`), so a response
+//! read late because the generator slept still counts from its arrival.
 //!
 //! Requests come from a file, one a line: `PATH<TAB>Name: value<TAB>...`
 //! (lines starting with `#` and empty lines are skipped); request `i` is line
@@ -44,12 +46,13 @@ use tokio::io::{AsyncWriteExt, Interest};
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, Notify};
 
-/// Default `--tick-us`. A timer wake-up costs the generator a few µs of CPU
-/// (the interrupt, the switch in, the timerfd read and re-arm); at high
-/// rates waking for every request would spend most of its core on that.
-/// 20 µs keeps wake-ups under 50,000/s while adding at most 20 µs of
-/// dispatch lag, a small fraction of a 1 ms latency target.
-const DEFAULT_TICK_US: u64 = 20;
+/// Default `--tick-us`. Each sleep and wake-up costs the generator CPU (the
+/// timer, the switch out and in, waking the server for the next burst): a
+/// few µs on bare metal, 20–60 µs on a virtual machine where these trap to
+/// the hypervisor. 50 µs keeps wake-ups under 20,000/s while adding at most
+/// 50 µs (plus the wake-up's own delay) to a request's dispatch lag, a
+/// twentieth of a 1 ms latency target.
+const DEFAULT_TICK_US: u64 = 50;
 
 struct Args {
     target: String,
@@ -561,18 +564,19 @@ async fn run(a: Args) -> Value {
         // From each request's scheduled send time: what a user arriving at
         // that moment would have waited (free of coordinated omission).
         "latency_us": summary(&sh.latency.borrow()),
-        // From the moment the request was actually written.
+        // From the moment the request was actually written to its arrival.
         "service_us": summary(&sh.service.borrow()),
-        // How late requests were handed to a connection (generator lag or
-        // all connections busy); included in latency_us.
+        // How late each request was written: the generator's tick and
+        // wake-up, or every connection busy. Included in latency_us.
         "dispatch_lag_us": summary(&sh.lag.borrow()),
         "dispatches_waiting_for_idle_connection": no_idle,
         // Measured responses timed when read, not by the kernel's stamp
         // (should be 0; if not, their latency includes the generator's sleep).
         "unstamped_responses": c.unstamped,
         "tick_us": a.tick_us,
-        // The generator's own CPU (getrusage RUSAGE_SELF): whole process,
-        // from start to exit less the JSON output...
+        // The generator's own CPU (getrusage RUSAGE_SELF): user and system
+        // over the whole process so far, and `schedule` from the start of
+        // the send schedule to the end of the drain...
         "cpu_s": {
             "user": round3(usage_all.user.as_secs_f64()),
             "system": round3(usage_all.system.as_secs_f64()),
