@@ -88,6 +88,49 @@ pub fn clickhouse_client(cfg: &Config, with_database: bool) -> clickhouse::Clien
     client
 }
 
+/// The shipper on a thread of its own, with its own current-thread runtime
+/// (and so its own ClickHouse connections and blocking pool), at nice 5.
+///
+/// Shipping a batch is tens of milliseconds of CPU: decoding, encoding,
+/// compressing, and the kernel's loopback or NIC work for megabytes sent.
+/// On the request workers' runtime that work comes in slices the redirects
+/// queue behind; on a thread of its own the kernel preempts it whenever a
+/// request worker wakes, and at nice 5 it still gets a quarter of a busy
+/// core, several times what shipping at saturation takes. The task returned
+/// ends when the shipper has (after `stop`, within `grace`).
+fn spawn_shipper(
+    shipper: Shipper,
+    stop: CancellationToken,
+    grace: Duration,
+) -> std::io::Result<tokio::task::JoinHandle<()>> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .thread_name("shipper-blocking")
+        .build()?;
+    let (done_tx, done_rx) = tokio::sync::oneshot::channel::<()>();
+    std::thread::Builder::new()
+        .name("shipper".into())
+        .spawn(move || {
+            lower_thread_priority("shipper", 5);
+            runtime.block_on(shipper.run(stop, grace));
+            let _ = done_tx.send(());
+        })?;
+    Ok(tokio::spawn(async move {
+        if done_rx.await.is_err() {
+            error!("the shipper thread panicked; unshipped events stay in the spool");
+        }
+    }))
+}
+
+/// Sets the calling thread's nice value (Linux keeps one per thread, and
+/// threads it starts inherit it).
+fn lower_thread_priority(what: &str, nice: i32) {
+    // SAFETY: setpriority only changes the scheduling weight of one thread.
+    if unsafe { libc::setpriority(libc::PRIO_PROCESS, libc::gettid() as libc::id_t, nice) } != 0 {
+        warn!(thread = what, error = %std::io::Error::last_os_error(), "cannot lower the thread's priority");
+    }
+}
+
 /// Spool upkeep (msync every `every`, the spare segment) on a thread of its
 /// own at a low CPU priority. Its bursts of page writeback and prefaulting
 /// take milliseconds; at normal priority they would hold a request worker's
@@ -103,13 +146,7 @@ fn spawn_spool_upkeep(
     let thread = std::thread::Builder::new()
         .name("spool-upkeep".into())
         .spawn(move || {
-            // SAFETY: setpriority only changes the scheduling weight of this
-            // thread (Linux applies PRIO_PROCESS to one thread id).
-            if unsafe { libc::setpriority(libc::PRIO_PROCESS, libc::gettid() as libc::id_t, 10) }
-                != 0
-            {
-                warn!(error = %std::io::Error::last_os_error(), "cannot lower the spool upkeep thread's priority");
-            }
+            lower_thread_priority("spool upkeep", 10);
             loop {
                 if let Err(e) = log.maintain() {
                     error!(error = %e, "spool maintenance (msync, spare segment) failed");
@@ -229,7 +266,8 @@ pub async fn run(config: Config, migrate: bool, stop: CancellationToken) -> anyh
         &config.clickhouse,
     );
     let grace = Duration::from_secs(config.http.shutdown_grace_secs);
-    let shipper_task = tokio::spawn(shipper.run(ship_stop.clone(), grace));
+    let shipper_task = spawn_shipper(shipper, ship_stop.clone(), grace)
+        .context("cannot start the shipper thread")?;
 
     let cache = Arc::new(RouteCache::new(metrics.clone()));
     let limiter = Arc::new(ClickLimiter::new(&config.limits));

@@ -121,9 +121,11 @@ fn tune_malloc() {
     unsafe {
         libc::mallopt(libc::M_TRIM_THRESHOLD, 16 << 20);
         libc::mallopt(libc::M_MMAP_THRESHOLD, 32 << 20);
-        // Each extra arena would keep its own retained memory: two bound
-        // RSS without contention on a two-thread hot path.
-        libc::mallopt(libc::M_ARENA_MAX, 2);
+        // An arena for each thread that allocates (main, request worker,
+        // shipper, spool upkeep, blocking pool): threads sharing one wait
+        // on its lock, and a thread preempted while holding it (the
+        // low-priority shipper often is) would stall the request worker.
+        libc::mallopt(libc::M_ARENA_MAX, 8);
     }
 }
 

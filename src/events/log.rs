@@ -740,6 +740,34 @@ impl Shared {
     }
 }
 
+/// How much of a dropped segment's mapping is zapped per `madvise` call.
+const ZAP_CHUNK: usize = 1 << 20;
+
+impl Drop for Segment {
+    /// Unmapping megabytes of written pages takes milliseconds, all of them
+    /// with the process's mmap lock held for writing, and every page fault
+    /// of every thread waits for it meanwhile (an append touching a fresh
+    /// log page is one: a redirect stalls). `MADV_DONTNEED`, a megabyte at a
+    /// time, drops the same pages under the lock held for reading only, so
+    /// the unmap that follows has nothing left to do. The file keeps every
+    /// byte: on a shared file mapping this only forgets the page tables.
+    fn drop(&mut self) {
+        let len = self.map.len();
+        let base = self.map.as_mut_ptr();
+        for off in (0..len).step_by(ZAP_CHUNK) {
+            // SAFETY: the last `Arc<Segment>` is going, so nothing reads or
+            // writes the mapping any more; the range lies inside it.
+            unsafe {
+                libc::madvise(
+                    base.add(off).cast(),
+                    ZAP_CHUNK.min(len - off),
+                    libc::MADV_DONTNEED,
+                );
+            }
+        }
+    }
+}
+
 impl Segment {
     /// Creates, sizes and maps a new, zero-filled segment file.
     fn create(dir: &Path, index: u64, bytes: u64) -> io::Result<Segment> {

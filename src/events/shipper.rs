@@ -170,7 +170,7 @@ impl Shipper {
                 _ = tokio::time::sleep(tick) => {}
                 _ = stop.cancelled() => break,
             }
-            let got = self.fill(&mut pending);
+            let got = self.fill(&mut pending).await;
             if got == 0 && pending.is_empty() {
                 verify = false;
                 self.release().await;
@@ -185,6 +185,9 @@ impl Shipper {
                     break;
                 }
                 self.ack(&pending).await;
+                // Under sustained load reading never comes up empty: free
+                // the shipped segments now, not only when idle.
+                self.release().await;
                 pending.clear();
                 since = None;
             }
@@ -204,7 +207,7 @@ impl Shipper {
             })
         };
         loop {
-            self.fill(&mut pending);
+            self.fill(&mut pending).await;
             if pending.is_empty() || give_up.is_cancelled() {
                 break;
             }
@@ -234,21 +237,29 @@ impl Shipper {
     }
 
     /// Reads from the log until `pending` holds a batch; returns how many.
-    fn fill(&mut self, pending: &mut Vec<Record>) -> usize {
-        let room = self.batch_rows.saturating_sub(pending.len());
-        if room == 0 {
-            return 0;
-        }
-        match lock(&self.reader).read(room) {
-            Ok(records) => {
-                let n = records.len();
-                pending.extend(records);
-                n
+    /// Reads [`YIELD_EVERY`] records at a time and yields between reads:
+    /// checking and copying a whole batch at once would take milliseconds
+    /// away from the redirects on this worker.
+    async fn fill(&mut self, pending: &mut Vec<Record>) -> usize {
+        let mut got = 0;
+        loop {
+            let room = self.batch_rows.saturating_sub(pending.len());
+            if room == 0 {
+                return got;
             }
-            Err(e) => {
-                error!(error = %e, "reading the spool failed");
-                0
+            let read = lock(&self.reader).read(room.min(YIELD_EVERY));
+            match read {
+                Ok(records) if records.is_empty() => return got,
+                Ok(records) => {
+                    got += records.len();
+                    pending.extend(records);
+                }
+                Err(e) => {
+                    error!(error = %e, "reading the spool failed");
+                    return got;
+                }
             }
+            tokio::task::yield_now().await;
         }
     }
 
