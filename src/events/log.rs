@@ -696,17 +696,38 @@ impl Shared {
     }
 
     fn prepare_spare(&self) -> io::Result<()> {
-        let mut rot = lock(&self.rotation);
-        if rot.spare.is_some() || self.over_budget() {
-            return Ok(());
-        }
-        let spare = self.create_segment(&mut rot)?;
+        let spare = {
+            let mut rot = lock(&self.rotation);
+            if rot.spare.is_some() || self.over_budget() {
+                return Ok(());
+            }
+            let spare = self.create_segment(&mut rot)?;
+            rot.spare = Some(Arc::clone(&spare));
+            self.spare_ready.store(true, Ordering::Release);
+            spare
+        };
         // Fault every page in now, on this background thread, so appends
-        // into the spare never stop for a page fault. Best effort: an old
-        // kernel without MADV_POPULATE_WRITE faults pages in on first write.
-        let _ = spare.map.advise(memmap2::Advice::PopulateWrite);
-        rot.spare = Some(spare);
-        self.spare_ready.store(true, Ordering::Release);
+        // into the spare do not stop for page faults. Outside the rotation
+        // lock, and a chunk at a time: faulting 16 MiB in takes tens of
+        // milliseconds, and an append that must rotate meanwhile would wait
+        // on the lock, or, behind a waiting mmap, on the process's mmap lock.
+        // An append may already be writing into the spare: faulting a page
+        // in never changes its bytes. Best effort: an old kernel without
+        // MADV_POPULATE_WRITE faults pages in on first write.
+        let len = spare.map.len();
+        for off in (0..len).step_by(ZAP_CHUNK) {
+            if spare
+                .map
+                .advise_range(
+                    memmap2::Advice::PopulateWrite,
+                    off,
+                    ZAP_CHUNK.min(len - off),
+                )
+                .is_err()
+            {
+                break;
+            }
+        }
         Ok(())
     }
 
@@ -740,7 +761,8 @@ impl Shared {
     }
 }
 
-/// How much of a dropped segment's mapping is zapped per `madvise` call.
+/// How much of a mapping one `madvise` call covers when faulting a spare
+/// in or zapping a dropped segment: about a millisecond of kernel work.
 const ZAP_CHUNK: usize = 1 << 20;
 
 impl Drop for Segment {
