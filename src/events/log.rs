@@ -761,16 +761,15 @@ impl Shared {
     }
 }
 
-/// How much of a mapping one `madvise` or `msync` call covers when faulting a spare
-/// in, syncing it or zapping a dropped segment: a few hundred microseconds
-/// of kernel work at most.
-const ZAP_CHUNK: usize = 256 << 10;
+/// How much of a mapping one `madvise` call covers when faulting a spare
+/// in or zapping a dropped segment: about a millisecond of kernel work.
+const ZAP_CHUNK: usize = 1 << 20;
 
 impl Drop for Segment {
     /// Unmapping megabytes of written pages takes milliseconds, all of them
     /// with the process's mmap lock held for writing, and every page fault
     /// of every thread waits for it meanwhile (an append touching a fresh
-    /// log page is one: a redirect stalls). `MADV_DONTNEED`, a chunk at a
+    /// log page is one: a redirect stalls). `MADV_DONTNEED`, a megabyte at a
     /// time, drops the same pages under the lock held for reading only, so
     /// the unmap that follows has nothing left to do. The file keeps every
     /// byte: on a shared file mapping this only forgets the page tables.

@@ -84,21 +84,13 @@ fn sql_without_comments(sql: &str) -> String {
 /// Rows handled between two yields to the scheduler.
 const YIELD_EVERY: usize = 512;
 
-/// Breathes every [`YIELD_EVERY`] items: decoding and encoding a
-/// 50,000-row batch takes tens of milliseconds of CPU.
+/// Yields to the runtime every [`YIELD_EVERY`] items: decoding and encoding
+/// a 50,000-row batch takes milliseconds of CPU, and without yielding it
+/// would hold up every redirect queued on the same worker thread.
 async fn yield_every(i: usize) {
     if i % YIELD_EVERY == YIELD_EVERY - 1 {
-        breathe().await;
+        tokio::task::yield_now().await;
     }
-}
-
-/// Lets the other tasks of this runtime run, and offers the CPU to other
-/// threads: the shipper has a thread of its own, and the kernel would
-/// otherwise let it finish its time slice (up to a 4 ms tick) before a
-/// request worker that wakes on the same core gets it.
-async fn breathe() {
-    std::thread::yield_now();
-    tokio::task::yield_now().await;
 }
 
 /// The clicks among `records` (all tagged as clicks) that decode.
@@ -267,7 +259,7 @@ impl Shipper {
                     return got;
                 }
             }
-            breathe().await;
+            tokio::task::yield_now().await;
         }
     }
 
