@@ -403,9 +403,8 @@ def parse_wrk(out):
 
 
 class Runner:
-    def __init__(self, args, codes_file, backend_pids):
+    def __init__(self, args, backend_pids):
         self.args = args
-        self.codes_file = codes_file
         self.backend_pids = backend_pids
         self.lua = os.path.join(HERE, "codes.lua")
         self.outdir = os.path.join(args.workdir, "wrk")
@@ -435,7 +434,7 @@ class Runner:
                 log(f"machine busy ({load:.2f} cores outside the test); waiting up to {limit} s")
                 announced = True
 
-    def run(self, server, duration, label, scenario="zipf", requests_file=None):
+    def run(self, server, duration, label, scenario, requests_file):
         """One wrk run against server; returns a row of measurements."""
         a = self.args
         waited = self.wait_quiet() if a.wait_quiet > 0 else 0
@@ -444,9 +443,7 @@ class Runner:
             f"-t{a.threads}", f"-c{a.connections}", f"-d{duration}s", "--latency",
             "-s", self.lua, f"http://127.0.0.1:{server.port}/",
         ]
-        env = dict(os.environ, LT_CODES=self.codes_file, LT_SEED=str(a.seed))
-        if requests_file:
-            env["LT_REQUESTS"] = requests_file
+        env = dict(os.environ, LT_REQUESTS=requests_file)
         if not server.running():
             raise Abort(f"{server.name} is not running (exit {server.proc.returncode})\n{server.log_tail()}")
         pids = server.pids()
@@ -1544,7 +1541,7 @@ def main():
 
         order = [x for x in (ng, te, ngl) if x]
         res["settings"]["order"] = [s.name for s in order]
-        runner = Runner(args, codes_file, backend_pids)
+        runner = Runner(args, backend_pids)
         if args.warmup > 0:
             for s in order:
                 res["runs"].append(runner.run(s, args.warmup, "warmup", "zipf", req_files["zipf"]))
