@@ -93,11 +93,13 @@ pub fn clickhouse_client(cfg: &Config, with_database: bool) -> clickhouse::Clien
 ///
 /// Shipping a batch is tens of milliseconds of CPU: decoding, encoding,
 /// compressing, and the kernel's loopback or NIC work for megabytes sent.
-/// On the request workers' runtime that work comes in slices the redirects
-/// queue behind; on a thread of its own the kernel preempts it whenever a
-/// request worker wakes, and at nice 5 it still gets a quarter of a busy
-/// core, several times what shipping at saturation takes. The task returned
-/// ends when the shipper has (after `stop`, within `grace`).
+/// On the request workers' runtime that work came in slices the redirects
+/// queued behind (a whole batch cycle of them every second). On a thread of
+/// its own the kernel schedules it against the workers; at nice 5 it still
+/// kept up at saturation (0.56 µs of its CPU per row, measured). A worker
+/// that wakes can still wait for the rest of the shipper's time slice, up
+/// to a 4 ms tick (`perf sched`; see README, Performance). The task
+/// returned ends when the shipper has (after `stop`, within `grace`).
 fn spawn_shipper(
     shipper: Shipper,
     stop: CancellationToken,
@@ -132,16 +134,16 @@ fn lower_thread_priority(what: &str, nice: i32) {
 }
 
 /// Spool upkeep (msync every `every`, the spare segment) on a thread of its
-/// own at a low CPU priority. Its bursts of page writeback and prefaulting
-/// take milliseconds; at normal priority they would hold a request worker's
-/// core that long, while at nice 10 a waking worker preempts them and they
-/// still get about a tenth of a busy core, far more than they need. The
-/// task ends once `stop` is cancelled and the thread has finished.
+/// own at nice 10, off the request workers' runtime and its blocking pool.
+/// Its bursts of page writeback and prefaulting take milliseconds of CPU; at
+/// nice 10 they get far more of a busy core than they need, and a worker
+/// competes with them for the core only where they share one. The task ends
+/// once `stop` is cancelled and the thread has finished.
 fn spawn_spool_upkeep(
     log: Arc<EventLog>,
     every: Duration,
     stop: CancellationToken,
-) -> tokio::task::JoinHandle<()> {
+) -> std::io::Result<tokio::task::JoinHandle<()>> {
     let (stop_tx, stop_rx) = std::sync::mpsc::channel::<()>();
     let thread = std::thread::Builder::new()
         .name("spool-upkeep".into())
@@ -156,9 +158,8 @@ fn spawn_spool_upkeep(
                     _ => return,
                 }
             }
-        })
-        .expect("spawning the spool upkeep thread");
-    tokio::spawn(async move {
+        })?;
+    Ok(tokio::spawn(async move {
         stop.cancelled().await;
         drop(stop_tx);
         if tokio::task::spawn_blocking(move || thread.join())
@@ -167,7 +168,7 @@ fn spawn_spool_upkeep(
         {
             error!("the spool upkeep thread panicked");
         }
-    })
+    }))
 }
 
 /// Runs `migrate` until it succeeds or `stop`, logging each failure.
@@ -253,7 +254,8 @@ pub async fn run(config: Config, migrate: bool, stop: CancellationToken) -> anyh
         log.clone(),
         Duration::from_millis(config.spool.sync_interval_ms),
         background.clone(),
-    );
+    )
+    .context("cannot start the spool upkeep thread")?;
 
     let sink = Arc::new(EventSink::new(log.clone(), metrics.clone()));
     let ship_stop = CancellationToken::new();

@@ -33,7 +33,7 @@ use crate::model::{
     check_code, random_code, random_token, FieldError, Link, LinkPatch, NewLink, NewOffer,
     NewPartner, Offer, OfferPatch, Partner, PartnerPatch, Status,
 };
-use crate::template::{is_valid_code, Template};
+use crate::template::{is_valid_code, Template, MAX_CODE_LEN};
 
 /// A link code held inline: up to [`MAX_CODE_LEN`] ASCII alphanumerics,
 /// zero-padded (no code byte is zero, so the padding is unambiguous).
@@ -44,9 +44,6 @@ use crate::template::{is_valid_code, Template};
 #[derive(Clone, Copy, PartialEq, Eq)]
 #[repr(C, align(8))]
 pub struct CodeKey([u8; MAX_CODE_LEN]);
-
-/// Longest link code.
-pub const MAX_CODE_LEN: usize = 32;
 
 impl CodeKey {
     /// The key of `code`, or `None` when it is not a valid code.

@@ -271,9 +271,12 @@ pub fn check_url(url: &str) -> Result<(), TemplateError> {
     }
 }
 
+/// Longest link code.
+pub const MAX_CODE_LEN: usize = 32;
+
 /// True for a link code: 1 to 32 base62 characters.
 pub fn is_valid_code(code: &str) -> bool {
-    (1..=32).contains(&code.len()) && code.bytes().all(|b| b.is_ascii_alphanumeric())
+    (1..=MAX_CODE_LEN).contains(&code.len()) && code.bytes().all(|b| b.is_ascii_alphanumeric())
 }
 
 #[cfg(test)]
