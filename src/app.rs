@@ -17,6 +17,7 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tracing::{error, info, warn};
 
+use crate::backoff::Backoff;
 use crate::catalog::{Catalog, RouteCache};
 use crate::click_id::ClickIdCodec;
 use crate::client_ip::TrustedProxies;
@@ -174,7 +175,10 @@ fn spawn_spool_upkeep(
 /// Runs `migrate` until it succeeds or `stop`, logging each failure.
 pub async fn migrate_until_done(cfg: &Config, stop: &CancellationToken) -> bool {
     let client = clickhouse_client(cfg, false);
-    let mut delay = Duration::from_millis(cfg.clickhouse.retry_initial_ms);
+    let mut backoff = Backoff::new(
+        Duration::from_millis(cfg.clickhouse.retry_initial_ms),
+        Duration::from_millis(cfg.clickhouse.retry_max_ms),
+    );
     loop {
         match schema::migrate(&client, &cfg.clickhouse.database).await {
             Ok(n) => {
@@ -182,14 +186,12 @@ pub async fn migrate_until_done(cfg: &Config, stop: &CancellationToken) -> bool 
                 return true;
             }
             Err(e) => {
-                warn!(url = %cfg.clickhouse.url, error = %e, retry_ms = delay.as_millis() as u64, "clickhouse migration failed; retrying")
+                warn!(url = %cfg.clickhouse.url, error = %e, retry_ms = backoff.current().as_millis() as u64, "clickhouse migration failed; retrying")
             }
         }
-        tokio::select! {
-            _ = tokio::time::sleep(delay) => {}
-            _ = stop.cancelled() => return false,
+        if backoff.wait(stop).await.is_err() {
+            return false;
         }
-        delay = (delay * 2).min(Duration::from_millis(cfg.clickhouse.retry_max_ms));
     }
 }
 

@@ -18,6 +18,7 @@
 //! - [`metrics`]: every Prometheus metric, registered once.
 
 pub mod app;
+pub mod backoff;
 pub mod bot;
 pub mod catalog;
 pub mod click_id;
