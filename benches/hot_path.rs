@@ -204,7 +204,7 @@ fn whole_redirect(c: &mut Criterion) {
             max_tracked_ips: 1000,
         })),
         "bench".into(),
-        "",
+        None,
         metrics,
     );
     let mut headers = HeaderMap::new();

@@ -1,5 +1,5 @@
 //! Wiring: builds the stores, the segment log, the shipper, the limiter and
-//! the listeners, and owns the shutdown order.
+//! each listener's state, and owns the shutdown order.
 //!
 //! Shutdown order: stop accepting → finish in-flight requests (grace) →
 //! stop the shipper, which ships what it can within the grace period →
@@ -7,14 +7,13 @@
 //! log, which the next start ships.
 
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use hyper::StatusCode;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
+use tower::ServiceExt;
 use tracing::{error, info, warn};
 
 use crate::backoff::Backoff;
@@ -26,47 +25,13 @@ use crate::events::log::{EventLog, LogConfig};
 use crate::events::shipper::Shipper;
 use crate::events::spool::Rejected;
 use crate::events::EventSink;
-use crate::http::{self, text, Resp};
+use crate::http::admin::{AdminState, AdminToken, CatalogSlot};
+use crate::http::public::PublicState;
+use crate::http::{self, Readiness};
 use crate::metrics::{Metrics, RequestCounters};
 use crate::ratelimit::ClickLimiter;
 use crate::redirect::Redirector;
 use crate::schema;
-
-/// Everything a request handler can reach.
-pub struct App {
-    /// The effective config.
-    pub config: Config,
-    /// Metrics registry and handles.
-    pub metrics: Arc<Metrics>,
-    /// Partners, offers and links; set once Redis has answered.
-    catalog: OnceLock<Arc<Catalog>>,
-    /// The redirect handler.
-    pub redirector: Redirector,
-    /// Public listener request counters.
-    pub public_requests: RequestCounters,
-    /// Admin listener request counters.
-    pub admin_requests: RequestCounters,
-    /// Base of tracking URLs.
-    pub public_base: String,
-    /// True from catalog load until shutdown begins.
-    ready: AtomicBool,
-}
-
-impl App {
-    /// The catalog, once loaded.
-    pub fn catalog(&self) -> Option<&Arc<Catalog>> {
-        self.catalog.get()
-    }
-
-    /// `200` when this node can take traffic, else `503`.
-    pub fn readiness(&self) -> Resp {
-        if self.ready.load(Ordering::Relaxed) {
-            text(StatusCode::OK, "ready\n")
-        } else {
-            text(StatusCode::SERVICE_UNAVAILABLE, "not ready\n")
-        }
-    }
-}
 
 /// A ClickHouse client for `cfg`, optionally bound to its database.
 pub fn clickhouse_client(cfg: &Config, with_database: bool) -> clickhouse::Client {
@@ -289,27 +254,42 @@ pub async fn run(config: Config, migrate: bool, stop: CancellationToken) -> anyh
         TrustedProxies::new(config.trusted_proxies.clone()),
         limiter.clone(),
         node,
-        &config.fallback_url,
+        config.fallback_location()?,
         metrics.clone(),
     );
-    let app = Arc::new(App {
-        public_requests: RequestCounters::new(&metrics, "public"),
-        admin_requests: RequestCounters::new(&metrics, "admin"),
-        public_base: config.public_base(),
-        config,
-        metrics,
-        catalog: OnceLock::new(),
-        redirector,
-        ready: AtomicBool::new(false),
+    let ready = Readiness::new();
+    let public_state = Arc::new(PublicState {
+        clicks: redirector,
+        ready: ready.clone(),
+        requests: RequestCounters::new(&metrics, "public"),
+        redirect_seconds: metrics.redirect_seconds.clone(),
     });
-    let http_cfg = app.config.http.clone();
+    let catalog_slot = CatalogSlot::default();
+    let admin_router = http::admin::router(Arc::new(AdminState {
+        catalog: catalog_slot.clone(),
+        token: AdminToken::new(&config.admin_token),
+        public_base: config.public_base(),
+        metrics: metrics.clone(),
+        requests: RequestCounters::new(&metrics, "admin"),
+        ready: ready.clone(),
+        max_body_bytes: config.http.max_body_bytes,
+    }));
+    let http_cfg = config.http.clone();
 
     // The admin listener answers at once (healthz, readyz 503, metrics)
     // while the catalog loads; the public one only once links are known,
     // so no valid link is ever answered 404 during start.
+    let admin_addr: SocketAddr = admin.local_addr()?;
     let admin_task = {
-        let app2 = app.clone();
-        let handler = move |req, peer| http::admin::handle(app2.clone(), req, peer);
+        let handler = move |req: hyper::Request<hyper::body::Incoming>, _peer| {
+            let router = admin_router.clone();
+            async move {
+                match router.oneshot(req).await {
+                    Ok(resp) => resp,
+                    Err(never) => match never {},
+                }
+            }
+        };
         tokio::spawn(http::serve(
             "admin",
             admin,
@@ -319,8 +299,7 @@ pub async fn run(config: Config, migrate: bool, stop: CancellationToken) -> anyh
         ))
     };
 
-    let catalog = match Catalog::connect(&app.config.redis, cache, app.metrics.clone(), &stop).await
-    {
+    let catalog = match Catalog::connect(&config.redis, cache, metrics.clone(), &stop).await {
         Ok(c) => Arc::new(c),
         Err(e) => {
             // Stopped before Redis answered: nothing was served; let the
@@ -334,7 +313,7 @@ pub async fn run(config: Config, migrate: bool, stop: CancellationToken) -> anyh
             return Err(e);
         }
     };
-    let _ = app.catalog.set(catalog.clone());
+    let _ = catalog_slot.set(catalog.clone());
     // Loading a large catalog leaves its parse garbage in malloc's free
     // lists; hand it back so RSS reflects what the cache holds.
     // SAFETY: malloc_trim only releases free memory.
@@ -357,8 +336,7 @@ pub async fn run(config: Config, migrate: bool, stop: CancellationToken) -> anyh
 
     let listen: SocketAddr = public.local_addr()?;
     let public_task = {
-        let app2 = app.clone();
-        let handler = move |req, peer| http::public::handle(app2.clone(), req, peer);
+        let handler = move |req, peer| http::public::handle(public_state.clone(), req, peer);
         tokio::spawn(http::serve(
             "public",
             public,
@@ -367,12 +345,12 @@ pub async fn run(config: Config, migrate: bool, stop: CancellationToken) -> anyh
             stop.clone(),
         ))
     };
-    app.ready.store(true, Ordering::Relaxed);
-    info!(listen = %listen, admin = %app.config.admin_listen, "trackedge serving");
+    ready.set(true);
+    info!(listen = %listen, admin = %admin_addr, "trackedge serving");
 
     stop.cancelled().await;
     info!("shutting down: draining connections");
-    app.ready.store(false, Ordering::Relaxed);
+    ready.set(false);
     for t in [public_task, admin_task] {
         if let Err(e) = t.await {
             error!(error = %e, "listener task failed");

@@ -470,6 +470,17 @@ impl Config {
         Ok(())
     }
 
+    /// The `Location` answered for unknown codes, if `fallback_url` is set.
+    pub fn fallback_location(&self) -> Result<Option<hyper::header::HeaderValue>, ConfigError> {
+        if self.fallback_url.is_empty() {
+            return Ok(None);
+        }
+        check_http_url("fallback_url", &self.fallback_url)?;
+        hyper::header::HeaderValue::from_str(&self.fallback_url)
+            .map(Some)
+            .map_err(|_| ConfigError::new("fallback_url", "is not a valid header value"))
+    }
+
     /// The base of tracking URLs, without a trailing slash.
     pub fn public_base(&self) -> String {
         if self.public_url.is_empty() {
@@ -551,6 +562,14 @@ fn mask_url_password(url: &str) -> String {
 }
 
 fn check_http_url(key: &str, value: &str) -> Result<(), ConfigError> {
+    // The URL parser drops tabs and newlines as browsers do, but the value
+    // itself is what goes into a `Location` header or a tracking URL.
+    if value.chars().any(|c| c.is_control() || c == ' ') {
+        return Err(ConfigError::new(
+            key,
+            format!("must not hold spaces or control characters (newlines, tabs): {value:?}"),
+        ));
+    }
     match url::Url::parse(value) {
         Ok(u) if (u.scheme() == "http" || u.scheme() == "https") && u.host().is_some() => Ok(()),
         _ => Err(ConfigError::new(
@@ -708,6 +727,17 @@ mod tests {
             "clickhouse.batchrows",
         );
         check_err(None, &[("TRACKEDGE_LISTEN", "nowhere")], "listen");
+        // The URL parser would drop the newline; the Location header cannot.
+        check_err(
+            None,
+            &[("TRACKEDGE_FALLBACK_URL", "https://example.com/\nx")],
+            "fallback_url",
+        );
+        check_err(
+            None,
+            &[("TRACKEDGE_PUBLIC_URL", "https://t.example.com/\tx")],
+            "public_url",
+        );
         check_err(
             None,
             &[("TRACKEDGE_CLICKHOUSE_BATCH_ROWS", "many")],
@@ -771,6 +801,18 @@ mod tests {
         assert_eq!(c.check_spool_volume().unwrap_err().key, "spool.max_bytes");
         c.spool.dir = dir.path().join("missing");
         assert_eq!(c.check_spool_volume().unwrap_err().key, "spool.dir");
+    }
+
+    #[test]
+    fn fallback_location_is_the_configured_url() {
+        let c = Config::from_parts(
+            None,
+            env(&[("TRACKEDGE_FALLBACK_URL", "https://example.com/lost?x=1")]),
+        )
+        .unwrap();
+        let loc = c.fallback_location().unwrap().unwrap();
+        assert_eq!(loc.to_str().unwrap(), "https://example.com/lost?x=1");
+        assert_eq!(Config::default().fallback_location().unwrap(), None);
     }
 
     #[test]

@@ -39,11 +39,21 @@ enum Command {
     Migrate,
     /// Validate and print the effective config, secrets masked.
     CheckConfig,
+    /// Print the admin API's OpenAPI document (committed as
+    /// `docs/openapi.json`), then exit.
+    Openapi,
 }
 
 fn main() -> ExitCode {
     tune_malloc();
     let args = Args::parse();
+    if let Command::Openapi = args.command {
+        let doc = trackedge::http::admin::openapi()
+            .to_pretty_json()
+            .expect("the generated document serializes");
+        println!("{doc}");
+        return ExitCode::SUCCESS;
+    }
     let (path, required) = match &args.config {
         Some(p) => (p.clone(), true),
         None => (PathBuf::from("config/trackedge.toml"), false),
@@ -93,7 +103,9 @@ fn main() -> ExitCode {
                 info!(database = %config.clickhouse.database, statements = n, "clickhouse schema is up to date");
                 Ok(())
             }
-            Command::CheckConfig => unreachable!("handled before the runtime starts"),
+            Command::CheckConfig | Command::Openapi => {
+                unreachable!("handled before the runtime starts")
+            }
         }
     });
     match result {

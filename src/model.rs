@@ -32,7 +32,7 @@ impl FieldError {
 }
 
 /// Whether an entity takes part in redirects.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Status {
     /// Redirects and records.
@@ -43,7 +43,7 @@ pub enum Status {
 }
 
 /// What kind of partner this is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum PartnerKind {
     /// Promotes offers for commission.
@@ -55,7 +55,7 @@ pub enum PartnerKind {
 }
 
 /// A partner who promotes offers.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Partner {
     /// Assigned by the service.
     pub id: u64,
@@ -77,7 +77,7 @@ pub struct Partner {
 }
 
 /// How a partner is paid for a conversion.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(tag = "model", rename_all = "lowercase", deny_unknown_fields)]
 pub enum Payout {
     /// A fixed amount per sale.
@@ -101,7 +101,7 @@ pub enum Payout {
 }
 
 /// A merchant offer: where clicks land and what a conversion pays.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Offer {
     /// Assigned by the service.
     pub id: u64,
@@ -125,7 +125,7 @@ pub struct Offer {
 }
 
 /// A partner's tracked link to an offer.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Link {
     /// Assigned by the service; carried inside click ids.
     pub id: u64,
@@ -143,7 +143,7 @@ pub struct Link {
 }
 
 /// `POST /api/v1/partners`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewPartner {
     /// See [`Partner::name`].
@@ -163,19 +163,24 @@ pub struct NewPartner {
 
 /// `PATCH /api/v1/partners/{id}`: fields present are changed; an empty
 /// `tier` or `postback_url` clears it.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PartnerPatch {
+    /// New display name.
     name: Option<String>,
+    /// New kind.
     kind: Option<PartnerKind>,
+    /// New tier; empty clears it.
     #[serde(default, deserialize_with = "text_or_number")]
     tier: Option<String>,
+    /// New postback URL, with macros; empty clears it.
     postback_url: Option<String>,
+    /// Active or paused.
     status: Option<Status>,
 }
 
 /// `POST /api/v1/offers`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewOffer {
     /// See [`Offer::name`].
@@ -196,19 +201,25 @@ pub struct NewOffer {
 }
 
 /// `PATCH /api/v1/offers/{id}`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct OfferPatch {
+    /// New display name.
     name: Option<String>,
+    /// New landing URL, with macros.
     url: Option<String>,
+    /// New payout.
     payout: Option<Payout>,
+    /// New ISO 4217 currency code.
     currency: Option<String>,
+    /// New attribution window, in days.
     attribution_window_days: Option<u32>,
+    /// Active or paused.
     status: Option<Status>,
 }
 
 /// `POST /api/v1/links`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewLink {
     /// See [`Link::partner_id`].
@@ -225,9 +236,10 @@ pub struct NewLink {
 
 /// `PATCH /api/v1/links/{id}`: only the status can change; the code and its
 /// owners are fixed because click ids already handed out name the link.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct LinkPatch {
+    /// Active or paused.
     status: Option<Status>,
 }
 

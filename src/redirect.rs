@@ -72,12 +72,9 @@ impl Redirector {
         proxies: TrustedProxies,
         limiter: Arc<ClickLimiter>,
         node: Arc<str>,
-        fallback_url: &str,
+        fallback: Option<HeaderValue>,
         metrics: Arc<Metrics>,
     ) -> Self {
-        let fallback = (!fallback_url.is_empty()).then(|| {
-            HeaderValue::from_str(fallback_url).expect("fallback_url was validated as a URL")
-        });
         Redirector {
             cache,
             codec,

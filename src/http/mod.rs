@@ -1,4 +1,10 @@
-//! HTTP listeners: the accept loop shared by both, and response helpers.
+//! HTTP listeners: the accept loop shared by both, the readiness handle
+//! they answer `readyz` from, and response helpers.
+//!
+//! Each listener has its own state type, holding what that listener needs
+//! and nothing more: [`public::PublicState`] (the redirect, on bare hyper:
+//! it is the hot path) and [`admin::AdminState`] (the JSON API on an axum
+//! router). `app` builds both; nothing here reaches back into `app`.
 //!
 //! Both listeners speak HTTP/1.1 through hyper with a header read timeout
 //! (slow clients are cut off), a bounded request head (larger ones get
@@ -12,6 +18,8 @@ pub mod public;
 use std::convert::Infallible;
 use std::future::Future;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -23,7 +31,6 @@ use hyper::service::service_fn;
 use hyper::{Request, Response, StatusCode};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
-use serde::Serialize;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, warn};
@@ -33,9 +40,41 @@ use crate::config::HttpConfig;
 /// The response type of every handler.
 pub type Resp = Response<Full<Bytes>>;
 
+/// Whether this node can take traffic: false while starting (the catalog
+/// is not loaded yet) and once shutdown begins. Cloned into each listener's
+/// state; `app` flips it.
+#[derive(Debug, Clone, Default)]
+pub struct Readiness(Arc<AtomicBool>);
+
+impl Readiness {
+    /// A handle that starts not ready.
+    pub fn new() -> Readiness {
+        Readiness::default()
+    }
+
+    /// Marks the node ready (true) or not (false).
+    pub fn set(&self, ready: bool) {
+        self.0.store(ready, Ordering::Relaxed);
+    }
+
+    /// True when the node can take traffic.
+    pub fn is_ready(&self) -> bool {
+        self.0.load(Ordering::Relaxed)
+    }
+
+    /// The `readyz` answer: `200` when ready, else `503`.
+    pub fn response(&self) -> Resp {
+        if self.is_ready() {
+            text(StatusCode::OK, "ready\n")
+        } else {
+            text(StatusCode::SERVICE_UNAVAILABLE, "not ready\n")
+        }
+    }
+}
+
 /// Accepts connections on `listener` and serves each with `handler` until
 /// `stop`; then waits up to `grace` for open connections to finish.
-pub async fn serve<F, Fut>(
+pub async fn serve<F, Fut, B>(
     name: &'static str,
     listener: TcpListener,
     cfg: HttpConfig,
@@ -43,7 +82,10 @@ pub async fn serve<F, Fut>(
     stop: CancellationToken,
 ) where
     F: Fn(Request<Incoming>, SocketAddr) -> Fut + Clone + Send + Sync + 'static,
-    Fut: Future<Output = Resp> + Send + 'static,
+    Fut: Future<Output = Response<B>> + Send + 'static,
+    B: hyper::body::Body + Send + 'static,
+    B::Data: Send,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
     let mut builder = http1::Builder::new();
     builder
@@ -97,20 +139,6 @@ pub fn response(status: StatusCode, content_type: &'static str, body: impl Into<
     r.headers_mut()
         .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
     r
-}
-
-/// A JSON response.
-pub fn json<T: Serialize>(status: StatusCode, body: &T) -> Resp {
-    let bytes = serde_json::to_vec(body).expect("response bodies serialize");
-    response(status, "application/json", bytes)
-}
-
-/// The admin error body: `{"error": {"code", "message", "field"}}`.
-pub fn json_error(status: StatusCode, code: &str, message: &str, field: Option<&str>) -> Resp {
-    json(
-        status,
-        &serde_json::json!({"error": {"code": code, "message": message, "field": field}}),
-    )
 }
 
 /// A plain-text response.

@@ -1,49 +1,254 @@
-//! The public listener: tracked redirects and health. Conversions (pixel,
-//! postback, `t.js`) join it in a later change.
+//! The public listener: tracked redirects and health, on bare hyper (the
+//! redirect is the hot path). Conversions (pixel, postback, `t.js`) join it
+//! in a later change.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
-use hyper::body::Incoming;
 use hyper::header::{self, HeaderValue};
 use hyper::{Method, Request, StatusCode};
+use prometheus::Histogram;
 
-use super::{text, Resp};
-use crate::app::App;
-use crate::redirect::ClickRequest;
+use super::{text, Readiness, Resp};
+use crate::metrics::RequestCounters;
+use crate::redirect::{ClickRequest, Redirector};
+
+/// What answers `GET|HEAD /{code}`: the [`Redirector`] in production; the
+/// routing tests put a recorder in its place, so they need no segment log.
+pub trait ClickHandler: Send + Sync + 'static {
+    /// Answers one tracked redirect (or the unknown-code answer).
+    fn redirect(&self, req: &ClickRequest<'_>) -> Resp;
+}
+
+impl ClickHandler for Redirector {
+    fn redirect(&self, req: &ClickRequest<'_>) -> Resp {
+        self.handle(req)
+    }
+}
+
+/// What the public listener needs, and nothing more.
+pub struct PublicState<C = Redirector> {
+    /// Answers redirects.
+    pub clicks: C,
+    /// `readyz`.
+    pub ready: Readiness,
+    /// Requests by route and status class.
+    pub requests: RequestCounters,
+    /// Time spent answering a redirect.
+    pub redirect_seconds: Histogram,
+}
+
+/// Where a public request goes, from its method and path alone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Route<'a> {
+    Health,
+    Ready,
+    Redirect(&'a str),
+    NotFound,
+    MethodNotAllowed,
+    /// A request target that is not a path (`CONNECT host:port`, `*`).
+    BadTarget,
+}
+
+fn route<'a>(method: &Method, path: &'a str) -> Route<'a> {
+    let Some(rest) = path.strip_prefix('/') else {
+        return Route::BadTarget;
+    };
+    match rest {
+        "healthz" => Route::Health,
+        "readyz" => Route::Ready,
+        "" => Route::NotFound,
+        code if code.contains('/') => Route::NotFound,
+        code if method == Method::GET || method == Method::HEAD => Route::Redirect(code),
+        _ => Route::MethodNotAllowed,
+    }
+}
 
 /// Routes one public request.
-pub async fn handle(app: Arc<App>, req: Request<Incoming>, peer: SocketAddr) -> Resp {
-    let path = req.uri().path();
-    let (route, resp) = match path {
-        "/healthz" => ("health", text(StatusCode::OK, "ok\n")),
-        "/readyz" => ("health", app.readiness()),
-        _ => {
-            let code = &path[1..];
-            if code.contains('/') || code.is_empty() {
-                ("other", text(StatusCode::NOT_FOUND, "not found\n"))
-            } else if req.method() == Method::GET || req.method() == Method::HEAD {
-                let started = Instant::now();
-                let resp = app.redirector.handle(&ClickRequest {
-                    code,
-                    query: req.uri().query(),
-                    is_head: req.method() == Method::HEAD,
-                    headers: req.headers(),
-                    peer,
-                });
-                app.metrics
-                    .redirect_seconds
-                    .observe(started.elapsed().as_secs_f64());
-                ("redirect", resp)
-            } else {
-                let mut r = text(StatusCode::METHOD_NOT_ALLOWED, "method not allowed\n");
-                r.headers_mut()
-                    .insert(header::ALLOW, HeaderValue::from_static("GET, HEAD"));
-                ("other", r)
-            }
+pub async fn handle<C: ClickHandler>(
+    state: Arc<PublicState<C>>,
+    req: Request<hyper::body::Incoming>,
+    peer: SocketAddr,
+) -> Resp {
+    answer(&state, &req, peer)
+}
+
+/// The answer to `req`, whatever its body type.
+fn answer<C: ClickHandler, B>(state: &PublicState<C>, req: &Request<B>, peer: SocketAddr) -> Resp {
+    let (label, resp) = match route(req.method(), req.uri().path()) {
+        Route::Health => ("health", text(StatusCode::OK, "ok\n")),
+        Route::Ready => ("health", state.ready.response()),
+        Route::Redirect(code) => {
+            let started = Instant::now();
+            let resp = state.clicks.redirect(&ClickRequest {
+                code,
+                query: req.uri().query(),
+                is_head: req.method() == Method::HEAD,
+                headers: req.headers(),
+                peer,
+            });
+            state
+                .redirect_seconds
+                .observe(started.elapsed().as_secs_f64());
+            ("redirect", resp)
         }
+        Route::NotFound => ("other", text(StatusCode::NOT_FOUND, "not found\n")),
+        Route::MethodNotAllowed => {
+            let mut r = text(StatusCode::METHOD_NOT_ALLOWED, "method not allowed\n");
+            r.headers_mut()
+                .insert(header::ALLOW, HeaderValue::from_static("GET, HEAD"));
+            ("other", r)
+        }
+        Route::BadTarget => (
+            "other",
+            text(
+                StatusCode::BAD_REQUEST,
+                "bad request target: expected a path\n",
+            ),
+        ),
     };
-    app.public_requests.inc(route, resp.status().as_u16());
+    state.requests.inc(label, resp.status().as_u16());
     resp
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::{Read, Write};
+    use std::sync::Mutex;
+
+    use tokio_util::sync::CancellationToken;
+
+    use super::*;
+    use crate::config::HttpConfig;
+    use crate::metrics::Metrics;
+
+    /// Answers every redirect with a 302 and remembers the codes it saw.
+    #[derive(Default)]
+    struct Recorder(Mutex<Vec<String>>);
+
+    impl ClickHandler for Recorder {
+        fn redirect(&self, req: &ClickRequest<'_>) -> Resp {
+            self.0.lock().unwrap().push(req.code.to_string());
+            text(StatusCode::FOUND, "")
+        }
+    }
+
+    fn state() -> (Arc<PublicState<Recorder>>, Arc<Metrics>) {
+        let metrics = Arc::new(Metrics::new());
+        let state = Arc::new(PublicState {
+            clicks: Recorder::default(),
+            ready: Readiness::new(),
+            requests: RequestCounters::new(&metrics, "public"),
+            redirect_seconds: metrics.redirect_seconds.clone(),
+        });
+        (state, metrics)
+    }
+
+    /// `method target` → (status, the code the redirect saw, if any).
+    fn check(method: &str, target: &str, expected: (u16, Option<&str>)) {
+        let (state, _) = state();
+        state.ready.set(true);
+        let req = Request::builder()
+            .method(method)
+            .uri(target)
+            .body(())
+            .unwrap();
+        let peer: SocketAddr = "127.0.0.1:9".parse().unwrap();
+        let status = answer(&state, &req, peer).status().as_u16();
+        let seen = state.clicks.0.lock().unwrap().pop();
+        assert_eq!((status, seen.as_deref()), expected, "{method} {target}");
+    }
+
+    #[test]
+    fn routing() {
+        check("GET", "/summer", (302, Some("summer")));
+        check("HEAD", "/summer?sub1=x", (302, Some("summer")));
+        check("GET", "/healthz", (200, None));
+        check("GET", "/readyz", (200, None));
+        check("GET", "/", (404, None));
+        check("GET", "/a/b", (404, None));
+        check("POST", "/summer", (405, None));
+        check("DELETE", "/summer", (405, None));
+        // Authority-form and asterisk-form targets carry no path.
+        check("CONNECT", "a:1", (400, None));
+        check("OPTIONS", "*", (400, None));
+        // Absolute-form (proxy requests) still has a path.
+        check("GET", "http://example.com/summer", (302, Some("summer")));
+    }
+
+    #[test]
+    fn readiness_follows_the_handle() {
+        let (state, metrics) = state();
+        let get = |path: &str| {
+            let req = Request::get(path).body(()).unwrap();
+            answer(&state, &req, "127.0.0.1:9".parse().unwrap())
+                .status()
+                .as_u16()
+        };
+        assert_eq!(get("/readyz"), 503);
+        state.ready.set(true);
+        assert_eq!(get("/readyz"), 200);
+        state.ready.set(false);
+        assert_eq!(get("/readyz"), 503);
+        let text = String::from_utf8(metrics.render()).unwrap();
+        assert!(
+            text.contains(
+                "trackedge_http_requests_total{class=\"5xx\",listener=\"public\",route=\"health\"} 2"
+            ),
+            "{text}"
+        );
+    }
+
+    /// Sends `raw` bytes on a fresh connection; returns the status line.
+    fn exchange(addr: SocketAddr, raw: &[u8]) -> String {
+        let mut s = std::net::TcpStream::connect(addr).unwrap();
+        s.write_all(raw).unwrap();
+        let mut answer = Vec::new();
+        // The server closes after answering a `Connection: close` request.
+        s.read_to_end(&mut answer).unwrap();
+        let text = String::from_utf8_lossy(&answer).to_string();
+        text.lines().next().unwrap_or_default().to_string()
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 1)]
+    async fn odd_request_targets_get_an_answer_over_the_wire() {
+        let (state, _) = state();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let stop = CancellationToken::new();
+        let server = tokio::spawn(crate::http::serve(
+            "public",
+            listener,
+            HttpConfig::default(),
+            move |req, peer| handle(state.clone(), req, peer),
+            stop.clone(),
+        ));
+        let cases: &[(&[u8], &str)] = &[
+            (
+                b"CONNECT a:1 HTTP/1.1\r\nHost: a:1\r\nConnection: close\r\n\r\n",
+                "HTTP/1.1 400",
+            ),
+            (
+                b"OPTIONS * HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+                "HTTP/1.1 400",
+            ),
+            (
+                b"GET /summer HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+                "HTTP/1.1 302",
+            ),
+        ];
+        for (raw, want) in cases {
+            let line = tokio::task::spawn_blocking(move || exchange(addr, raw))
+                .await
+                .unwrap();
+            assert!(
+                line.starts_with(want),
+                "{:?} answered {line:?}",
+                String::from_utf8_lossy(raw)
+            );
+        }
+        stop.cancel();
+        server.await.unwrap();
+    }
 }

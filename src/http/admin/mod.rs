@@ -1,0 +1,249 @@
+//! The admin listener: the bearer-protected JSON API under `/api/v1` on an
+//! axum router, its OpenAPI document (generated from the handlers'
+//! attributes, served at `/api/v1/openapi.json` without auth and committed
+//! as `docs/openapi.json`), plus `/metrics`, `/healthz` and `/readyz`.
+//!
+//! Layers, outermost first: request counting, bearer auth (every
+//! `/api/v1/*` route but the document), the body-size limit; then the
+//! routes, whose bad input is answered by [`error::ApiJson`] and
+//! [`error::ApiError`] in the one error shape.
+
+mod entities;
+mod error;
+
+use std::sync::{Arc, OnceLock};
+
+use axum::body::Body;
+use axum::extract::{DefaultBodyLimit, Request, State};
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::Router;
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
+use utoipa::OpenApi;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+pub use error::{ApiError, ErrorBody, ErrorDetail};
+
+use super::Readiness;
+use crate::catalog::Catalog;
+use crate::metrics::{Metrics, RequestCounters};
+use crate::model::Link;
+
+/// Where the admin API finds the catalog: empty until Redis has answered
+/// at start (the admin listener serves health and metrics before that).
+pub type CatalogSlot = Arc<OnceLock<Arc<Catalog>>>;
+
+/// What the admin listener needs, and nothing more.
+pub struct AdminState {
+    /// Partners, offers and links, once loaded.
+    pub catalog: CatalogSlot,
+    /// The bearer token, as a digest.
+    pub token: AdminToken,
+    /// Base of tracking URLs (`public_url`).
+    pub public_base: String,
+    /// Rendered at `/metrics`.
+    pub metrics: Arc<Metrics>,
+    /// Requests by route and status class.
+    pub requests: RequestCounters,
+    /// `readyz`.
+    pub ready: Readiness,
+    /// Largest request body accepted (`http.max_body_bytes`); larger: 413.
+    pub max_body_bytes: usize,
+}
+
+impl AdminState {
+    /// The catalog, or `503` while it loads.
+    fn catalog(&self) -> Result<&Arc<Catalog>, ApiError> {
+        self.catalog
+            .get()
+            .ok_or_else(|| ApiError::unavailable("the catalog is still loading from redis"))
+    }
+
+    /// A link with its tracking URL.
+    fn link_view(&self, link: Link) -> entities::LinkView {
+        entities::LinkView {
+            tracking_url: format!("{}/{}", self.public_base, link.code),
+            link,
+        }
+    }
+}
+
+/// The admin bearer token, kept only as its SHA-256 digest: comparing
+/// digests in constant time leaks neither the token's bytes nor its length.
+pub struct AdminToken(Option<[u8; 32]>);
+
+impl AdminToken {
+    /// The token; an empty one refuses every request.
+    pub fn new(token: &str) -> AdminToken {
+        AdminToken((!token.is_empty()).then(|| Sha256::digest(token.as_bytes()).into()))
+    }
+
+    /// Checks an `Authorization` header value.
+    fn check(&self, authorization: Option<&HeaderValue>) -> Result<(), ApiError> {
+        let Some(expected) = &self.0 else {
+            return Err(ApiError::unauthorized(
+                "the admin API is disabled: no admin token is configured",
+            ));
+        };
+        let given = authorization
+            .and_then(|v| v.as_bytes().strip_prefix(b"Bearer "))
+            .ok_or_else(|| ApiError::unauthorized("missing bearer token"))?;
+        let given: [u8; 32] = Sha256::digest(given).into();
+        if bool::from(given.ct_eq(expected)) {
+            Ok(())
+        } else {
+            Err(ApiError::unauthorized("wrong bearer token"))
+        }
+    }
+}
+
+/// The path of the OpenAPI document, the one `/api/v1` route without auth.
+pub const OPENAPI_PATH: &str = "/api/v1/openapi.json";
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "trackedge admin API",
+        description = "Partners, offers and links of a trackedge node. Every /api/v1 route but \
+                       this document needs `Authorization: Bearer <admin token>`. Errors are \
+                       `{\"error\": {\"code\", \"message\", \"field\"}}`; money is a decimal string.",
+        license(name = "Apache-2.0")
+    ),
+    modifiers(&BearerAuth),
+    tags(
+        (name = "partners", description = "who promotes offers"),
+        (name = "offers", description = "what is promoted, and what a conversion pays"),
+        (name = "links", description = "a partner's tracked link to an offer"),
+        (name = "operations", description = "health, readiness, metrics and this document"),
+    )
+)]
+struct ApiDoc;
+
+struct BearerAuth;
+
+impl utoipa::Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(Http::new(HttpAuthScheme::Bearer)),
+        );
+    }
+}
+
+/// The routes and the document describing them, from one list.
+fn parts() -> (Router<Arc<AdminState>>, utoipa::openapi::OpenApi) {
+    use entities::*;
+    OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .routes(routes!(healthz))
+        .routes(routes!(readyz))
+        .routes(routes!(metrics))
+        .routes(routes!(openapi_json))
+        .routes(routes!(create_partner, list_partners))
+        .routes(routes!(get_partner, patch_partner, delete_partner))
+        .routes(routes!(create_offer, list_offers))
+        .routes(routes!(get_offer, patch_offer, delete_offer))
+        .routes(routes!(create_link, list_links))
+        .routes(routes!(get_link, patch_link, delete_link))
+        .split_for_parts()
+}
+
+/// The admin API's OpenAPI 3.1 document.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    parts().1
+}
+
+/// The admin listener's router over `state`.
+pub fn router(state: Arc<AdminState>) -> Router {
+    let (routes, _) = parts();
+    routes
+        .fallback(|| async { ApiError::not_found("no such route", None) })
+        .method_not_allowed_fallback(|| async {
+            ApiError::new(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method_not_allowed",
+                "method not allowed on this route",
+                None,
+            )
+        })
+        .layer(DefaultBodyLimit::max(state.max_body_bytes))
+        .layer(middleware::from_fn_with_state(state.clone(), require_token))
+        .layer(middleware::from_fn_with_state(state.clone(), count))
+        .with_state(state)
+}
+
+/// Bearer auth for everything under `/api/v1/` but the OpenAPI document;
+/// unknown `/api/v1/` paths too, so they tell nothing without a token.
+async fn require_token(State(s): State<Arc<AdminState>>, req: Request, next: Next) -> Response {
+    let path = req.uri().path();
+    if path.starts_with("/api/v1/") && path != OPENAPI_PATH {
+        if let Err(e) = s.token.check(req.headers().get(header::AUTHORIZATION)) {
+            return e.into_response();
+        }
+    }
+    next.run(req).await
+}
+
+/// Counts every answer by route and status class.
+async fn count(State(s): State<Arc<AdminState>>, req: Request, next: Next) -> Response {
+    let label = match req.uri().path() {
+        "/healthz" | "/readyz" => "health",
+        "/metrics" => "metrics",
+        p if p.starts_with("/api/v1/") => "admin",
+        _ => "other",
+    };
+    let resp = next.run(req).await;
+    s.requests.inc(label, resp.status().as_u16());
+    resp
+}
+
+/// Liveness: `200` while the process runs.
+#[utoipa::path(get, path = "/healthz", tag = "operations",
+    responses((status = 200, description = "alive", body = String, content_type = "text/plain")))]
+async fn healthz() -> &'static str {
+    "ok\n"
+}
+
+/// Readiness: `200` once the catalog is loaded, `503` while starting or
+/// stopping.
+#[utoipa::path(get, path = "/readyz", tag = "operations",
+    responses(
+        (status = 200, description = "taking traffic", body = String, content_type = "text/plain"),
+        (status = 503, description = "starting or stopping", body = String, content_type = "text/plain"),
+    ))]
+async fn readyz(State(s): State<Arc<AdminState>>) -> Response {
+    s.ready.response().map(Body::new)
+}
+
+/// Every metric, in the Prometheus text format.
+#[utoipa::path(get, path = "/metrics", tag = "operations",
+    responses((status = 200, description = "Prometheus text format 0.0.4", body = String,
+               content_type = "text/plain; version=0.0.4")))]
+async fn metrics(State(s): State<Arc<AdminState>>) -> Response {
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        s.metrics.render(),
+    )
+        .into_response()
+}
+
+/// This document (no auth).
+#[utoipa::path(get, path = "/api/v1/openapi.json", tag = "operations",
+    responses((status = 200, description = "the OpenAPI 3.1 document of this API",
+               content_type = "application/json")))]
+async fn openapi_json() -> Response {
+    static DOC: OnceLock<String> = OnceLock::new();
+    let doc = DOC.get_or_init(|| {
+        openapi()
+            .to_pretty_json()
+            .expect("the generated document serializes")
+    });
+    ([(header::CONTENT_TYPE, "application/json")], doc.as_str()).into_response()
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,324 @@
+//! The admin router in-process: routing, auth, error shapes and the
+//! OpenAPI document. No Redis: the catalog slot stays empty, which is
+//! itself a state the API must answer well (`503` while loading).
+
+use axum::body::Body;
+use axum::http::{Method, Request, StatusCode};
+use http_body_util::BodyExt;
+use tower::ServiceExt;
+
+use super::*;
+
+const TOKEN: &str = "admin-secret";
+
+fn state(token: &str) -> Arc<AdminState> {
+    let metrics = Arc::new(Metrics::new());
+    Arc::new(AdminState {
+        catalog: CatalogSlot::default(),
+        token: AdminToken::new(token),
+        public_base: "http://t.example".into(),
+        requests: RequestCounters::new(&metrics, "admin"),
+        metrics,
+        ready: Readiness::new(),
+        max_body_bytes: 1024,
+    })
+}
+
+/// One request → (status, body as JSON, or as a string when not JSON).
+async fn call(
+    state: &Arc<AdminState>,
+    method: Method,
+    path: &str,
+    token: Option<&str>,
+    body: &str,
+) -> (StatusCode, serde_json::Value) {
+    let mut req = Request::builder().method(method).uri(path);
+    if let Some(t) = token {
+        req = req.header("authorization", format!("Bearer {t}"));
+    }
+    let resp = router(state.clone())
+        .oneshot(req.body(Body::from(body.to_string())).unwrap())
+        .await
+        .unwrap();
+    let status = resp.status();
+    let bytes = resp.into_body().collect().await.unwrap().to_bytes();
+    let v = serde_json::from_slice(&bytes)
+        .unwrap_or_else(|_| String::from_utf8_lossy(&bytes).to_string().into());
+    (status, v)
+}
+
+/// The error `(code, field)` of an error body.
+fn error_of(v: &serde_json::Value) -> (&str, Option<&str>) {
+    let e = &v["error"];
+    assert!(e["message"].as_str().is_some_and(|m| !m.is_empty()), "{v}");
+    (e["code"].as_str().unwrap_or("?"), e["field"].as_str())
+}
+
+async fn check(
+    method: Method,
+    path: &str,
+    token: Option<&str>,
+    body: &str,
+    expected: (u16, &str, Option<&str>),
+) {
+    let s = state(TOKEN);
+    let (status, v) = call(&s, method.clone(), path, token, body).await;
+    let (code, field) = error_of(&v);
+    assert_eq!(
+        (status.as_u16(), code, field),
+        expected,
+        "{method} {path} {body}: {v}"
+    );
+}
+
+#[tokio::test]
+async fn errors_have_one_shape_and_the_right_status() {
+    let t = Some(TOKEN);
+    use Method as M;
+    // Auth comes first, on every /api/v1 path but the document.
+    check(
+        M::GET,
+        "/api/v1/partners",
+        None,
+        "",
+        (401, "unauthorized", None),
+    )
+    .await;
+    check(
+        M::GET,
+        "/api/v1/partners",
+        Some("nope"),
+        "",
+        (401, "unauthorized", None),
+    )
+    .await;
+    check(
+        M::GET,
+        "/api/v1/nothing",
+        None,
+        "",
+        (401, "unauthorized", None),
+    )
+    .await;
+    // Routing.
+    check(M::GET, "/api/v1/nothing", t, "", (404, "not_found", None)).await;
+    check(M::GET, "/nothing", None, "", (404, "not_found", None)).await;
+    check(
+        M::PUT,
+        "/api/v1/partners",
+        t,
+        "",
+        (405, "method_not_allowed", None),
+    )
+    .await;
+    check(
+        M::POST,
+        "/api/v1/partners/1",
+        t,
+        "",
+        (405, "method_not_allowed", None),
+    )
+    .await;
+    check(
+        M::GET,
+        "/api/v1/partners/abc",
+        t,
+        "",
+        (404, "not_found", Some("id")),
+    )
+    .await;
+    // Bodies are read and checked before the catalog is needed.
+    check(
+        M::POST,
+        "/api/v1/partners",
+        t,
+        "{",
+        (400, "malformed_json", None),
+    )
+    .await;
+    check(
+        M::POST,
+        "/api/v1/partners",
+        t,
+        r#"{"name":"a"}"#,
+        (400, "invalid", Some("kind")),
+    )
+    .await;
+    check(
+        M::POST,
+        "/api/v1/offers",
+        t,
+        r#"{"name":"a","url":"http://x","payout":{"model":"cpa","amount":5}}"#,
+        (400, "invalid", Some("payout")),
+    )
+    .await;
+    check(
+        M::PATCH,
+        "/api/v1/links/1",
+        t,
+        r#"{"code":"x"}"#,
+        (400, "invalid", Some("code")),
+    )
+    .await;
+    let big = format!(r#"{{"name":"{}","kind":"affiliate"}}"#, "a".repeat(2000));
+    check(
+        M::POST,
+        "/api/v1/partners",
+        t,
+        &big,
+        (413, "too_large", None),
+    )
+    .await;
+    check(
+        M::GET,
+        "/api/v1/links?limit=0",
+        t,
+        "",
+        (400, "invalid", Some("limit")),
+    )
+    .await;
+    // A well-formed request while Redis has not answered yet.
+    check(
+        M::POST,
+        "/api/v1/partners",
+        t,
+        r#"{"name":"a","kind":"affiliate"}"#,
+        (503, "unavailable", None),
+    )
+    .await;
+    check(
+        M::GET,
+        "/api/v1/offers/7",
+        t,
+        "",
+        (503, "unavailable", None),
+    )
+    .await;
+    check(
+        M::DELETE,
+        "/api/v1/links/7",
+        t,
+        "",
+        (503, "unavailable", None),
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn an_empty_token_refuses_everything() {
+    let s = state("");
+    for token in [None, Some(""), Some("anything")] {
+        let (status, v) = call(&s, Method::GET, "/api/v1/partners", token, "").await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "{token:?}");
+        assert!(
+            v["error"]["message"].as_str().unwrap().contains("disabled"),
+            "{v}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn unauthorized_answers_name_the_scheme() {
+    let resp = router(state(TOKEN))
+        .oneshot(Request::get("/api/v1/links").body(Body::empty()).unwrap())
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(resp.headers()["www-authenticate"], "Bearer");
+    assert_eq!(resp.headers()["content-type"], "application/json");
+}
+
+#[tokio::test]
+async fn operations_routes_need_no_token_and_are_counted() {
+    let s = state(TOKEN);
+    assert_eq!(
+        call(&s, Method::GET, "/healthz", None, "").await.0,
+        StatusCode::OK
+    );
+    assert_eq!(
+        call(&s, Method::GET, "/readyz", None, "").await.0,
+        StatusCode::SERVICE_UNAVAILABLE
+    );
+    s.ready.set(true);
+    assert_eq!(
+        call(&s, Method::GET, "/readyz", None, "").await.0,
+        StatusCode::OK
+    );
+    let (status, doc) = call(&s, Method::GET, OPENAPI_PATH, None, "").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(doc["openapi"], "3.1.0");
+    call(&s, Method::GET, "/api/v1/partners", None, "").await;
+    let (status, text) = call(&s, Method::GET, "/metrics", None, "").await;
+    assert_eq!(status, StatusCode::OK);
+    let text = text.as_str().unwrap().to_string();
+    for line in [
+        r#"trackedge_http_requests_total{class="2xx",listener="admin",route="health"} 2"#,
+        r#"trackedge_http_requests_total{class="5xx",listener="admin",route="health"} 1"#,
+        r#"trackedge_http_requests_total{class="2xx",listener="admin",route="admin"} 1"#,
+        r#"trackedge_http_requests_total{class="4xx",listener="admin",route="admin"} 1"#,
+    ] {
+        assert!(text.contains(line), "{line} missing from\n{text}");
+    }
+}
+
+/// Every route the router serves is in the document, with the method it
+/// serves, and every documented route is served.
+#[tokio::test]
+async fn the_document_lists_every_route() {
+    let doc = serde_json::to_value(openapi()).unwrap();
+    let paths = doc["paths"].as_object().unwrap();
+    let mut documented = Vec::new();
+    for (path, item) in paths {
+        for method in item.as_object().unwrap().keys() {
+            documented.push(format!("{} {path}", method.to_uppercase()));
+        }
+    }
+    documented.sort();
+    let mut expected = vec![
+        "GET /healthz",
+        "GET /readyz",
+        "GET /metrics",
+        "GET /api/v1/openapi.json",
+    ]
+    .into_iter()
+    .map(String::from)
+    .collect::<Vec<_>>();
+    for kind in ["partners", "offers", "links"] {
+        expected.push(format!("POST /api/v1/{kind}"));
+        expected.push(format!("GET /api/v1/{kind}"));
+        for m in ["GET", "PATCH", "DELETE"] {
+            expected.push(format!("{m} /api/v1/{kind}/{{id}}"));
+        }
+    }
+    expected.sort();
+    assert_eq!(documented, expected);
+    // And each documented route answers something other than the
+    // unknown-route or wrong-method error.
+    let s = state(TOKEN);
+    for route in &documented {
+        let (method, path) = route.split_once(' ').unwrap();
+        let path = path.replace("{id}", "1");
+        let (status, v) = call(&s, method.parse().unwrap(), &path, Some(TOKEN), "{}").await;
+        let code = v["error"]["code"].as_str().unwrap_or("");
+        assert!(
+            code != "method_not_allowed"
+                && !(status == StatusCode::NOT_FOUND
+                    && code == "not_found"
+                    && v["error"]["field"].is_null()),
+            "{route} is documented but not routed: {status} {v}"
+        );
+    }
+}
+
+/// `docs/openapi.json` is the generated document; regenerate it with
+/// `cargo run -- openapi > docs/openapi.json`.
+#[test]
+fn the_committed_document_is_current() {
+    let generated = openapi().to_pretty_json().unwrap() + "\n";
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/docs/openapi.json");
+    let committed = std::fs::read_to_string(path).unwrap_or_default();
+    assert!(
+        committed == generated,
+        "docs/openapi.json differs from the generated document: run `cargo run -- openapi > docs/openapi.json`"
+    );
+}
