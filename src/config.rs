@@ -20,7 +20,7 @@ pub const ENV_PREFIX: &str = "TRACKEDGE_";
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
-    /// Public listener: redirects, pixel, postback, `t.js`.
+    /// Public listener: tracked redirects, `healthz` and `readyz`.
     pub listen: SocketAddr,
     /// Admin listener: API, stats, metrics.
     pub admin_listen: SocketAddr,
@@ -136,7 +136,7 @@ pub struct HttpConfig {
     pub header_read_timeout_ms: u64,
     /// Largest request head accepted; larger ones get 431.
     pub max_header_bytes: usize,
-    /// Largest admin or postback request body accepted.
+    /// Largest admin API request body accepted (413 above it).
     pub max_body_bytes: usize,
     /// Seconds shutdown waits for in-flight requests and the final flush.
     pub shutdown_grace_secs: u64,
