@@ -22,7 +22,7 @@ pub const ENV_PREFIX: &str = "TRACKEDGE_";
 pub struct Config {
     /// Public listener: tracked redirects, `healthz` and `readyz`.
     pub listen: SocketAddr,
-    /// Admin listener: API, stats, metrics.
+    /// Admin listener: the JSON API and its OpenAPI document, metrics, health.
     pub admin_listen: SocketAddr,
     /// Base URL of the public listener as users reach it, used to build
     /// `tracking_url`; empty means `http://{listen}`.
