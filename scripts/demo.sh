@@ -169,7 +169,6 @@ offer=$(api POST /api/v1/offers '{
     "payout": {"model": "cpa", "amount": "5.00"}
 }')
 offer_id=$(json_get id <<<"$offer") || die "offer response has no id: $offer"
-postback_token=$(json_get postback_token <<<"$offer" 2>/dev/null || echo TOKEN)
 
 link=$(api POST /api/v1/links "{\"partner_id\": $partner_id, \"offer_id\": $offer_id}")
 tracking_url=$(json_get tracking_url <<<"$link") || die "link response has no tracking_url: $link"
@@ -186,11 +185,11 @@ trackedge is running (partner $partner_id, offer $offer_id).
 Try it:
   curl -i '$tracking_url${sep}sub1=demo'
 
-Report a conversion with the click_id from the Location header above:
-  curl -s '$PUBLIC/postback?click_id=CLICK_ID&order_id=order-1&amount=20.00&token=$postback_token'
+Clicks in ClickHouse (they arrive within a second of the redirect):
+  curl -s '${TRACKEDGE_CLICKHOUSE_URL:-http://127.0.0.1:8123}/' --data-binary 'SELECT code, sub1, is_bot, count() FROM ${TRACKEDGE_CLICKHOUSE_DATABASE:-trackedge}.clicks GROUP BY code, sub1, is_bot'
 
-Stats (clicks reach ClickHouse after the next flush):
-  curl -s -H 'Authorization: Bearer $TRACKEDGE_ADMIN_TOKEN' '$ADMIN/api/v1/stats?group_by=partner,offer'
+The admin API (its OpenAPI document: $ADMIN/api/v1/openapi.json):
+  curl -s -H 'Authorization: Bearer $TRACKEDGE_ADMIN_TOKEN' '$ADMIN/api/v1/links'
 
 Metrics: $ADMIN/metrics. Ctrl-C stops the server (after flushing).
 Redis and ClickHouse keep running; stop them with: scripts/services.sh stop data/services
