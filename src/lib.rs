@@ -2,19 +2,27 @@
 //!
 //! The data flow, in reading order:
 //!
-//! - [`config`]: one TOML tree, every key overridable by environment.
-//! - [`app`]: wiring and the shutdown order.
-//! - [`http`]: the public and admin listeners.
-//! - [`redirect`]: `GET /{code}` — cache lookup, click id, click record,
+//! - [`config`]: one TOML tree, every key overridable by environment,
+//!   validated once.
+//! - [`app`]: wiring, each listener's state, the threads and the shutdown
+//!   order.
+//! - [`http`]: the accept loop and the two listeners: public (bare hyper,
+//!   the redirect's hot path) and admin (an axum router, with its OpenAPI
+//!   document).
+//! - [`redirect`]: `GET /{code}`: route lookup, click id, click record,
 //!   302, with no network I/O.
 //! - [`catalog`]: partners, offers and links in Redis, mirrored in memory
-//!   and kept current on every node through a change channel.
+//!   (the route cache, which the redirect reads) and kept current on every
+//!   node through a numbered change channel.
 //! - [`model`] and [`template`]: the entities, their validation, and URL
 //!   templates with `{macro}` placeholders.
 //! - [`click_id`]: signed, time-ordered click ids, verifiable with no lookup.
 //! - [`bot`], [`client_ip`], [`ratelimit`]: pure verdicts about a request.
-//! - [`events`]: the lock-free buffer, the ClickHouse flusher, the spool.
+//! - [`events`]: the rows, the crash-safe segment log they are appended to,
+//!   the shipper that moves them to ClickHouse exactly once, and the files
+//!   of rows ClickHouse rejected.
 //! - [`schema`]: the ClickHouse schema and `migrate`.
+//! - [`backoff`]: the one retry-wait rule of every loop that retries.
 //! - [`metrics`]: every Prometheus metric, registered once.
 
 pub mod app;
