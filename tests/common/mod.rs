@@ -57,7 +57,7 @@ fn free_port() -> u16 {
         .port()
 }
 
-/// `n` distinct ports that were free a moment ago.
+/// `N` distinct ports that were free a moment ago.
 fn free_ports<const N: usize>() -> [u16; N] {
     // Held together so that the kernel hands out distinct ports.
     let held: Vec<TcpListener> = (0..N)
@@ -919,12 +919,15 @@ impl Server {
 
     /// Waits until the server has migrated its ClickHouse database.
     pub fn wait_migrated(&self) {
-        let done = format!(
-            "clickhouse schema is up to date database={}",
-            self.config.database
-        );
+        let database = format!("database={}", self.config.database);
         wait_for(&format!("{} to be migrated", self.config.database), || {
-            self.log_text().contains(&done).then_some(())
+            self.log_text()
+                .lines()
+                .any(|l| {
+                    l.contains("clickhouse schema is up to date")
+                        && l.split_whitespace().any(|w| w == database)
+                })
+                .then_some(())
         });
     }
 
