@@ -20,6 +20,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 
 use hmac::{Hmac, Mac};
 use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
 
 /// Length of every click id.
 pub const CLICK_ID_LEN: usize = 32;
@@ -146,8 +147,9 @@ impl ClickIdCodec {
         for key in self.keys.iter().filter(|k| k.id == info.key_id) {
             known = true;
             let expected = tag(&key.mac, payload) as u128;
-            // Constant-time compare: the tag must not leak through timing.
-            if constant_time_eq(expected, given) {
+            // The tag must not leak through timing: no early exit at the
+            // first differing bit.
+            if bool::from(expected.ct_eq(&given)) {
                 return Ok(info);
             }
         }
@@ -185,13 +187,6 @@ fn tag(mac: &Hmac<Sha256>, payload: u128) -> u64 {
     let mut t = [0u8; 8];
     t[1..].copy_from_slice(&out[..TAG_BYTES]);
     u64::from_be_bytes(t)
-}
-
-fn constant_time_eq(a: u128, b: u128) -> bool {
-    let diff = a ^ b;
-    // Folding all bits with no early exit keeps the time independent of
-    // where the first differing bit is.
-    std::hint::black_box(diff) == 0
 }
 
 /// 62^10, the largest power of 62 below 2^64.

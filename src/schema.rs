@@ -45,6 +45,8 @@ pub async fn migrate(client: &Client, database: &str) -> clickhouse::error::Resu
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::events::{ClickRow, OrphanRow};
+    use clickhouse::Row;
 
     #[test]
     fn statements_split_and_substitute() {
@@ -64,39 +66,33 @@ mod tests {
         assert!(s.iter().all(|x| !x.contains('?')));
     }
 
-    #[test]
-    fn clicks_columns_match_the_row_type() {
-        let clicks = statements("d")
+    /// The columns of `table`'s CREATE TABLE, in order: the lines between
+    /// the lone `(` and `)`, each a name and a type.
+    fn columns(table: &str) -> Vec<String> {
+        let stmt = statements("d")
             .into_iter()
-            .find(|x| x.contains("d.clicks"))
-            .unwrap();
-        let cols: Vec<&str> = clicks
-            .lines()
+            .find(|x| x.starts_with(&format!("CREATE TABLE IF NOT EXISTS d.{table}\n")))
+            .unwrap_or_else(|| panic!("no CREATE TABLE for {table}"));
+        stmt.lines()
             .map(str::trim)
-            .filter(|l| l.ends_with(',') || l.ends_with("String") || l.ends_with("UInt8"))
-            .filter_map(|l| l.split_whitespace().next())
-            .collect();
-        let expected = [
-            "click_id",
-            "ts",
-            "code",
-            "link_id",
-            "partner_id",
-            "offer_id",
-            "sub1",
-            "sub2",
-            "sub3",
-            "sub4",
-            "sub5",
-            "ip",
-            "user_agent",
-            "referer",
-            "is_bot",
-            "is_rate_limited",
-            "country",
-            "device",
-            "node",
-        ];
-        assert_eq!(cols, expected);
+            .skip_while(|l| *l != "(")
+            .skip(1)
+            .take_while(|l| *l != ")")
+            .map(|l| l.split_whitespace().next().unwrap_or_default().to_string())
+            .collect()
+    }
+
+    /// `table`'s columns are `expected`, in that order.
+    fn check(table: &str, expected: &[&str]) {
+        assert_eq!(columns(table), expected, "columns of {table}");
+    }
+
+    #[test]
+    fn event_tables_match_their_row_types() {
+        // The crate names a row type's fields, in declaration order, in the
+        // INSERT and sends RowBinary in that order: the table must agree
+        // field for field, so a renamed, added or reordered field fails here.
+        check("clicks", ClickRow::COLUMN_NAMES);
+        check("orphan_hits", OrphanRow::COLUMN_NAMES);
     }
 }

@@ -1,19 +1,33 @@
-//! Test harness: real Redis and ClickHouse processes on free loopback
-//! ports, and trackedge processes driven over HTTP.
+//! Test harness: real Redis and ClickHouse processes on loopback ports, and
+//! trackedge processes driven over HTTP.
 //!
 //! One Redis and one ClickHouse serve a whole test binary; each test gets
 //! its own ClickHouse database and Redis key prefix, so tests run in
 //! parallel without seeing each other. Child processes die with the test
 //! process (PR_SET_PDEATHSIG), so nothing is left running.
+//!
+//! Ports: tests run in parallel (here and in other checkouts on the same
+//! machine), so a port found free may be taken before a server binds it.
+//! trackedge's public listener binds port 0 and the harness reads the bound
+//! address from its log; every other listener is started on a port that
+//! looked free, and started again on another one if its bind fails.
+//!
+//! Files: every directory a server writes (data, spool, logs) is a temporary
+//! directory removed with the server (the shared servers' ones when the test
+//! process exits), and kept for diagnosis only when a test fails.
+//!
+//! Time: waits poll for the awaited event and give up only after
+//! [`PATIENCE`], a failure guard far above any expected wait: no test
+//! asserts that something was fast.
 #![allow(dead_code)]
 
-use std::io::Read;
-use std::net::TcpListener;
+use std::collections::HashMap;
+use std::net::{SocketAddr, TcpListener};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::{mpsc, OnceLock};
+use std::sync::{mpsc, Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
@@ -23,13 +37,56 @@ pub const TOKEN: &str = "test-admin-token";
 /// The signing secret every test server uses.
 pub const SECRET: &str = "test-secret-0123456789abcdef";
 
-/// A free loopback port (bound, then released).
-pub fn free_port() -> u16 {
+/// How long a wait goes on before the test fails: a guard against a hang,
+/// not a claim about speed (the machine may be shared and slow).
+pub const PATIENCE: Duration = Duration::from_secs(120);
+
+/// How often waits poll.
+const POLL: Duration = Duration::from_millis(20);
+
+/// How many ports a server start tries before giving up.
+const START_ATTEMPTS: u32 = 10;
+
+/// A loopback port that was free a moment ago (bound, then released):
+/// whoever binds it must cope with losing it to someone else.
+fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
         .unwrap()
         .port()
+}
+
+/// `N` distinct ports that were free a moment ago.
+fn free_ports<const N: usize>() -> [u16; N] {
+    // Held together so that the kernel hands out distinct ports.
+    let held: Vec<TcpListener> = (0..N)
+        .map(|_| TcpListener::bind("127.0.0.1:0").unwrap())
+        .collect();
+    std::array::from_fn(|i| held[i].local_addr().unwrap().port())
+}
+
+/// A loopback port that refuses every connection, as an address where a
+/// server is down: bound, so no server can take it, but never listening.
+pub struct RefusingPort {
+    socket: socket2::Socket,
+}
+
+impl RefusingPort {
+    /// Binds a fresh one.
+    pub fn new() -> RefusingPort {
+        let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None)
+            .expect("creating a socket");
+        let any: SocketAddr = "127.0.0.1:0".parse().expect("literal address");
+        socket.bind(&any.into()).expect("binding a loopback port");
+        RefusingPort { socket }
+    }
+
+    /// An HTTP URL at this port.
+    pub fn url(&self) -> String {
+        let addr = self.socket.local_addr().unwrap().as_socket().unwrap();
+        format!("http://{addr}")
+    }
 }
 
 fn repo_root() -> PathBuf {
@@ -77,19 +134,179 @@ fn on_keeper_thread<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -
     rx.recv().unwrap()
 }
 
-/// Polls `f` every 20 ms until it returns `Some`, or panics after `limit`
-/// naming `what`.
-pub fn wait_for<T>(what: &str, limit: Duration, mut f: impl FnMut() -> Option<T>) -> T {
-    let deadline = Instant::now() + limit;
+/// Polls `f` until it returns `Some`; panics naming `what` if that takes
+/// longer than [`PATIENCE`].
+pub fn wait_for<T>(what: &str, mut f: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + PATIENCE;
     loop {
         if let Some(v) = f() {
             return v;
         }
         assert!(
             Instant::now() < deadline,
-            "timed out after {limit:?} waiting for {what}"
+            "gave up after {PATIENCE:?} waiting for {what}"
         );
-        std::thread::sleep(Duration::from_millis(20));
+        std::thread::sleep(POLL);
+    }
+}
+
+/// Awaits `f` until it returns `Some`; panics naming `what` if that takes
+/// longer than [`PATIENCE`]. For waits whose check is itself async.
+pub async fn wait_for_async<T, F: std::future::Future<Output = Option<T>>>(
+    what: &str,
+    mut f: impl FnMut() -> F,
+) -> T {
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    loop {
+        if let Some(v) = f().await {
+            return v;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "gave up after {PATIENCE:?} waiting for {what}"
+        );
+        tokio::time::sleep(POLL).await;
+    }
+}
+
+/// The ports `pid` listens on (TCP over IPv4), in the order of its file
+/// descriptors.
+fn listening_ports(pid: u32) -> Vec<u16> {
+    let Ok(fds) = std::fs::read_dir(format!("/proc/{pid}/fd")) else {
+        return Vec::new();
+    };
+    let mut sockets: Vec<(u32, u64)> = fds
+        .filter_map(|e| {
+            let e = e.ok()?;
+            let fd = e.file_name().to_str()?.parse().ok()?;
+            let link = std::fs::read_link(e.path()).ok()?;
+            let inode = link
+                .to_str()?
+                .strip_prefix("socket:[")?
+                .strip_suffix(']')?
+                .parse()
+                .ok()?;
+            Some((fd, inode))
+        })
+        .collect();
+    sockets.sort_unstable();
+    // Lines: `sl local_address rem_address st ... inode ...`, addresses as
+    // hex `IP:PORT`, state 0A is LISTEN.
+    let table = std::fs::read_to_string(format!("/proc/{pid}/net/tcp")).unwrap_or_default();
+    let listening: HashMap<u64, u16> = table
+        .lines()
+        .skip(1)
+        .filter_map(|line| {
+            let f: Vec<&str> = line.split_whitespace().collect();
+            if *f.get(3)? != "0A" {
+                return None;
+            }
+            let port = u16::from_str_radix(f.get(1)?.rsplit(':').next()?, 16).ok()?;
+            Some((f.get(9)?.parse().ok()?, port))
+        })
+        .collect();
+    sockets
+        .iter()
+        .filter_map(|(_, inode)| listening.get(inode).copied())
+        .collect()
+}
+
+/// How a server process's start ended.
+enum Started {
+    /// It listens on every port it was given.
+    Listening,
+    /// Another process had one of its ports.
+    PortTaken,
+}
+
+/// Waits until `child` listens on all of `ports` and `ready()` holds, or
+/// exits: because one of its ports was taken when `taken(log)` says so
+/// (the caller then tries other ports), otherwise a test failure.
+fn await_start(
+    what: &str,
+    child: &mut Child,
+    ports: &[u16],
+    log: &dyn Fn() -> String,
+    taken: &dyn Fn(&str) -> bool,
+    ready: &dyn Fn() -> bool,
+) -> Started {
+    wait_for(&format!("{what} to listen on {ports:?}"), || {
+        if let Some(status) = child.try_wait().expect("polling a child process") {
+            let log = log();
+            if taken(&log) {
+                return Some(Started::PortTaken);
+            }
+            panic!("{what} exited {status} before listening on {ports:?}: {log}");
+        }
+        // The process's own sockets, not just an answer on the port: a
+        // server that lost its port to another would otherwise look up.
+        let mine = listening_ports(child.id());
+        (ports.iter().all(|p| mine.contains(p)) && ready()).then_some(Started::Listening)
+    })
+}
+
+/// Both Redis and ClickHouse say this when a port is taken.
+fn address_in_use(log: &str) -> bool {
+    log.to_ascii_lowercase().contains("address already in use")
+}
+
+/// Directories that outlive every test: those of the servers shared by the
+/// whole binary, which live in a static and are never dropped.
+static AT_EXIT: Mutex<Vec<(u32, PathBuf)>> = Mutex::new(Vec::new());
+
+/// Stops `pid` and removes `dir` when the test process exits.
+fn clean_up_at_exit(pid: u32, dir: &Path) {
+    static REGISTERED: OnceLock<()> = OnceLock::new();
+    REGISTERED.get_or_init(|| {
+        // SAFETY: registers a plain function that only kills, reaps and
+        // removes what the list names.
+        let rc = unsafe { libc::atexit(stop_shared_servers) };
+        assert_eq!(rc, 0, "atexit refused the clean-up handler");
+    });
+    AT_EXIT.lock().unwrap().push((pid, dir.to_path_buf()));
+}
+
+extern "C" fn stop_shared_servers() {
+    let Ok(mut list) = AT_EXIT.lock() else {
+        return;
+    };
+    for (pid, dir) in list.drain(..) {
+        // SAFETY: the pid is a child of this process not reaped yet (its
+        // `Child` lives in a static that is never dropped).
+        unsafe {
+            libc::kill(pid as i32, libc::SIGKILL);
+            libc::waitpid(pid as i32, std::ptr::null_mut(), 0);
+        }
+        let _ = std::fs::remove_dir_all(dir);
+    }
+}
+
+/// A temporary directory shared by clones of a [`ServerConfig`], removed
+/// with the last of them, or kept (and named on stderr) when that happens
+/// during a test failure, for diagnosis.
+struct Scratch(Option<tempfile::TempDir>);
+
+impl Scratch {
+    fn new(name: &str) -> Scratch {
+        let dir = tempfile::Builder::new()
+            .prefix(&format!("trackedge-{name}-"))
+            .tempdir()
+            .expect("creating a temporary directory");
+        Scratch(Some(dir))
+    }
+
+    fn path(&self) -> &Path {
+        self.0.as_ref().expect("present until dropped").path()
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        if let Some(dir) = self.0.take() {
+            if std::thread::panicking() {
+                eprintln!("kept {} for diagnosis", dir.keep().display());
+            }
+        }
     }
 }
 
@@ -97,20 +314,34 @@ pub fn wait_for<T>(what: &str, limit: Duration, mut f: impl FnMut() -> Option<T>
 pub struct Redis {
     pub port: u16,
     child: Child,
-    _dir: tempfile::TempDir,
+    dir: Option<tempfile::TempDir>,
 }
 
 impl Redis {
-    /// Starts redis-server on `port` (0 for a free one).
-    pub fn start(port: u16) -> Redis {
-        Redis::start_in(port, tempfile::tempdir().unwrap())
+    /// Starts redis-server on a free port.
+    pub fn start() -> Redis {
+        for _ in 0..START_ATTEMPTS {
+            let dir = tempfile::tempdir().unwrap();
+            match Redis::try_start(free_port(), dir) {
+                Ok(r) => return r,
+                Err(_) => continue,
+            }
+        }
+        panic!("redis-server lost its port {START_ATTEMPTS} times in a row");
     }
 
     /// Starts redis-server on `port` with its data in `dir`: a restart on
-    /// the same dir loads what `save` wrote.
+    /// the same port (trackedge knows no other) and the same dir loads what
+    /// [`Redis::save_and_kill`] wrote.
     pub fn start_in(port: u16, dir: tempfile::TempDir) -> Redis {
-        let port = if port == 0 { free_port() } else { port };
-        let child = spawn_tied(
+        Redis::try_start(port, dir)
+            .unwrap_or_else(|_| panic!("another process took port {port} while redis was down"))
+    }
+
+    /// Starts redis-server; gives `dir` back if `port` was taken.
+    fn try_start(port: u16, dir: tempfile::TempDir) -> Result<Redis, tempfile::TempDir> {
+        let logfile = dir.path().join("redis.log");
+        let mut child = spawn_tied(
             Command::new(find_binary("redis-server"))
                 .args([
                     "--port",
@@ -124,38 +355,47 @@ impl Redis {
                 ])
                 .arg("--dir")
                 .arg(dir.path())
+                .arg("--logfile")
+                .arg(&logfile)
                 .stdout(Stdio::null())
                 .stderr(Stdio::null()),
         );
-        let r = Redis {
-            port,
-            child,
-            _dir: dir,
-        };
-        wait_for("redis to answer", Duration::from_secs(20), || {
-            r.ping().then_some(())
-        });
-        r
+        let url = format!("redis://127.0.0.1:{port}");
+        let started = await_start(
+            "redis-server",
+            &mut child,
+            &[port],
+            &|| std::fs::read_to_string(&logfile).unwrap_or_default(),
+            &address_in_use,
+            // PING fails while a restart is still loading its data.
+            &|| ping(&url),
+        );
+        match started {
+            Started::Listening => Ok(Redis {
+                port,
+                child,
+                dir: Some(dir),
+            }),
+            Started::PortTaken => Err(dir),
+        }
     }
 
     /// Snapshots the data to disk (SAVE), kills the server, and hands back
-    /// its data dir for a restart.
+    /// its port and data dir for a restart.
     pub fn save_and_kill(mut self) -> (u16, tempfile::TempDir) {
-        assert_eq!(self.command("SAVE"), "+OK\r\n");
+        let reply: String = redis::cmd("SAVE")
+            .query(&mut self.connection())
+            .expect("redis SAVE");
+        assert_eq!(reply, "OK");
         self.kill();
-        let dir = std::mem::replace(&mut self._dir, tempfile::tempdir().unwrap());
-        (self.port, dir)
+        (self.port, self.dir.take().expect("the data dir"))
     }
 
-    /// Sends one inline command and returns the first reply line.
-    pub fn command(&self, cmd: &str) -> String {
-        use std::io::{BufRead, Write};
-        let mut s = std::net::TcpStream::connect(("127.0.0.1", self.port)).unwrap();
-        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-        s.write_all(format!("{cmd}\r\n").as_bytes()).unwrap();
-        let mut line = String::new();
-        std::io::BufReader::new(s).read_line(&mut line).unwrap();
-        line
+    /// A new connection.
+    pub fn connection(&self) -> redis::Connection {
+        redis::Client::open(self.url())
+            .and_then(|c| c.get_connection())
+            .expect("connecting to redis")
     }
 
     /// The URL.
@@ -165,16 +405,7 @@ impl Redis {
 
     /// True when it answers PING.
     pub fn ping(&self) -> bool {
-        use std::io::Write;
-        let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", self.port)) else {
-            return false;
-        };
-        let _ = s.set_read_timeout(Some(Duration::from_secs(1)));
-        if s.write_all(b"PING\r\n").is_err() {
-            return false;
-        }
-        let mut buf = [0u8; 7];
-        s.read_exact(&mut buf).is_ok() && &buf == b"+PONG\r\n"
+        ping(&self.url())
     }
 
     /// Kills it (SIGKILL) and waits.
@@ -190,9 +421,23 @@ impl Drop for Redis {
     }
 }
 
+/// True when the Redis at `url` answers PING.
+fn ping(url: &str) -> bool {
+    let Ok(mut conn) = redis::Client::open(url)
+        .and_then(|c| c.get_connection_with_timeout(Duration::from_secs(5)))
+    else {
+        return false;
+    };
+    redis::cmd("PING")
+        .query::<String>(&mut conn)
+        .is_ok_and(|r| r == "PONG")
+}
+
 /// A ClickHouse server.
 pub struct ClickHouse {
     pub http_port: u16,
+    /// The TCP and interserver ports, which must also be its own.
+    other_ports: [u16; 2],
     child: Option<Child>,
     dir: tempfile::TempDir,
 }
@@ -200,29 +445,44 @@ pub struct ClickHouse {
 impl ClickHouse {
     /// Starts a private clickhouse-server on free ports.
     pub fn start() -> ClickHouse {
-        let dir = tempfile::tempdir().unwrap();
-        let (http, tcp, inter) = (free_port(), free_port(), free_port());
-        let status = Command::new("bash")
-            .arg(repo_root().join("scripts/clickhouse-config.sh"))
-            .arg(dir.path())
-            .args([http.to_string(), tcp.to_string(), inter.to_string()])
-            .status()
-            .unwrap();
-        assert!(status.success(), "scripts/clickhouse-config.sh failed");
-        let mut ch = ClickHouse {
-            http_port: http,
-            child: None,
-            dir,
-        };
-        ch.restart();
-        ch
+        for _ in 0..START_ATTEMPTS {
+            let [http, tcp, inter] = free_ports();
+            let dir = tempfile::tempdir().unwrap();
+            let status = Command::new("bash")
+                .arg(repo_root().join("scripts/clickhouse-config.sh"))
+                .arg(dir.path())
+                .args([http.to_string(), tcp.to_string(), inter.to_string()])
+                .status()
+                .unwrap();
+            assert!(status.success(), "scripts/clickhouse-config.sh failed");
+            let mut ch = ClickHouse {
+                http_port: http,
+                other_ports: [tcp, inter],
+                child: None,
+                dir,
+            };
+            if let Started::Listening = ch.spawn() {
+                return ch;
+            }
+        }
+        panic!("clickhouse-server lost one of its ports {START_ATTEMPTS} times in a row");
     }
 
     /// (Re)starts the server process on the same ports and data, and waits
     /// until it answers.
     pub fn restart(&mut self) {
+        if let Started::PortTaken = self.spawn() {
+            panic!(
+                "another process took a port of clickhouse ({}, {:?}) while it was down",
+                self.http_port, self.other_ports
+            );
+        }
+    }
+
+    /// Starts the process and waits until it answers /ping or exits.
+    fn spawn(&mut self) -> Started {
         assert!(self.child.is_none(), "already running");
-        self.child = Some(spawn_tied(
+        let mut child = spawn_tied(
             Command::new(find_binary("clickhouse-server"))
                 .arg(format!(
                     "--config-file={}",
@@ -231,12 +491,22 @@ impl ClickHouse {
                 .current_dir(self.dir.path())
                 .stdout(Stdio::null())
                 .stderr(Stdio::null()),
-        ));
-        wait_for(
-            "clickhouse to answer /ping",
-            Duration::from_secs(60),
-            || self.ping().then_some(()),
         );
+        let err_log = self.dir.path().join("log/clickhouse-server.err.log");
+        let ports = [self.http_port, self.other_ports[0], self.other_ports[1]];
+        let started = await_start(
+            "clickhouse-server",
+            &mut child,
+            &ports,
+            &|| std::fs::read_to_string(&err_log).unwrap_or_default(),
+            &address_in_use,
+            &|| self.ping(),
+        );
+        self.child = Some(child);
+        if let Started::PortTaken = started {
+            self.kill();
+        }
+        started
     }
 
     /// Kills the server (SIGKILL) and waits for it to exit.
@@ -258,20 +528,36 @@ impl ClickHouse {
             .is_some_and(|(s, b)| s == 200 && b.starts_with("Ok."))
     }
 
-    /// Runs `sql`, returning TSV output.
+    /// Runs `sql`, returning TSV output. A query on a table or database
+    /// that does not exist yet (Code 60 or 81: a migration still running)
+    /// is retried until it does; any other error fails the test.
     pub fn query(&self, sql: &str) -> String {
+        wait_for(&format!("the tables of {sql}"), || {
+            match self.try_query(sql) {
+                Ok(out) => Some(out),
+                Err(e) if e.contains("Code: 60") || e.contains("Code: 81") => None,
+                Err(e) => panic!("query {sql} failed: {e}"),
+            }
+        })
+    }
+
+    /// Runs `sql`: its TSV output, or the error ClickHouse answered.
+    pub fn try_query(&self, sql: &str) -> Result<String, String> {
         let (status, body) = http_post_blocking(&format!("{}/", self.url()), sql)
             .unwrap_or_else(|| panic!("clickhouse unreachable for {sql}"));
-        assert_eq!(status, 200, "query {sql} failed: {body}");
-        body
+        if status == 200 {
+            Ok(body)
+        } else {
+            Err(body)
+        }
     }
 
     /// Runs `sql` expecting one number.
     pub fn count(&self, sql: &str) -> u64 {
-        self.query(sql)
-            .trim()
+        let out = self.query(sql);
+        out.trim()
             .parse()
-            .unwrap_or_else(|_| panic!("not a number from {sql}"))
+            .unwrap_or_else(|_| panic!("not a number from {sql}: {out}"))
     }
 }
 
@@ -287,15 +573,14 @@ impl Drop for ClickHouse {
 pub struct DroppingProxy {
     pub port: u16,
     /// INSERT answers still to swallow.
-    pub drops: std::sync::Arc<AtomicU32>,
+    pub drops: Arc<AtomicU32>,
     /// INSERT answers swallowed so far.
-    pub dropped: std::sync::Arc<AtomicU32>,
+    pub dropped: Arc<AtomicU32>,
 }
 
 impl DroppingProxy {
     /// Proxies 127.0.0.1:{port} to `upstream_port`.
     pub fn start(upstream_port: u16) -> DroppingProxy {
-        use std::sync::Arc;
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let port = listener.local_addr().unwrap().port();
         let drops = Arc::new(AtomicU32::new(0));
@@ -327,12 +612,11 @@ impl DroppingProxy {
 fn proxy_connection(
     client: std::net::TcpStream,
     upstream: std::net::TcpStream,
-    drops: std::sync::Arc<AtomicU32>,
-    dropped: std::sync::Arc<AtomicU32>,
+    drops: Arc<AtomicU32>,
+    dropped: Arc<AtomicU32>,
 ) {
-    use std::io::Write;
+    use std::io::{Read, Write};
     use std::sync::atomic::AtomicBool;
-    use std::sync::Arc;
     let poisoned = Arc::new(AtomicBool::new(false));
     let (mut c_read, mut u_write) = (client.try_clone().unwrap(), upstream.try_clone().unwrap());
     let p = poisoned.clone();
@@ -389,37 +673,45 @@ fn proxy_connection(
     let _ = c_write.shutdown(std::net::Shutdown::Both);
 }
 
-/// A minimal blocking HTTP/1.0 client for harness checks (no runtime).
-fn http_blocking(method: &str, url: &str, body: &str) -> Option<(u16, String)> {
-    use std::io::Write;
-    let rest = url.strip_prefix("http://")?;
-    let (host, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
-    let path = if path.is_empty() { "/" } else { path };
-    let mut s = std::net::TcpStream::connect(host).ok()?;
-    s.set_read_timeout(Some(Duration::from_secs(30))).ok()?;
-    let req = format!(
-        "{method} {path} HTTP/1.0\r\nHost: {host}\r\nContent-Length: {}\r\n\r\n{body}",
-        body.len()
-    );
-    s.write_all(req.as_bytes()).ok()?;
-    let mut out = String::new();
-    s.read_to_string(&mut out).ok()?;
-    let status = out.split(' ').nth(1)?.parse().ok()?;
-    let body = out
-        .split_once("\r\n\r\n")
-        .map(|(_, b)| b.to_string())
-        .unwrap_or_default();
-    Some((status, body))
+/// Runs `f` on a thread of its own: reqwest's blocking client refuses to
+/// run on a thread that drives an async runtime, and the harness is called
+/// from plain and async tests alike.
+fn off_runtime<T: Send>(f: impl FnOnce() -> T + Send) -> T {
+    std::thread::scope(|s| s.spawn(f).join().expect("blocking request thread"))
+}
+
+/// One blocking HTTP request: status and body, or `None` when nothing
+/// answers. Never follows redirects.
+fn http_blocking(method: reqwest::Method, url: &str, body: &str) -> Option<(u16, String)> {
+    static CLIENT: OnceLock<reqwest::blocking::Client> = OnceLock::new();
+    off_runtime(|| {
+        let client = CLIENT.get_or_init(|| {
+            reqwest::blocking::Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
+                .no_proxy()
+                // A hung server fails the test instead of hanging it.
+                .timeout(PATIENCE)
+                .build()
+                .expect("building the blocking HTTP client")
+        });
+        let resp = client
+            .request(method, url)
+            .body(body.to_string())
+            .send()
+            .ok()?;
+        let status = resp.status().as_u16();
+        Some((status, resp.text().ok()?))
+    })
 }
 
 /// Blocking GET.
 pub fn http_get_blocking(url: &str) -> Option<(u16, String)> {
-    http_blocking("GET", url, "")
+    http_blocking(reqwest::Method::GET, url, "")
 }
 
 /// Blocking POST.
 pub fn http_post_blocking(url: &str, body: &str) -> Option<(u16, String)> {
-    http_blocking("POST", url, body)
+    http_blocking(reqwest::Method::POST, url, body)
 }
 
 /// The Redis and ClickHouse shared by this test binary.
@@ -432,9 +724,16 @@ pub struct Services {
 pub fn services() -> &'static Services {
     static S: OnceLock<Services> = OnceLock::new();
     S.get_or_init(|| {
-        on_keeper_thread(|| Services {
-            redis: Redis::start(0),
-            clickhouse: ClickHouse::start(),
+        on_keeper_thread(|| {
+            let s = Services {
+                redis: Redis::start(),
+                clickhouse: ClickHouse::start(),
+            };
+            let redis_dir = s.redis.dir.as_ref().expect("the data dir").path();
+            clean_up_at_exit(s.redis.child.id(), redis_dir);
+            let ch_pid = s.clickhouse.child.as_ref().expect("running").id();
+            clean_up_at_exit(ch_pid, s.clickhouse.dir.path());
+            s
         })
     })
 }
@@ -457,8 +756,13 @@ pub struct ServerConfig {
     pub clickhouse_url: String,
     pub database: String,
     pub prefix: String,
+    /// Inside `scratch`: servers started from clones of this config share
+    /// the spool, as a restarted node does.
     pub spool_dir: PathBuf,
     pub env: Vec<(String, String)>,
+    /// Holds the spool and the servers' logs; removed with the last clone
+    /// (the servers keep one).
+    scratch: Arc<Scratch>,
 }
 
 impl ServerConfig {
@@ -466,21 +770,26 @@ impl ServerConfig {
     pub fn new(tag: &str) -> ServerConfig {
         let s = services();
         let name = unique_name(tag);
+        let scratch = Arc::new(Scratch::new(&name));
         ServerConfig {
             redis_url: s.redis.url(),
             clickhouse_url: s.clickhouse.url(),
             database: name.clone(),
             prefix: format!("{name}:"),
-            spool_dir: std::env::temp_dir().join(format!("trackedge-spool-{name}")),
+            spool_dir: scratch.path().join("spool"),
             env: Vec::new(),
+            scratch,
         }
     }
 
     /// The same settings with a spool of its own, for a second node.
     pub fn other_node(&self) -> ServerConfig {
-        let mut c = self.clone();
-        c.spool_dir = std::env::temp_dir().join(format!("trackedge-spool-{}", unique_name("node")));
-        c
+        let scratch = Arc::new(Scratch::new(&unique_name("node")));
+        ServerConfig {
+            spool_dir: scratch.path().join("spool"),
+            scratch,
+            ..self.clone()
+        }
     }
 
     /// Adds an environment variable.
@@ -493,32 +802,80 @@ impl ServerConfig {
 /// A running trackedge process.
 pub struct Server {
     child: Option<Child>,
+    /// The public listener's base URL; known once the server serves (see
+    /// [`Server::wait_ready`]), empty before.
     pub public: String,
+    /// The admin listener's base URL, which answers from the start.
     pub admin: String,
     pub config: ServerConfig,
     pub log: PathBuf,
 }
 
 impl Server {
-    /// Starts `trackedge serve` and waits until `/readyz` says 200.
+    /// Starts `trackedge serve`, waits until it is ready and until it has
+    /// migrated its ClickHouse database: `/readyz` does not wait for
+    /// ClickHouse (redirects work through its outages), but a test that
+    /// queries the tables right away does.
     pub fn start(config: ServerConfig) -> Server {
+        let s = Server::start_with_clickhouse_down(config);
+        s.wait_migrated();
+        s
+    }
+
+    /// Starts `trackedge serve` where ClickHouse does not answer, and waits
+    /// until it is ready.
+    pub fn start_with_clickhouse_down(config: ServerConfig) -> Server {
         let mut s = Server::spawn(config);
         s.wait_ready();
         s
     }
 
-    /// Starts `trackedge serve` without waiting.
+    /// Starts `trackedge serve` and waits only until its admin listener is
+    /// up (the public one waits for the catalog).
     pub fn spawn(config: ServerConfig) -> Server {
-        let (pp, ap) = (free_port(), free_port());
-        let log = config.spool_dir.with_extension(format!("{pp}.log"));
-        let logfile = std::fs::File::create(&log).unwrap();
+        static LOGS: AtomicU32 = AtomicU32::new(0);
+        for _ in 0..START_ATTEMPTS {
+            let n = LOGS.fetch_add(1, Ordering::Relaxed);
+            let log = config.scratch.path().join(format!("trackedge-{n}.log"));
+            // The public listener takes port 0 and the log names the bound
+            // address; the admin one needs a port of its own (listen and
+            // admin_listen must differ) and must be known before the
+            // server serves, when a test checks that it is not ready yet.
+            let admin_port = free_port();
+            let mut child = Server::command(&config, admin_port, &log);
+            let read_log = || std::fs::read_to_string(&log).unwrap_or_default();
+            let lost_port =
+                |l: &str| l.contains(&format!("cannot listen on 127.0.0.1:{admin_port}"));
+            let started = await_start(
+                "trackedge",
+                &mut child,
+                &[admin_port],
+                &read_log,
+                &lost_port,
+                &|| true,
+            );
+            if let Started::Listening = started {
+                return Server {
+                    child: Some(child),
+                    public: String::new(),
+                    admin: format!("http://127.0.0.1:{admin_port}"),
+                    config,
+                    log,
+                };
+            }
+        }
+        panic!("trackedge lost its admin port {START_ATTEMPTS} times in a row");
+    }
+
+    fn command(config: &ServerConfig, admin_port: u16, log: &Path) -> Child {
+        let logfile = std::fs::File::create(log).unwrap();
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_trackedge"));
         cmd.arg("serve")
             .env_clear()
             .env("PATH", std::env::var("PATH").unwrap_or_default())
             .env("RUST_LOG", "info")
-            .env("TRACKEDGE_LISTEN", format!("127.0.0.1:{pp}"))
-            .env("TRACKEDGE_ADMIN_LISTEN", format!("127.0.0.1:{ap}"))
+            .env("TRACKEDGE_LISTEN", "127.0.0.1:0")
+            .env("TRACKEDGE_ADMIN_LISTEN", format!("127.0.0.1:{admin_port}"))
             .env("TRACKEDGE_REDIS_URL", &config.redis_url)
             .env("TRACKEDGE_REDIS_PREFIX", &config.prefix)
             .env("TRACKEDGE_CLICKHOUSE_URL", &config.clickhouse_url)
@@ -536,29 +893,41 @@ impl Server {
         for (k, v) in &config.env {
             cmd.env(k, v);
         }
-        let child = spawn_tied(&mut cmd);
-        Server {
-            child: Some(child),
-            public: format!("http://127.0.0.1:{pp}"),
-            admin: format!("http://127.0.0.1:{ap}"),
-            config,
-            log,
-        }
+        spawn_tied(&mut cmd)
     }
 
-    /// Waits for `/readyz` = 200.
+    /// Waits until the server serves (its log names the public address,
+    /// which this fills in) and `/readyz` says 200.
     pub fn wait_ready(&mut self) {
-        let url = format!("{}/readyz", self.admin);
         let log = self.log.clone();
         let child = self.child.as_mut().expect("server running");
-        wait_for("trackedge /readyz", Duration::from_secs(30), || {
+        let listen = wait_for("trackedge to serve", || {
             if let Ok(Some(status)) = child.try_wait() {
                 panic!(
                     "trackedge exited {status}: {}",
                     std::fs::read_to_string(&log).unwrap_or_default()
                 );
             }
+            serving_address(&std::fs::read_to_string(&log).unwrap_or_default())
+        });
+        self.public = format!("http://{listen}");
+        let url = format!("{}/readyz", self.admin);
+        wait_for("trackedge /readyz", || {
             http_get_blocking(&url).and_then(|(s, _)| (s == 200).then_some(()))
+        });
+    }
+
+    /// Waits until the server has migrated its ClickHouse database.
+    pub fn wait_migrated(&self) {
+        let database = format!("database={}", self.config.database);
+        wait_for(&format!("{} to be migrated", self.config.database), || {
+            self.log_text()
+                .lines()
+                .any(|l| {
+                    l.contains("clickhouse schema is up to date")
+                        && l.split_whitespace().any(|w| w == database)
+                })
+                .then_some(())
         });
     }
 
@@ -570,6 +939,7 @@ impl Server {
     /// Sends SIGTERM and waits for the exit status.
     pub fn terminate(&mut self) -> ExitStatus {
         let mut child = self.child.take().expect("server still running");
+        // SAFETY: kill(2) on our own child, not reaped yet.
         unsafe {
             libc::kill(child.id() as i32, libc::SIGTERM);
         }
@@ -596,10 +966,21 @@ impl Drop for Server {
     }
 }
 
+/// The public address in a log's `trackedge serving listen=<addr> ...` line.
+fn serving_address(log: &str) -> Option<SocketAddr> {
+    log.lines()
+        .find(|l| l.contains("trackedge serving"))?
+        .split_whitespace()
+        .find_map(|w| w.strip_prefix("listen="))?
+        .parse()
+        .ok()
+}
+
 /// An async HTTP client that never follows redirects.
 pub fn client() -> reqwest::Client {
     reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
+        .no_proxy()
         .build()
         .unwrap()
 }
@@ -620,18 +1001,22 @@ pub async fn admin(server: &Server, method: &str, path: &str, body: Option<Value
     (status, serde_json::from_str(&text).unwrap_or(Value::Null))
 }
 
-/// The value of metric `name` (without labels) on `server`'s admin
-/// listener.
+/// The value of metric `name` on `server`'s admin listener; `name` is
+/// written as the exposition writes it, labels included
+/// (`x_total{event="change"}`).
 pub fn metric(server: &Server, name: &str) -> f64 {
+    metric_if_any(server, name).unwrap_or_else(|| panic!("no metric {name}"))
+}
+
+/// Like [`metric`], `None` for a labelled series not created yet.
+pub fn metric_if_any(server: &Server, name: &str) -> Option<f64> {
     let (status, body) =
         http_get_blocking(&format!("{}/metrics", server.admin)).expect("metrics answer");
     assert_eq!(status, 200);
-    body.lines()
-        .find_map(|l| l.strip_prefix(name).and_then(|rest| rest.strip_prefix(' ')))
-        .unwrap_or_else(|| panic!("no metric {name}"))
-        .trim()
-        .parse()
-        .unwrap()
+    let value = body
+        .lines()
+        .find_map(|l| l.strip_prefix(name).and_then(|rest| rest.strip_prefix(' ')))?;
+    Some(value.trim().parse().expect("a metric value is a number"))
 }
 
 /// Creates a partner, an offer with `url` and a link; returns the link JSON.
