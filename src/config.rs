@@ -763,6 +763,31 @@ mod tests {
     }
 
     #[test]
+    fn spool_sizes_are_the_logs_bounds() {
+        // (segment_bytes, max_bytes, the key refused)
+        let cases = [
+            ("4096", "8192", None),
+            ("16777216", "10737418240", None),
+            ("4095", "8192", Some("spool.segment_bytes")),
+            ("2147483648", "4294967296", Some("spool.segment_bytes")),
+            ("4096", "8191", Some("spool.max_bytes")),
+            ("4096", "1125899906842625", Some("spool.max_bytes")),
+        ];
+        for (segment, max, refused) in cases {
+            let pairs = [
+                ("TRACKEDGE_SPOOL_SEGMENT_BYTES", segment),
+                ("TRACKEDGE_SPOOL_MAX_BYTES", max),
+            ];
+            let got = Config::from_parts(None, env(&pairs));
+            let key = got.as_ref().err().map(|e| e.key.as_str());
+            assert_eq!(key, refused, "segment_bytes {segment}, max_bytes {max}");
+            if let Err(e) = got {
+                assert!(e.problem.starts_with("must be "), "{e}");
+            }
+        }
+    }
+
+    #[test]
     fn spool_larger_than_its_volume_is_refused() {
         let dir = tempfile::tempdir().unwrap();
         let mut c = Config::default();
