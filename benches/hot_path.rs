@@ -140,16 +140,8 @@ fn pieces(c: &mut Criterion) {
 /// everything (the shipper's part) so the log never fills.
 fn sink(metrics: &Arc<Metrics>) -> (Arc<EventSink>, Drain) {
     let dir = tempfile::tempdir().unwrap();
-    let log = Arc::new(
-        EventLog::open(
-            dir.path(),
-            LogConfig {
-                segment_bytes: 16 << 20,
-                max_bytes: 256 << 20,
-            },
-        )
-        .unwrap(),
-    );
+    let log =
+        Arc::new(EventLog::open(dir.path(), LogConfig::new(16 << 20, 256 << 20).unwrap()).unwrap());
     let mut reader = log.reader();
     let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let (stop2, log2) = (stop.clone(), log.clone());

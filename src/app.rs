@@ -21,9 +21,9 @@ use crate::catalog::{Catalog, RouteCache};
 use crate::click_id::ClickIdCodec;
 use crate::client_ip::TrustedProxies;
 use crate::config::Config;
-use crate::events::log::{EventLog, LogConfig};
+use crate::events::log::EventLog;
+use crate::events::rejected::Rejected;
 use crate::events::shipper::Shipper;
-use crate::events::spool::Rejected;
 use crate::events::EventSink;
 use crate::http::admin::{AdminState, AdminToken, CatalogSlot};
 use crate::http::public::PublicState;
@@ -192,14 +192,8 @@ pub async fn run(config: Config, migrate: bool, stop: CancellationToken) -> anyh
     let rejected = Rejected::open(&config.spool.dir.join("rejected"))
         .with_context(|| format!("cannot open {}/rejected", config.spool.dir.display()))?;
     let log_dir = config.spool.dir.join("log");
-    let log = EventLog::open(
-        &log_dir,
-        LogConfig {
-            segment_bytes: config.spool.segment_bytes,
-            max_bytes: config.spool.max_bytes,
-        },
-    )
-    .with_context(|| format!("cannot open the spool at {}", log_dir.display()))?;
+    let log = EventLog::open(&log_dir, config.spool.log_config()?)
+        .with_context(|| format!("cannot open the spool at {}", log_dir.display()))?;
     let log = Arc::new(log);
     if log.corrupt_records() > 0 {
         warn!(

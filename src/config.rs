@@ -13,6 +13,8 @@ use std::time::Duration;
 use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
 
+use crate::events::log::{LogConfig, LogConfigError};
+
 /// The prefix of every environment variable that overrides a key.
 pub const ENV_PREFIX: &str = "TRACKEDGE_";
 
@@ -108,7 +110,9 @@ pub struct SpoolConfig {
     /// but not recorded (counted in `clicks_dropped_total`). `serve` refuses
     /// to start when the volume holding `dir` is smaller.
     pub max_bytes: u64,
-    /// Size of one segment file.
+    /// Size of one segment file; one event may take at most a quarter of
+    /// it. Bounds (with those of `max_bytes`) are the log's own, see
+    /// [`LogConfig::new`].
     pub segment_bytes: u64,
     /// Milliseconds between msyncs: what a power loss can take at most.
     pub sync_interval_ms: u64,
@@ -203,6 +207,21 @@ impl Default for SpoolConfig {
             segment_bytes: 16 << 20,
             sync_interval_ms: 1000,
         }
+    }
+}
+
+impl SpoolConfig {
+    /// The segment log's sizes. The log checks `segment_bytes` and
+    /// `max_bytes` against its own bounds, the only place they are written;
+    /// this names the key it refused.
+    pub fn log_config(&self) -> Result<LogConfig, ConfigError> {
+        LogConfig::new(self.segment_bytes, self.max_bytes).map_err(|e| {
+            let key = match e {
+                LogConfigError::SegmentBytes(_) => "spool.segment_bytes",
+                LogConfigError::MaxBytes { .. } => "spool.max_bytes",
+            };
+            ConfigError::new(key, e.problem())
+        })
     }
 }
 
@@ -385,24 +404,7 @@ impl Config {
         if self.spool.dir.as_os_str().is_empty() {
             return Err(ConfigError::new("spool.dir", "must not be empty"));
         }
-        range(
-            "spool.segment_bytes",
-            self.spool.segment_bytes,
-            64 << 10,
-            1 << 30,
-        )?;
-        if !self.spool.segment_bytes.is_multiple_of(8) {
-            return Err(ConfigError::new(
-                "spool.segment_bytes",
-                "must be a multiple of 8",
-            ));
-        }
-        range(
-            "spool.max_bytes",
-            self.spool.max_bytes,
-            3 * self.spool.segment_bytes,
-            1 << 50,
-        )?;
+        self.spool.log_config()?;
         range(
             "spool.sync_interval_ms",
             self.spool.sync_interval_ms,
@@ -788,6 +790,31 @@ mod tests {
             ],
             "spool.max_bytes",
         );
+    }
+
+    #[test]
+    fn spool_sizes_are_the_logs_bounds() {
+        // (segment_bytes, max_bytes, the key refused)
+        let cases = [
+            ("4096", "8192", None),
+            ("16777216", "10737418240", None),
+            ("4095", "8192", Some("spool.segment_bytes")),
+            ("2147483648", "4294967296", Some("spool.segment_bytes")),
+            ("4096", "8191", Some("spool.max_bytes")),
+            ("4096", "1125899906842625", Some("spool.max_bytes")),
+        ];
+        for (segment, max, refused) in cases {
+            let pairs = [
+                ("TRACKEDGE_SPOOL_SEGMENT_BYTES", segment),
+                ("TRACKEDGE_SPOOL_MAX_BYTES", max),
+            ];
+            let got = Config::from_parts(None, env(&pairs));
+            let key = got.as_ref().err().map(|e| e.key.as_str());
+            assert_eq!(key, refused, "segment_bytes {segment}, max_bytes {max}");
+            if let Err(e) = got {
+                assert!(e.problem.starts_with("must be "), "{e}");
+            }
+        }
     }
 
     #[test]

@@ -6,11 +6,11 @@
 //! thread-local buffer and one lock-free append into a shared, file-backed
 //! mapping ([`log`]). Once that returns, the event survives the death of the
 //! process; the 302 or 2xx is sent after it. The [`shipper`] is the log's
-//! only reader.
+//! only reader; rows ClickHouse refuses as bad data go to [`rejected`] files.
 
 pub mod log;
+pub mod rejected;
 pub mod shipper;
-pub mod spool;
 
 use std::cell::RefCell;
 use std::sync::atomic::{AtomicU64, Ordering};

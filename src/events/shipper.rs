@@ -12,10 +12,17 @@
 //! time), and sends only the rest. `orphan_hits` rows carry no id and are
 //! at least once.
 //!
-//! Retry classification lives in [`classify`]: a network error, a timeout or
-//! a server-side error is transient and retried with capped backoff; a data
-//! error (ClickHouse refusing the rows themselves) is not: the batch goes to
-//! a rejected file and is acknowledged, never retried forever.
+//! Retry classification lives in [`classify`]: only a data error
+//! (ClickHouse refusing the rows themselves, `Code: 53`, `117`, ...) is not
+//! retried: the batch goes to a rejected file and is acknowledged. Anything
+//! else, a network or TLS error, a timeout, another server error or an error
+//! this build does not know, is transient and retried with capped backoff
+//! ([`Backoff`]): a misconfiguration must stall shipping, with the events
+//! safe in the log, rather than divert every event into rejected files.
+//!
+//! The shipper runs on a thread and a current-thread runtime of its own
+//! (see `app.rs`), shared only with the tasks of its ClickHouse connections,
+//! the drain's deadline timer and a blocking pool for disk I/O.
 
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -27,8 +34,9 @@ use tokio_util::sync::CancellationToken;
 use tracing::{error, info, warn};
 
 use super::log::{EventLog, LogReader, Pos, Record};
-use super::spool::Rejected;
+use super::rejected::Rejected;
 use super::{ClickRow, Event, EventKind, OrphanRow};
+use crate::backoff::{Backoff, Stopped};
 use crate::config::ClickHouseConfig;
 use crate::metrics::Metrics;
 
@@ -48,18 +56,19 @@ pub enum ErrorKind {
 /// parse failures, type mismatches, incorrect data, too-large values.
 const DATA_ERROR_CODES: &[u32] = &[6, 26, 27, 32, 33, 38, 41, 53, 69, 70, 72, 117, 131];
 
-/// Classifies an INSERT error for retry.
+/// Classifies an INSERT error for retry: [`ErrorKind::Data`] only for a
+/// ClickHouse server error whose code is one of [`DATA_ERROR_CODES`], every
+/// other error transient. Rows go to a rejected file only when the server
+/// has said they are bad; an error on our side (a TLS or URL problem, a
+/// client bug, a variant a newer client adds) is retried, leaving the
+/// events in the log.
 pub fn classify(e: &clickhouse::error::Error) -> ErrorKind {
-    use clickhouse::error::Error as E;
     match e {
-        E::BadResponse(msg) => match server_code(msg) {
+        clickhouse::error::Error::BadResponse(msg) => match server_code(msg) {
             Some(code) if DATA_ERROR_CODES.contains(&code) => ErrorKind::Data,
             _ => ErrorKind::Transient,
         },
-        E::Network(_) | E::TimedOut | E::Compression(_) | E::Decompression(_) | E::Other(_) => {
-            ErrorKind::Transient
-        }
-        _ => ErrorKind::Data,
+        _ => ErrorKind::Transient,
     }
 }
 
@@ -85,8 +94,8 @@ fn sql_without_comments(sql: &str) -> String {
 const YIELD_EVERY: usize = 512;
 
 /// Yields to the runtime every [`YIELD_EVERY`] items: decoding and encoding
-/// a 50,000-row batch takes milliseconds of CPU, and without yielding it
-/// would hold up every redirect queued on the same worker thread.
+/// a 50,000-row batch takes milliseconds of CPU, and the runtime's one
+/// thread also drives the ClickHouse connections and the drain's deadline.
 async fn yield_every(i: usize) {
     if i % YIELD_EVERY == YIELD_EVERY - 1 {
         tokio::task::yield_now().await;
@@ -100,9 +109,6 @@ fn decode_clicks<'r>(records: &'r [&'r [u8]]) -> impl Iterator<Item = ClickRow<'
         _ => None,
     })
 }
-
-/// Shutdown came before ClickHouse took the rows; they stay in the log.
-struct Stopped;
 
 /// The reader, whichever thread holds it. A panic while holding it ends the
 /// shipper anyway (it is resumed there), so poisoning carries no news.
@@ -122,8 +128,8 @@ pub struct Shipper {
     metrics: Arc<Metrics>,
     batch_rows: usize,
     interval: Duration,
-    retry_initial: Duration,
-    retry_max: Duration,
+    /// The waits between attempts at one batch; each batch starts afresh.
+    retry: Backoff,
     insert_timeout: Duration,
     /// Unix second of the oldest event not yet shipped (0: none), kept so
     /// the age gauge moves on while a batch waits out an outage.
@@ -150,8 +156,10 @@ impl Shipper {
             metrics,
             batch_rows: cfg.batch_rows,
             interval: Duration::from_millis(cfg.flush_interval_ms),
-            retry_initial: Duration::from_millis(cfg.retry_initial_ms),
-            retry_max: Duration::from_millis(cfg.retry_max_ms),
+            retry: Backoff::new(
+                Duration::from_millis(cfg.retry_initial_ms),
+                Duration::from_millis(cfg.retry_max_ms),
+            ),
             insert_timeout: Duration::from_secs(cfg.insert_timeout_secs),
             oldest_ts: AtomicU32::new(0),
         }
@@ -238,8 +246,8 @@ impl Shipper {
 
     /// Reads from the log until `pending` holds a batch; returns how many.
     /// Reads [`YIELD_EVERY`] records at a time and yields between reads:
-    /// checking and copying a whole batch at once would take milliseconds
-    /// away from the redirects on this worker.
+    /// checking and copying a whole batch at once would keep the runtime's
+    /// other tasks (see [`yield_every`]) waiting for milliseconds.
     async fn fill(&mut self, pending: &mut Vec<Record>) -> usize {
         let mut got = 0;
         loop {
@@ -264,8 +272,9 @@ impl Shipper {
     }
 
     /// Acknowledges everything in `shipped`: a durable cursor write and
-    /// segment deletes, disk I/O done on the blocking pool so the request
-    /// workers never wait on it (nor hand their core to another thread).
+    /// segment deletes, disk I/O done on the runtime's blocking pool so that
+    /// an fsync never stalls the runtime's one thread and the other tasks
+    /// it drives.
     async fn ack(&mut self, shipped: &[Record]) {
         let Some(last) = shipped.last().map(|r| r.pos) else {
             return;
@@ -368,7 +377,7 @@ impl Shipper {
         stop: &CancellationToken,
     ) -> Result<(), Stopped> {
         let rows = || decode_clicks(records);
-        let mut delay = self.retry_initial;
+        let mut backoff = self.retry.clone();
         loop {
             let attempt = async {
                 let held = if verify {
@@ -409,7 +418,7 @@ impl Shipper {
                 Ok(()) => return Ok(()),
                 Err(_) => {
                     verify = true;
-                    self.backoff(&mut delay, stop).await?;
+                    self.wait(&mut backoff, stop).await?;
                 }
             }
         }
@@ -421,7 +430,7 @@ impl Shipper {
         rows: &[OrphanRow<'_>],
         stop: &CancellationToken,
     ) -> Result<(), Stopped> {
-        let mut delay = self.retry_initial;
+        let mut backoff = self.retry.clone();
         loop {
             match self
                 .insert::<OrphanRow<'static>, _>("orphan_hits", rows.iter().cloned())
@@ -435,19 +444,17 @@ impl Shipper {
                     );
                     return Ok(());
                 }
-                Err(ErrorKind::Transient) => self.backoff(&mut delay, stop).await?,
+                Err(ErrorKind::Transient) => self.wait(&mut backoff, stop).await?,
             }
         }
     }
 
-    async fn backoff(&self, delay: &mut Duration, stop: &CancellationToken) -> Result<(), Stopped> {
+    /// Waits before the next attempt at a batch, unless `stop` comes
+    /// first (the rows then stay in the log). The gauges are refreshed
+    /// first, so the spool's age keeps moving while an outage lasts.
+    async fn wait(&self, backoff: &mut Backoff, stop: &CancellationToken) -> Result<(), Stopped> {
         self.refresh_gauges();
-        tokio::select! {
-            _ = tokio::time::sleep(*delay) => {}
-            _ = stop.cancelled() => return Err(Stopped),
-        }
-        *delay = (*delay * 2).min(self.retry_max);
-        Ok(())
+        backoff.wait(stop).await
     }
 
     /// The click ids among `rows` that ClickHouse already holds.
@@ -560,6 +567,10 @@ impl Shipper {
 mod tests {
     use super::*;
 
+    fn check(e: &clickhouse::error::Error, expected: ErrorKind) {
+        assert_eq!(classify(e), expected, "{e}");
+    }
+
     #[test]
     fn classification() {
         use clickhouse::error::Error as E;
@@ -585,11 +596,123 @@ mod tests {
                 ErrorKind::Transient,
             ),
             (E::TimedOut, ErrorKind::Transient),
-            (E::Custom("bad serde".into()), ErrorKind::Data),
+            (
+                E::Network("invalid peer certificate: UnknownIssuer".into()),
+                ErrorKind::Transient,
+            ),
+            (
+                E::Unsupported("invalid URL, scheme is not http".into()),
+                ErrorKind::Transient,
+            ),
+            // Errors of our own making are not the rows' fault.
+            (E::Custom("bad serde".into()), ErrorKind::Transient),
+            (E::NotEnoughData, ErrorKind::Transient),
+            (E::SchemaMismatch("clicks".into()), ErrorKind::Transient),
+            (E::Other("unknown".into()), ErrorKind::Transient),
         ];
         for (e, kind) in cases {
-            assert_eq!(classify(&e), kind, "{e}");
+            check(&e, kind);
         }
+    }
+
+    /// A ClickHouse URL that cannot work (here `https://` to a server that
+    /// speaks plain HTTP) is transient: the batch waits in the log, retried,
+    /// and nothing goes to the rejected files.
+    #[tokio::test]
+    async fn a_tls_failure_is_retried_and_rejects_nothing() {
+        use std::io::{Read, Write};
+
+        use crate::events::log::LogConfig;
+
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let stop = CancellationToken::new();
+        // Each attempt connects anew: a second connection means the first
+        // attempt failed and was retried, so the test may stop there.
+        let server = {
+            let stop = stop.clone();
+            std::thread::spawn(move || {
+                let mut first_bytes = Vec::new();
+                for attempt in 1..=2 {
+                    let (mut conn, _) = listener.accept().unwrap();
+                    let mut byte = [0u8; 1];
+                    first_bytes.push(conn.read_exact(&mut byte).map(|()| byte[0]).ok());
+                    // What a ClickHouse without TLS answers a ClientHello with.
+                    let _ =
+                        conn.write_all(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n");
+                    if attempt == 2 {
+                        stop.cancel();
+                    }
+                }
+                first_bytes
+            })
+        };
+
+        let dir = tempfile::tempdir().unwrap();
+        let log = Arc::new(
+            EventLog::open(&dir.path().join("log"), LogConfig::new(4096, 8192).unwrap()).unwrap(),
+        );
+        let reader = log.reader();
+        let cfg = ClickHouseConfig {
+            url: format!("https://127.0.0.1:{port}"),
+            retry_initial_ms: 1,
+            retry_max_ms: 1,
+            ..ClickHouseConfig::default()
+        };
+        let client = Client::default().with_url(&cfg.url);
+        let rejected_dir = dir.path().join("rejected");
+        let metrics = Arc::new(Metrics::new());
+        let shipper = Shipper::new(
+            Arc::clone(&log),
+            reader,
+            client,
+            Rejected::open(&rejected_dir).unwrap(),
+            Arc::clone(&metrics),
+            &cfg,
+        );
+        let mut event = Vec::new();
+        Event::Click(ClickRow {
+            click_id: "0A2b5nkX12I0sfAI8Qi4Oy2LGb50BiqH",
+            ts: 1_790_000_000,
+            code: "summer",
+            link_id: 7,
+            partner_id: 1,
+            offer_id: 2,
+            sub1: "",
+            sub2: "",
+            sub3: "",
+            sub4: "",
+            sub5: "",
+            ip: "192.0.2.1",
+            user_agent: "ua",
+            referer: "",
+            is_bot: 0,
+            is_rate_limited: 0,
+            country: "",
+            device: "desktop",
+            node: "n1",
+        })
+        .encode(&mut event);
+        log.append(&event).unwrap();
+        let records = lock(&shipper.reader).read(10).unwrap();
+        assert_eq!(records.len(), 1);
+
+        let shipped = shipper.ship(&records, false, &stop).await;
+        assert!(
+            shipped.is_err(),
+            "shipping must wait for a working clickhouse"
+        );
+        // 0x16: a TLS handshake record, so the client does speak TLS.
+        assert_eq!(server.join().unwrap(), vec![Some(0x16); 2]);
+        let errors = |kind: &str| metrics.clickhouse_errors.with_label_values(&[kind]).get();
+        assert!(errors("transient") >= 1);
+        assert_eq!(errors("data"), 0);
+        assert_eq!(
+            metrics.events_failed.with_label_values(&["clicks"]).get(),
+            0
+        );
+        let kept: Vec<_> = std::fs::read_dir(&rejected_dir).unwrap().collect();
+        assert!(kept.is_empty(), "rejected files: {kept:?}");
     }
 
     #[test]

@@ -1,8 +1,8 @@
 //! Rejected rows: events ClickHouse refused as bad data, kept as JSON lines
-//! in `rejected-*.jsonl` files for an operator instead of being retried
-//! forever. (Events waiting for ClickHouse live in the segment log, not
-//! here.) A file is written under a temporary name, synced and renamed, so a
-//! crash never leaves half of one.
+//! in `spool.dir/rejected/rejected-*.jsonl` files for an operator instead of
+//! being retried forever. (Events waiting for ClickHouse live in the segment
+//! log, the spool, not here.) A file is written under a temporary name,
+//! synced and renamed, so a crash never leaves half of one.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, BufWriter, Write};
