@@ -182,6 +182,11 @@ pub async fn run(config: Config, migrate: bool, stop: CancellationToken) -> anyh
     let admin = TcpListener::bind(config.admin_listen)
         .await
         .with_context(|| format!("cannot listen on {} (admin_listen)", config.admin_listen))?;
+    // Bound addresses, logged before anything waits on Redis: with port 0
+    // configured, this line is how a supervisor or test learns them.
+    let listen: SocketAddr = public.local_addr()?;
+    let admin_addr: SocketAddr = admin.local_addr()?;
+    info!(listen = %listen, admin = %admin_addr, "listening");
     std::fs::create_dir_all(&config.spool.dir).with_context(|| {
         format!(
             "cannot create the spool directory {}",
@@ -262,7 +267,7 @@ pub async fn run(config: Config, migrate: bool, stop: CancellationToken) -> anyh
     let admin_router = http::admin::router(Arc::new(AdminState {
         catalog: catalog_slot.clone(),
         token: AdminToken::new(&config.admin_token),
-        public_base: config.public_base(),
+        public_base: config.public_base(listen),
         metrics: metrics.clone(),
         requests: RequestCounters::new(&metrics, "admin"),
         ready: ready.clone(),
@@ -273,7 +278,6 @@ pub async fn run(config: Config, migrate: bool, stop: CancellationToken) -> anyh
     // The admin listener answers at once (healthz, readyz 503, metrics)
     // while the catalog loads; the public one only once links are known,
     // so no valid link is ever answered 404 during start.
-    let admin_addr: SocketAddr = admin.local_addr()?;
     let admin_task = {
         let handler = move |req: hyper::Request<hyper::body::Incoming>, _peer| {
             let router = admin_router.clone();
@@ -328,7 +332,6 @@ pub async fn run(config: Config, migrate: bool, stop: CancellationToken) -> anyh
         }));
     }
 
-    let listen: SocketAddr = public.local_addr()?;
     let public_task = {
         let handler = move |req, peer| http::public::handle(public_state.clone(), req, peer);
         tokio::spawn(http::serve(

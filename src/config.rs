@@ -321,7 +321,8 @@ impl Config {
                 Ok(())
             }
         };
-        if self.listen == self.admin_listen {
+        // Port 0 (any free port) on both is fine: they get different ones.
+        if self.listen == self.admin_listen && self.listen.port() != 0 {
             return Err(ConfigError::new("admin_listen", "must differ from listen"));
         }
         if !self.public_url.is_empty() {
@@ -483,10 +484,11 @@ impl Config {
             .map_err(|_| ConfigError::new("fallback_url", "is not a valid header value"))
     }
 
-    /// The base of tracking URLs, without a trailing slash.
-    pub fn public_base(&self) -> String {
+    /// The base of tracking URLs, without a trailing slash: `public_url`,
+    /// else the public listener's bound address `listen`.
+    pub fn public_base(&self, listen: SocketAddr) -> String {
         if self.public_url.is_empty() {
-            format!("http://{}", self.listen)
+            format!("http://{listen}")
         } else {
             self.public_url.trim_end_matches('/').to_string()
         }
@@ -828,6 +830,34 @@ mod tests {
         assert_eq!(c.check_spool_volume().unwrap_err().key, "spool.max_bytes");
         c.spool.dir = dir.path().join("missing");
         assert_eq!(c.check_spool_volume().unwrap_err().key, "spool.dir");
+    }
+
+    #[test]
+    fn any_free_port_for_both_listeners() {
+        let c = Config::from_parts(
+            None,
+            env(&[
+                ("TRACKEDGE_LISTEN", "127.0.0.1:0"),
+                ("TRACKEDGE_ADMIN_LISTEN", "127.0.0.1:0"),
+            ]),
+        )
+        .unwrap();
+        let bound: SocketAddr = "127.0.0.1:41234".parse().unwrap();
+        assert_eq!(c.public_base(bound), "http://127.0.0.1:41234");
+        check_err(
+            None,
+            &[
+                ("TRACKEDGE_LISTEN", "127.0.0.1:9000"),
+                ("TRACKEDGE_ADMIN_LISTEN", "127.0.0.1:9000"),
+            ],
+            "admin_listen",
+        );
+        let c = Config::from_parts(
+            None,
+            env(&[("TRACKEDGE_PUBLIC_URL", "https://go.example/")]),
+        )
+        .unwrap();
+        assert_eq!(c.public_base(bound), "https://go.example");
     }
 
     #[test]
