@@ -830,44 +830,32 @@ impl Server {
         s
     }
 
-    /// Starts `trackedge serve` and waits only until its admin listener is
-    /// up (the public one waits for the catalog).
+    /// Starts `trackedge serve` and waits only until it has bound its
+    /// listeners (the admin one answers from then on; the public one once
+    /// the catalog is loaded). Both take port 0; the server logs the
+    /// addresses it bound before it waits for anything.
     pub fn spawn(config: ServerConfig) -> Server {
         static LOGS: AtomicU32 = AtomicU32::new(0);
-        for _ in 0..START_ATTEMPTS {
-            let n = LOGS.fetch_add(1, Ordering::Relaxed);
-            let log = config.scratch.path().join(format!("trackedge-{n}.log"));
-            // The public listener takes port 0 and the log names the bound
-            // address; the admin one needs a port of its own (listen and
-            // admin_listen must differ) and must be known before the
-            // server serves, when a test checks that it is not ready yet.
-            let admin_port = free_port();
-            let mut child = Server::command(&config, admin_port, &log);
-            let read_log = || std::fs::read_to_string(&log).unwrap_or_default();
-            let lost_port =
-                |l: &str| l.contains(&format!("cannot listen on 127.0.0.1:{admin_port}"));
-            let started = await_start(
-                "trackedge",
-                &mut child,
-                &[admin_port],
-                &read_log,
-                &lost_port,
-                &|| true,
-            );
-            if let Started::Listening = started {
-                return Server {
-                    child: Some(child),
-                    public: String::new(),
-                    admin: format!("http://127.0.0.1:{admin_port}"),
-                    config,
-                    log,
-                };
+        let n = LOGS.fetch_add(1, Ordering::Relaxed);
+        let log = config.scratch.path().join(format!("trackedge-{n}.log"));
+        let mut child = Server::command(&config, &log);
+        let (public, admin) = wait_for("trackedge to bind its listeners", || {
+            let text = std::fs::read_to_string(&log).unwrap_or_default();
+            if let Ok(Some(status)) = child.try_wait() {
+                panic!("trackedge exited {status}: {text}");
             }
+            bound_addresses(&text)
+        });
+        Server {
+            child: Some(child),
+            public: format!("http://{public}"),
+            admin: format!("http://{admin}"),
+            config,
+            log,
         }
-        panic!("trackedge lost its admin port {START_ATTEMPTS} times in a row");
     }
 
-    fn command(config: &ServerConfig, admin_port: u16, log: &Path) -> Child {
+    fn command(config: &ServerConfig, log: &Path) -> Child {
         let logfile = std::fs::File::create(log).unwrap();
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_trackedge"));
         cmd.arg("serve")
@@ -875,7 +863,7 @@ impl Server {
             .env("PATH", std::env::var("PATH").unwrap_or_default())
             .env("RUST_LOG", "info")
             .env("TRACKEDGE_LISTEN", "127.0.0.1:0")
-            .env("TRACKEDGE_ADMIN_LISTEN", format!("127.0.0.1:{admin_port}"))
+            .env("TRACKEDGE_ADMIN_LISTEN", "127.0.0.1:0")
             .env("TRACKEDGE_REDIS_URL", &config.redis_url)
             .env("TRACKEDGE_REDIS_PREFIX", &config.prefix)
             .env("TRACKEDGE_CLICKHOUSE_URL", &config.clickhouse_url)
@@ -896,23 +884,19 @@ impl Server {
         spawn_tied(&mut cmd)
     }
 
-    /// Waits until the server serves (its log names the public address,
-    /// which this fills in) and `/readyz` says 200.
+    /// Waits until `/readyz` says 200 (the catalog is loaded and the
+    /// public listener serves).
     pub fn wait_ready(&mut self) {
         let log = self.log.clone();
         let child = self.child.as_mut().expect("server running");
-        let listen = wait_for("trackedge to serve", || {
+        let url = format!("{}/readyz", self.admin);
+        wait_for("trackedge /readyz", || {
             if let Ok(Some(status)) = child.try_wait() {
                 panic!(
                     "trackedge exited {status}: {}",
                     std::fs::read_to_string(&log).unwrap_or_default()
                 );
             }
-            serving_address(&std::fs::read_to_string(&log).unwrap_or_default())
-        });
-        self.public = format!("http://{listen}");
-        let url = format!("{}/readyz", self.admin);
-        wait_for("trackedge /readyz", || {
             http_get_blocking(&url).and_then(|(s, _)| (s == 200).then_some(()))
         });
     }
@@ -966,14 +950,17 @@ impl Drop for Server {
     }
 }
 
-/// The public address in a log's `trackedge serving listen=<addr> ...` line.
-fn serving_address(log: &str) -> Option<SocketAddr> {
-    log.lines()
-        .find(|l| l.contains("trackedge serving"))?
-        .split_whitespace()
-        .find_map(|w| w.strip_prefix("listen="))?
-        .parse()
-        .ok()
+/// The public and admin addresses of a log's `listening listen=<addr>
+/// admin=<addr>` line.
+fn bound_addresses(log: &str) -> Option<(SocketAddr, SocketAddr)> {
+    let line = log.lines().find(|l| l.contains(" listening "))?;
+    let field = |name: &str| {
+        line.split_whitespace()
+            .find_map(|w| w.strip_prefix(name))?
+            .parse()
+            .ok()
+    };
+    Some((field("listen=")?, field("admin=")?))
 }
 
 /// An async HTTP client that never follows redirects.
