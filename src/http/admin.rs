@@ -226,6 +226,12 @@ fn store_error(e: StoreError) -> Resp {
         StoreError::Conflict(f) => {
             json_error(StatusCode::CONFLICT, "conflict", &f.message, Some(&f.field))
         }
+        StoreError::Corrupt { .. } => json_error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "corrupt_entity",
+            &msg,
+            None,
+        ),
     }
 }
 
