@@ -143,10 +143,10 @@ impl From<redis::RedisError> for StoreError {
 
 /// Reserves a link's code and stores the link, numbered and published, as
 /// one step: returns the change number, or 0 (nothing written) when the
-/// code is taken. A script runs whole or not at all, so a lost connection
-/// or a timeout cannot leave a code reserved for a link that was never
-/// stored; a write refused inside it (say a key of the wrong type) undoes
-/// the others before failing.
+/// code is taken. Redis runs a script with no other command in between,
+/// and this one either does every write or undoes the ones it did (a write
+/// can be refused, say by a key of the wrong type): so no lost connection,
+/// timeout or refusal leaves a code reserved for a link never stored.
 ///
 /// KEYS: codes, links hash, links index, change counter, channel.
 /// ARGV: code, link id, link JSON, change JSON.
@@ -213,6 +213,7 @@ pub struct Page<T> {
 pub struct Catalog {
     /// For the change channel's own subscription connection.
     pub(super) client: redis::Client,
+    /// Shared by every admin call; reconnects by itself.
     conn: ConnectionManager,
     pub(super) keys: Keys,
     /// Bounds every admin-side Redis call, so an outage answers 503
@@ -223,6 +224,7 @@ pub struct Catalog {
     pub(super) resync: Duration,
     /// The wait between attempts to reach Redis.
     pub(super) retry: Duration,
+    /// This node's cache: every write is applied to it once Redis has it.
     pub(super) cache: Arc<RouteCache>,
     pub(super) metrics: Arc<Metrics>,
 }
