@@ -99,6 +99,17 @@ impl Redirector {
 
     /// Answers one request and records its click or orphan hit.
     pub fn handle(&self, req: &ClickRequest<'_>) -> Response<Full<Bytes>> {
+        self.respond(req, |event| self.sink.record(event))
+    }
+
+    /// [`Redirector::handle`], recording through `record` (the sink, but
+    /// for tests that watch what holds while a click is recorded).
+    #[inline]
+    fn respond(
+        &self,
+        req: &ClickRequest<'_>,
+        record: impl FnOnce(&Event<'_>) -> bool,
+    ) -> Response<Full<Bytes>> {
         let now = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .unwrap_or_default();
@@ -108,12 +119,13 @@ impl Redirector {
         let (is_bot, device) = self.bots.classify_cached(req.is_head, &user_agent);
         let ip = self.client_ip(req.peer, req.headers);
 
+        let subs = Subs::parse(req.query);
         let route = self.cache.lookup(req.code);
         let mut ip_buf = IpText::default();
         let ip_text = ip_buf.format(ip);
         let Some(route) = route else {
             self.metrics.orphan_hits.inc();
-            self.sink.record(&Event::Orphan(OrphanRow {
+            record(&Event::Orphan(OrphanRow {
                 ts,
                 code: truncate(req.code, MAX_ORPHAN_CODE_LEN),
                 ip: ip_text,
@@ -125,9 +137,11 @@ impl Redirector {
             return self.not_found();
         };
 
-        let is_rate_limited = self.limiter.over_limit(ip);
-        let subs = Subs::parse(req.query);
-        let click_id = self.codec.issue(route.link_id, now.as_millis() as u64);
+        // Only what the route guard is needed for happens under it (see
+        // `RouteCache::lookup`): the ids are copied out, the Location is
+        // rendered, and the guard goes before the limiter and the append.
+        let (link_id, partner_id, offer_id) = (route.link_id, route.partner_id, route.offer_id);
+        let click_id = self.codec.issue(link_id, now.as_millis() as u64);
         let mut location = String::with_capacity(route.destination.len_hint() + 128);
         route.render_into(
             req.code,
@@ -135,6 +149,8 @@ impl Redirector {
             [&subs.0[0], &subs.0[1], &subs.0[2], &subs.0[3], &subs.0[4]],
             &mut location,
         );
+        drop(route);
+        let is_rate_limited = self.limiter.over_limit(ip);
         let location = match HeaderValue::from_maybe_shared(Bytes::from(location)) {
             Ok(v) => v,
             Err(_) => {
@@ -147,13 +163,13 @@ impl Redirector {
         let country = self.country(req);
         let [sub1, sub2, sub3, sub4, sub5] = &subs.0;
         // Recorded before the answer exists: a 302 always has its click.
-        let recorded = self.sink.record(&Event::Click(ClickRow {
+        let recorded = record(&Event::Click(ClickRow {
             click_id: click_id.as_str(),
             ts,
             code: req.code,
-            link_id: route.link_id,
-            partner_id: route.partner_id,
-            offer_id: route.offer_id,
+            link_id,
+            partner_id,
+            offer_id,
             sub1,
             sub2,
             sub3,
@@ -309,6 +325,59 @@ pub fn truncate(s: &str, max: usize) -> &str {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::catalog::routes::fixtures::{link, offer, partner};
+    use crate::config::LimitsConfig;
+    use crate::events::log::{EventLog, LogConfig};
+    use crate::model::Status;
+
+    /// A redirector over a cache routing `aaa`, and the cache itself.
+    fn redirector(dir: &std::path::Path) -> (Redirector, Arc<RouteCache>) {
+        let metrics = Arc::new(Metrics::new());
+        let cache = Arc::new(RouteCache::new(metrics.clone()));
+        cache.load(
+            vec![partner(1, Status::Active)],
+            vec![offer(10, "https://m.com/?c={click_id}", Status::Active)],
+            vec![link(100, "aaa", 1, 10, Status::Active)],
+        );
+        let log = EventLog::open(dir, LogConfig::new(1 << 16, 1 << 20).unwrap()).unwrap();
+        let redirector = Redirector::new(
+            cache.clone(),
+            ClickIdCodec::new(b"test-secret-0123456789", &[], 1),
+            Arc::new(EventSink::new(Arc::new(log), metrics.clone())),
+            TrustedProxies::new(Vec::new()),
+            Arc::new(ClickLimiter::new(&LimitsConfig::default())),
+            "n".into(),
+            None,
+            metrics,
+        );
+        (redirector, cache)
+    }
+
+    #[test]
+    fn the_route_guard_is_released_before_the_click_is_recorded() {
+        let dir = tempfile::tempdir().unwrap();
+        let (redirector, cache) = redirector(dir.path());
+        let headers = HeaderMap::new();
+        let req = ClickRequest {
+            code: "aaa",
+            query: None,
+            is_head: false,
+            headers: &headers,
+            peer: "192.0.2.1:4000".parse().unwrap(),
+        };
+        let mut writable_while_recording = None;
+        let resp = redirector.respond(&req, |event| {
+            assert!(matches!(event, Event::Click(_)));
+            writable_while_recording = Some(cache.writable("aaa"));
+            true
+        });
+        assert_eq!(resp.status(), StatusCode::FOUND);
+        assert_eq!(
+            writable_while_recording,
+            Some(true),
+            "a change to the link would have waited for the click's append"
+        );
+    }
 
     fn check(query: Option<&str>, expected: [&str; 5]) {
         assert_eq!(

@@ -113,6 +113,14 @@ impl From<StoreError> for ApiError {
             StoreError::Conflict(f) => {
                 ApiError::new(StatusCode::CONFLICT, "conflict", f.message, Some(&f.field))
             }
+            // Not the caller's fault, and not passing: the message names the
+            // key an operator must repair.
+            StoreError::Corrupt { .. } => ApiError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "corrupt_entity",
+                msg,
+                None,
+            ),
         }
     }
 }
