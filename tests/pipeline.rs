@@ -706,6 +706,16 @@ fn bad_config_exits_64_naming_the_key() {
             "listen",
         ),
         (&[], &["serve"], "secret"),
+        // The URL parser would drop the newline; the Location header that
+        // unknown codes get cannot hold it (this used to panic at start).
+        (
+            &[
+                ("TRACKEDGE_FALLBACK_URL", "https://example.com/\nx"),
+                ("TRACKEDGE_SECRET", SECRET),
+            ],
+            &["serve"],
+            "fallback_url",
+        ),
         (
             &[("TRACKEDGE_SECRET", SECRET)],
             &["--config", "/nonexistent/trackedge.toml", "serve"],
