@@ -4,7 +4,7 @@
 Usage: bulkseed.py REDIS_HOST REDIS_PORT PREFIX PARTNER_ID OFFER_ID N CODES_OUT [SEED]
 
 Seeding a million links through the admin API takes many minutes; this
-writes them as trackedge's catalog (src/catalog.rs) stores them, with key
+writes them as trackedge's catalog (src/catalog/store.rs) stores them, with key
 prefix P (`redis.prefix`, default `te:`):
 
 - hash `P links`:     link id (decimal) -> the link's JSON
