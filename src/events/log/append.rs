@@ -6,9 +6,9 @@ use std::io;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
-use super::record::Frame;
+use super::format::Frame;
 use super::segment::Segment;
-use super::{lock, Rotation, Shared};
+use super::shared::{lock, Rotation, Shared};
 
 /// Why an append failed; the event was not recorded.
 #[derive(Debug, thiserror::Error)]
@@ -57,7 +57,7 @@ impl Shared {
             if !self.spare_ready.load(Ordering::Acquire) && self.over_budget() {
                 if Arc::ptr_eq(&self.current.load(), &seg) {
                     return Err(AppendError::Full {
-                        max_bytes: self.config.max_bytes,
+                        max_bytes: self.config.max_bytes(),
                     });
                 }
                 continue;
@@ -68,7 +68,8 @@ impl Shared {
 
     /// True when one more segment would take the disk past `max_bytes`.
     fn over_budget(&self) -> bool {
-        self.disk_bytes.load(Ordering::Relaxed) + self.config.segment_bytes > self.config.max_bytes
+        self.disk_bytes.load(Ordering::Relaxed) + self.config.segment_bytes()
+            > self.config.max_bytes()
     }
 
     /// Replaces `full` as the current segment, unless another appender
@@ -86,7 +87,7 @@ impl Shared {
             None => {
                 if self.over_budget() {
                     return Err(AppendError::Full {
-                        max_bytes: self.config.max_bytes,
+                        max_bytes: self.config.max_bytes(),
                     });
                 }
                 self.create_segment(&mut rot)?
@@ -107,7 +108,7 @@ impl Shared {
         // Spent even on failure: a half-created file would block a retry
         // under the same name.
         rot.next_index += 1;
-        let seg = Segment::create(&self.dir, index, self.config.segment_bytes)?;
+        let seg = Segment::create(&self.dir, index, self.config.segment_bytes())?;
         self.disk_bytes
             .fetch_add(seg.file_bytes(), Ordering::Relaxed);
         self.segment_count.fetch_add(1, Ordering::Relaxed);

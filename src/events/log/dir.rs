@@ -1,5 +1,5 @@
-//! The log's directory: its lock, the names of segment files, the cursor
-//! file, and making creates, renames and deletes durable.
+//! The log's directory: its lock, listing segment files, the cursor file,
+//! and making creates, renames and deletes durable.
 
 use std::fs::{self, File, TryLockError};
 use std::io::{self, Read, Write};
@@ -7,8 +7,7 @@ use std::path::{Path, PathBuf};
 
 use tracing::warn;
 
-use super::record::{le_u32, ALIGN};
-use super::Pos;
+use super::format::{le_u32, segment_index, Pos, ALIGN};
 
 const CURSOR: &str = "cursor";
 const CURSOR_TMP: &str = "cursor.tmp";
@@ -37,23 +36,13 @@ pub(super) fn lock(dir: &Path) -> io::Result<File> {
     Ok(lock)
 }
 
-/// The file of the segment with this index.
-pub(super) fn segment_path(dir: &Path, index: u64) -> PathBuf {
-    dir.join(format!("seg-{index:020}.log"))
-}
-
 /// Segment files in `dir`, by index.
 pub(super) fn list_segments(dir: &Path) -> io::Result<Vec<(u64, PathBuf)>> {
     let mut found = Vec::new();
     for entry in fs::read_dir(dir)? {
         let entry = entry?;
         let name = entry.file_name();
-        let index = name
-            .to_str()
-            .and_then(|n| n.strip_prefix("seg-"))
-            .and_then(|n| n.strip_suffix(".log"))
-            .filter(|n| n.len() == 20)
-            .and_then(|n| n.parse::<u64>().ok());
+        let index = name.to_str().and_then(segment_index);
         if let Some(index) = index {
             found.push((index, entry.path()));
         }

@@ -8,9 +8,10 @@ use std::sync::Arc;
 use bytes::{Bytes, BytesMut};
 
 use super::dir::{remove_if_present, sync_dir, write_cursor};
-use super::record::{step, Step, ALIGN};
+use super::format::{Pos, ALIGN};
+use super::record::{step, Step};
 use super::segment::Segment;
-use super::{lock, Pos, Shared};
+use super::shared::{lock, Shared};
 
 /// A record read back from the log.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -211,7 +212,7 @@ impl Shared {
 
 #[cfg(test)]
 mod tests {
-    use super::super::record::Frame;
+    use super::super::format::Frame;
     use super::super::tests::{config, open, payloads, read_all};
     use super::super::EventLog;
     use super::*;

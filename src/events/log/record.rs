@@ -1,5 +1,5 @@
-//! Records: how one is framed in a segment, its checksum, and the scan that
-//! finds whole records, skips damage and recovers a directory at open.
+//! Scanning records: the scan that finds whole records in a segment, checks
+//! their checksums, skips damage and recovers a directory at open.
 
 use std::collections::VecDeque;
 use std::io;
@@ -7,58 +7,8 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use super::dir::remove_if_present;
+use super::format::{le_u32, record_size, Pos, ALIGN, CRC_AT, HEADER, LEN_AT, MAGIC};
 use super::segment::{Segment, View};
-use super::Pos;
-
-/// Marks a committed record. Any nonzero constant works; this one spells
-/// "GLET" in a hex dump, which makes segments easy to recognise.
-pub(super) const MAGIC: u32 = 0x5445_4C47;
-/// Bytes of a record header: magic, length, crc32c, reserved.
-pub(super) const HEADER: u64 = 16;
-/// Offset of the payload length in a header.
-pub(super) const LEN_AT: usize = 4;
-/// Offset of the checksum in a header.
-pub(super) const CRC_AT: usize = 8;
-/// Every record starts and ends on this boundary, which keeps the magic word
-/// aligned for atomic access and gives resynchronisation few offsets to try.
-pub(super) const ALIGN: u64 = 8;
-
-/// A record ready to be written: its header fields, computed before any
-/// space is reserved so that an append in flight (which the reader may wait
-/// on) only copies.
-pub(super) struct Frame<'p> {
-    /// The payload length, little-endian.
-    pub(super) len: [u8; 4],
-    /// crc32c of `len` and the payload, little-endian.
-    pub(super) crc: [u8; 4],
-    pub(super) payload: &'p [u8],
-}
-
-impl<'p> Frame<'p> {
-    /// Frames `payload`, which the caller has kept under a quarter segment
-    /// (so its length fits the `u32` length word).
-    #[inline]
-    pub(super) fn new(payload: &'p [u8]) -> Frame<'p> {
-        let len = (payload.len() as u32).to_le_bytes();
-        let crc = crc32c::crc32c_append(crc32c::crc32c(&len), payload).to_le_bytes();
-        Frame { len, crc, payload }
-    }
-
-    /// Bytes the record takes in a segment.
-    #[inline]
-    pub(super) fn size(&self) -> u64 {
-        record_size(self.payload.len() as u64)
-    }
-}
-
-/// Bytes a record of `len` payload bytes takes, header and padding included.
-pub(super) fn record_size(len: u64) -> u64 {
-    HEADER + len.next_multiple_of(ALIGN)
-}
-
-pub(super) fn le_u32(b: &[u8], at: usize) -> u32 {
-    u32::from_le_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]])
-}
 
 /// What lies at an offset of a segment.
 pub(super) enum Step<'a> {

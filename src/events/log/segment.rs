@@ -20,8 +20,7 @@ use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
 use memmap2::MmapRaw;
 
-use super::dir::segment_path;
-use super::record::{le_u32, Frame, ALIGN, CRC_AT, HEADER, LEN_AT, MAGIC};
+use super::format::{le_u32, segment_path, Frame, ALIGN, CRC_AT, HEADER, LEN_AT, MAGIC};
 
 /// Set in a segment's tail when it is rotated away. No reservation can
 /// succeed after it, which is what lets the reader trust a zero `inflight`.

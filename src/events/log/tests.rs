@@ -11,7 +11,7 @@ use std::thread;
 use proptest::prelude::*;
 
 use super::dir::list_segments;
-use super::record::{le_u32, record_size, MAGIC};
+use super::format::{le_u32, record_size, MAGIC};
 use super::*;
 
 /// Small segments, so a few hundred records cross several of them.
