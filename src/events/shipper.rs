@@ -57,7 +57,7 @@ pub enum ErrorKind {
 const DATA_ERROR_CODES: &[u32] = &[6, 26, 27, 32, 33, 38, 41, 53, 69, 70, 72, 117, 131];
 
 /// Classifies an INSERT error for retry: [`ErrorKind::Data`] only for a
-/// ClickHouse server error whose code is one of [`DATA_ERROR_CODES`], every
+/// ClickHouse server error whose code is one of `DATA_ERROR_CODES`, every
 /// other error transient. Rows go to a rejected file only when the server
 /// has said they are bad; an error on our side (a TLS or URL problem, a
 /// client bug, a variant a newer client adds) is retried, leaving the

@@ -5,8 +5,8 @@
 //!
 //! Layers, outermost first: request counting, bearer auth (every
 //! `/api/v1/*` route but the document), the body-size limit; then the
-//! routes, whose bad input is answered by [`error::ApiJson`] and
-//! [`error::ApiError`] in the one error shape.
+//! routes, whose bad input is answered by `error::ApiJson` and
+//! `error::ApiError` in the one error shape.
 
 mod entities;
 mod error;
