@@ -1,19 +1,27 @@
 //! The catalog of partners, offers and links: stored in Redis, mirrored in
 //! every node's memory, kept current by a change channel.
 //!
-//! In reading order:
+//! The files, bottom up: `change`, `routes`, `message`, `store`, `sync`.
+//! Each imports only files earlier in that order, never a later one; and
+//! `routes` imports `change` alone, so nothing Redis reaches it.
 //!
-//! - [`change`]: one [`Change`], the unit everything below passes around.
+//! - [`change`]: one [`Change`], the unit every other file passes around.
+//!   Plain data, no Redis.
 //! - [`routes`]: the [`RouteCache`], the in-memory mirror and the routes
 //!   built from it. The redirect path reads only [`RouteCache::lookup`]: a
-//!   `DashMap` read, no I/O. It knows nothing of Redis.
+//!   `DashMap` read, no I/O. It imports only `change`, so it knows nothing
+//!   of Redis, not even indirectly.
+//! - [`message`]: the numbered change message on the wire,
+//!   `{number}|{change json}`: the Lua snippet and the transaction step
+//!   that number and publish it, and the parser that reads it back.
 //! - [`store`]: the [`Catalog`], the Redis store behind the admin API. A
 //!   write goes to Redis in one transaction or script that also numbers
 //!   the change and publishes it, and is applied to this node's cache as
 //!   soon as Redis has it: a deleted link stops redirecting on this node
 //!   before the admin call answers.
-//! - [`sync`]: the numbered change channel. Every node applies published
-//!   changes to its cache, so other nodes follow when the message arrives;
+//! - [`sync`]: following the numbered change channel, as `impl Catalog`
+//!   blocks over the store. Every node applies published changes to its
+//!   cache, so other nodes follow when the message arrives;
 //!   a full reload runs after every (re)subscription and when the numbers
 //!   show a missed message (a gap, or a counter ahead of what was applied
 //!   for a whole `resync_interval_secs`). A quiet catalog is never
@@ -23,6 +31,7 @@
 //! admin writes answer `503`.
 
 pub mod change;
+pub mod message;
 pub mod routes;
 pub mod store;
 pub mod sync;

@@ -1,6 +1,6 @@
 //! The store: partners, offers and links as JSON in Redis hashes, written
-//! together with their numbered change (see [`super::sync`]) and applied to
-//! this node's [`RouteCache`] as soon as Redis has them.
+//! together with their numbered change (see [`super::message`]) and
+//! applied to this node's [`RouteCache`] as soon as Redis has them.
 //!
 //! Layout, under the configured prefix: `{kind}s` (hash: id → JSON),
 //! `idx:{kind}s` (sorted set of ids, for paging), `seq:{kind}` (id counter),
@@ -20,8 +20,8 @@ use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
 use super::change::Change;
+use super::message::{self, publish_lua};
 use super::routes::RouteCache;
-use super::sync::{self as channel, publish_lua};
 use crate::backoff::Backoff;
 use crate::click_id::MAX_LINK_ID;
 use crate::config::RedisConfig;
@@ -429,7 +429,7 @@ impl Catalog {
 
     /// Adds "number the change and publish it" to a transaction.
     fn publish(&self, pipe: &mut redis::Pipeline, change: String) {
-        channel::publish(pipe, &self.keys.version, &self.keys.channel, change);
+        message::publish(pipe, &self.keys.version, &self.keys.channel, change);
     }
 
     /// The change counter now.

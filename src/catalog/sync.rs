@@ -1,58 +1,20 @@
-//! The numbered change channel: how a write is announced to every node, and
-//! how each node follows the announcements into its route cache.
+//! Following the numbered change channel: how each node keeps its route
+//! cache current with the writes of every other node.
 //!
-//! Every write numbers its change with a counter in Redis and publishes
-//! `{number}|{change json}` on `{prefix}changes`, in the same script as the
-//! write itself (so the number and the message cannot part). A follower
-//! applies messages in order; a number skipped, or a counter that stays
-//! ahead of what was applied for a whole `resync_interval_secs`, means a
-//! message was lost and triggers a full reload. A quiet catalog is never
-//! reloaded.
+//! Every write numbers its change with a counter in Redis and publishes it
+//! on `{prefix}changes` (the format and the publishing:
+//! [`super::message`]). A follower applies messages in order; a number
+//! skipped, or a counter that stays ahead of what was applied for a whole
+//! `resync_interval_secs`, means a message was lost and triggers a full
+//! reload. A quiet catalog is never reloaded.
 
 use futures_util::StreamExt;
 use tokio_util::sync::CancellationToken;
 use tracing::warn;
 
-use super::change::Change;
+use super::message::parse_message;
 use super::store::{Catalog, StoreError};
 use crate::backoff::Backoff;
-
-/// Lua defining `publish(counter, channel, change)`: numbers a change and
-/// publishes it as `{number}|{json}`, returning the number. Every script
-/// that writes the catalog starts with it, so the message format is written
-/// down here only.
-macro_rules! publish_lua {
-    () => {
-        "local function publish(counter, channel, change) \
-         local v = redis.call('INCR', counter) \
-         redis.call('PUBLISH', channel, v .. '|' .. change) \
-         return v end\n"
-    };
-}
-pub(super) use publish_lua;
-
-/// Numbers a change and publishes it, atomically.
-const PUBLISH_SCRIPT: &str = concat!(publish_lua!(), "return publish(KEYS[1], KEYS[2], ARGV[1])");
-
-/// Adds "number `change` with `counter` and publish it on `channel`" to a
-/// transaction.
-pub(super) fn publish(pipe: &mut redis::Pipeline, counter: &str, channel: &str, change: String) {
-    pipe.cmd("EVAL")
-        .arg(PUBLISH_SCRIPT)
-        .arg(2)
-        .arg(counter)
-        .arg(channel)
-        .arg(change)
-        .ignore();
-}
-
-/// Splits a change message into its number and change.
-fn parse_message(bytes: &[u8]) -> Option<(u64, Change)> {
-    let bar = bytes.iter().position(|&b| b == b'|')?;
-    let v = std::str::from_utf8(&bytes[..bar]).ok()?.parse().ok()?;
-    let change = serde_json::from_slice(&bytes[bar + 1..]).ok()?;
-    Some((v, change))
-}
 
 impl Catalog {
     /// Follows the change channel until `stop`: applies every change,
@@ -144,20 +106,5 @@ impl Catalog {
         let v = self.version().await?;
         self.reload().await?;
         Ok(v)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn numbered_messages_parse() {
-        let (v, ch) = parse_message(br#"42|{"kind":"link","id":5,"data":null}"#).unwrap();
-        assert_eq!(v, 42);
-        assert!(matches!(ch, Change::Link { id: 5, data: None }));
-        for bad in [&b"{}"[..], b"x|{}", b"7|not json", b"", b"|"] {
-            assert!(parse_message(bad).is_none(), "{bad:?}");
-        }
     }
 }
