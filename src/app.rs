@@ -23,7 +23,7 @@ use crate::client_ip::TrustedProxies;
 use crate::config::Config;
 use crate::events::log::EventLog;
 use crate::events::rejected::Rejected;
-use crate::events::shipper::Shipper;
+use crate::events::shipper::{Shipper, ShipperSettings};
 use crate::events::EventSink;
 use crate::http::admin::{AdminState, AdminToken, CatalogSlot};
 use crate::http::public::PublicState;
@@ -231,7 +231,16 @@ pub async fn run(config: Config, migrate: bool, stop: CancellationToken) -> anyh
         clickhouse_client(&config, true),
         rejected,
         metrics.clone(),
-        &config.clickhouse,
+        ShipperSettings {
+            database: config.clickhouse.database.clone(),
+            batch_rows: config.clickhouse.batch_rows,
+            flush_interval: Duration::from_millis(config.clickhouse.flush_interval_ms),
+            retry: Backoff::new(
+                Duration::from_millis(config.clickhouse.retry_initial_ms),
+                Duration::from_millis(config.clickhouse.retry_max_ms),
+            ),
+            insert_timeout: Duration::from_secs(config.clickhouse.insert_timeout_secs),
+        },
     );
     let grace = Duration::from_secs(config.http.shutdown_grace_secs);
     let shipper_task = spawn_shipper(shipper, ship_stop.clone(), grace)

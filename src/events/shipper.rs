@@ -37,7 +37,6 @@ use super::log::{EventLog, LogReader, Pos, Record};
 use super::rejected::Rejected;
 use super::{ClickRow, Event, EventKind, OrphanRow};
 use crate::backoff::{Backoff, Stopped};
-use crate::config::ClickHouseConfig;
 use crate::metrics::Metrics;
 
 /// The query that finds which click ids of a batch ClickHouse holds.
@@ -136,6 +135,22 @@ pub struct Shipper {
     oldest_ts: AtomicU32,
 }
 
+/// How the shipper batches and retries: the `clickhouse.*` keys of the
+/// config, which `app` hands over (the shipper does not read the config).
+#[derive(Debug, Clone)]
+pub struct ShipperSettings {
+    /// The database holding the tables.
+    pub database: String,
+    /// Most rows in one INSERT.
+    pub batch_rows: usize,
+    /// Longest a row waits for its batch to fill.
+    pub flush_interval: Duration,
+    /// Waits between attempts at one batch.
+    pub retry: Backoff,
+    /// Longest one INSERT may take before its fate counts as unknown.
+    pub insert_timeout: Duration,
+}
+
 impl Shipper {
     /// A shipper reading `reader` (of `log`) into `client`.
     pub fn new(
@@ -144,23 +159,20 @@ impl Shipper {
         client: Client,
         rejected: Rejected,
         metrics: Arc<Metrics>,
-        cfg: &ClickHouseConfig,
+        settings: ShipperSettings,
     ) -> Self {
         Shipper {
             reader: Arc::new(Mutex::new(reader)),
             log,
             client,
             existing_sql: sql_without_comments(EXISTING_CLICK_IDS_SQL)
-                .replace("{database}", &cfg.database),
+                .replace("{database}", &settings.database),
             rejected,
             metrics,
-            batch_rows: cfg.batch_rows,
-            interval: Duration::from_millis(cfg.flush_interval_ms),
-            retry: Backoff::new(
-                Duration::from_millis(cfg.retry_initial_ms),
-                Duration::from_millis(cfg.retry_max_ms),
-            ),
-            insert_timeout: Duration::from_secs(cfg.insert_timeout_secs),
+            batch_rows: settings.batch_rows,
+            interval: settings.flush_interval,
+            retry: settings.retry,
+            insert_timeout: settings.insert_timeout,
             oldest_ts: AtomicU32::new(0),
         }
     }
@@ -653,13 +665,7 @@ mod tests {
             EventLog::open(&dir.path().join("log"), LogConfig::new(4096, 8192).unwrap()).unwrap(),
         );
         let reader = log.reader();
-        let cfg = ClickHouseConfig {
-            url: format!("https://127.0.0.1:{port}"),
-            retry_initial_ms: 1,
-            retry_max_ms: 1,
-            ..ClickHouseConfig::default()
-        };
-        let client = Client::default().with_url(&cfg.url);
+        let client = Client::default().with_url(format!("https://127.0.0.1:{port}"));
         let rejected_dir = dir.path().join("rejected");
         let metrics = Arc::new(Metrics::new());
         let shipper = Shipper::new(
@@ -668,7 +674,13 @@ mod tests {
             client,
             Rejected::open(&rejected_dir).unwrap(),
             Arc::clone(&metrics),
-            &cfg,
+            ShipperSettings {
+                database: "trackedge".into(),
+                batch_rows: 1000,
+                flush_interval: Duration::from_millis(10),
+                retry: Backoff::constant(Duration::from_millis(1)),
+                insert_timeout: Duration::from_secs(5),
+            },
         );
         let mut event = Vec::new();
         Event::Click(ClickRow {
