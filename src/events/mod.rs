@@ -237,10 +237,11 @@ impl EventSink {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    fn click() -> ClickRow<'static> {
+    /// A click with awkward sub-ids, for tests that need one.
+    pub(crate) fn click() -> ClickRow<'static> {
         ClickRow {
             click_id: "0A2b5nkX12I0sfAI8Qi4Oy2LGb50BiqH",
             ts: 1_790_000_000,

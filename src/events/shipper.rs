@@ -683,28 +683,7 @@ mod tests {
             },
         );
         let mut event = Vec::new();
-        Event::Click(ClickRow {
-            click_id: "0A2b5nkX12I0sfAI8Qi4Oy2LGb50BiqH",
-            ts: 1_790_000_000,
-            code: "summer",
-            link_id: 7,
-            partner_id: 1,
-            offer_id: 2,
-            sub1: "",
-            sub2: "",
-            sub3: "",
-            sub4: "",
-            sub5: "",
-            ip: "192.0.2.1",
-            user_agent: "ua",
-            referer: "",
-            is_bot: 0,
-            is_rate_limited: 0,
-            country: "",
-            device: "desktop",
-            node: "n1",
-        })
-        .encode(&mut event);
+        Event::Click(crate::events::tests::click()).encode(&mut event);
         log.append(&event).unwrap();
         let records = lock(&shipper.reader).read(10).unwrap();
         assert_eq!(records.len(), 1);
