@@ -21,6 +21,8 @@
 //! - [`events`]: the rows, the crash-safe segment log they are appended to,
 //!   the shipper that moves them to ClickHouse exactly once, and the files
 //!   of rows ClickHouse rejected.
+//! - [`conversions`]: what merchants report (pixel, postback): parameters
+//!   and authentication, pure; [`currency`]: the ISO 4217 codes in use.
 //! - [`schema`]: the ClickHouse schema and `migrate`.
 //! - [`backoff`]: the one retry-wait rule of every loop that retries.
 //! - [`metrics`]: every Prometheus metric, registered once.
@@ -32,6 +34,8 @@ pub mod catalog;
 pub mod click_id;
 pub mod client_ip;
 pub mod config;
+pub mod conversions;
+pub mod currency;
 pub mod events;
 pub mod http;
 pub mod metrics;

@@ -292,9 +292,10 @@ fn check_money(field: &str, d: &Decimal, max: Decimal) -> Result<(), FieldError>
     Ok(())
 }
 
-/// True for an ISO 4217-shaped code: three upper-case letters.
+/// True for an ISO 4217 code in use (three upper-case letters that name a
+/// currency: `UDS` is refused).
 pub fn is_currency(s: &str) -> bool {
-    s.len() == 3 && s.bytes().all(|b| b.is_ascii_uppercase())
+    crate::currency::is_known(s)
 }
 
 impl Partner {
@@ -409,7 +410,7 @@ impl Offer {
         if !is_currency(&self.currency) {
             return Err(FieldError::new(
                 "currency",
-                "must be an ISO 4217 code such as USD",
+                "must be an ISO 4217 currency code in use, such as USD",
             ));
         }
         if !(1..=3650).contains(&self.attribution_window_days) {
@@ -494,6 +495,7 @@ mod tests {
             ("", None),
             (r#","currency":"EUR","attribution_window_days":7"#, None),
             (r#","currency":"eur""#, Some("currency")),
+            (r#","currency":"UDS""#, Some("currency")),
             (r#","currency":"EURO""#, Some("currency")),
             (
                 r#","attribution_window_days":0"#,

@@ -1,0 +1,11 @@
+//! The conversion side: what a merchant reports through `GET /pixel` and
+//! `GET|POST /postback`, and how it is checked before attribution decides.
+//!
+//! Files, bottom up: `params` reads and validates a conversion's
+//! parameters from a query string, a form body or a JSON body, naming the
+//! parameter at fault; `auth` checks the offer's postback token, the
+//! `X-Trackedge-Signature` HMAC and the IP allowlist. Both are pure: no
+//! Redis, no clock (the caller passes the time).
+
+pub mod auth;
+pub mod params;
