@@ -44,6 +44,11 @@ fn cache(metrics: &Arc<Metrics>) -> Arc<RouteCache> {
         currency: "USD".into(),
         attribution_window_days: 30,
         postback_token: "t".into(),
+        signing_secret: String::new(),
+        pixel_status: Default::default(),
+        min_click_seconds: 0,
+        manual_review: false,
+        postback_allowlist: Vec::new(),
         status: Status::Active,
         created_at: "t".into(),
     };

@@ -402,6 +402,11 @@ pub(crate) mod fixtures {
             currency: "USD".into(),
             attribution_window_days: 30,
             postback_token: "tok".into(),
+            signing_secret: String::new(),
+            pixel_status: Default::default(),
+            min_click_seconds: 0,
+            manual_review: false,
+            postback_allowlist: Vec::new(),
             status,
             created_at: "t".into(),
         }

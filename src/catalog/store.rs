@@ -27,8 +27,8 @@ use crate::click_id::MAX_LINK_ID;
 use crate::config::RedisConfig;
 use crate::metrics::Metrics;
 use crate::model::{
-    check_code, random_code, random_token, FieldError, Link, LinkPatch, NewLink, NewOffer,
-    NewPartner, Offer, OfferPatch, Partner, PartnerPatch,
+    check_code, random_code, random_token, FieldError, GeneratedSecrets, Link, LinkPatch, NewLink,
+    NewOffer, NewPartner, Offer, OfferPatch, Partner, PartnerPatch,
 };
 
 /// The three kinds of entity.
@@ -499,7 +499,11 @@ impl Catalog {
     /// Creates an offer with a fresh postback token.
     pub async fn create_offer(&self, req: NewOffer) -> Result<Offer, StoreError> {
         let id = self.next_id(Kind::Offer).await?;
-        let o = Offer::create(id, req, random_token(), now_rfc3339())?;
+        let secrets = GeneratedSecrets {
+            postback_token: random_token(),
+            signing_secret: random_token(),
+        };
+        let o = Offer::create(id, req, secrets, now_rfc3339())?;
         self.put(&o).await?;
         Ok(o)
     }
