@@ -5,7 +5,9 @@
 //! parameters from a query string, a form body or a JSON body, naming the
 //! parameter at fault; `auth` checks the offer's postback token, the
 //! `X-Trackedge-Signature` HMAC and the IP allowlist. Both are pure: no
-//! Redis, no clock (the caller passes the time).
+//! Redis, no clock (the caller passes the time). `state` holds what nodes
+//! share in Redis: deduplication claims and customer bindings.
 
 pub mod auth;
 pub mod params;
+pub mod state;

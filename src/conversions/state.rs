@@ -1,0 +1,257 @@
+//! What conversions share across nodes, in Redis: which orders and events
+//! were already counted (so a repeat is `duplicate`, atomically, on every
+//! node at once) and which click each customer is bound to.
+//!
+//! A claim is one `SET NX`: of twenty identical postbacks racing on any
+//! number of nodes, exactly one sets the key. A claim whose conversion
+//! could then not be made durable is released (compare-and-delete, so
+//! only its own claim), and the merchant's retry is not a duplicate.
+
+use std::time::Duration;
+
+use redis::aio::ConnectionManager;
+
+/// Redis state of the conversion side.
+#[derive(Clone)]
+pub struct ConversionState {
+    conn: ConnectionManager,
+    prefix: String,
+    /// Bounds every call: an outage answers `503` (the merchant retries)
+    /// instead of holding the request.
+    timeout: Duration,
+    /// How long a claim is remembered: later repeats are new conversions.
+    dedup_ttl_secs: u64,
+}
+
+/// What makes two conversions the same.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DedupKey<'a> {
+    /// `(offer, order_id)`.
+    Order {
+        /// The offer.
+        offer_id: u64,
+        /// The merchant's order id.
+        order_id: &'a str,
+    },
+    /// With no order id: `(offer, click or customer, event)`.
+    Event {
+        /// The offer.
+        offer_id: u64,
+        /// The click id, or `customer:` and the customer id.
+        subject: Subject<'a>,
+        /// The event name.
+        event: &'a str,
+    },
+}
+
+/// Who an event without an order id is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Subject<'a> {
+    /// A click id.
+    Click(&'a str),
+    /// A customer id.
+    Customer(&'a str),
+}
+
+/// The outcome of a claim.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Claim {
+    /// First of its kind: this conversion counts.
+    Fresh,
+    /// Already counted, by the conversion named.
+    Duplicate(String),
+}
+
+/// Redis did not answer in time, or refused.
+#[derive(Debug, thiserror::Error)]
+#[error("redis is unavailable: {0}")]
+pub struct StateError(String);
+
+impl From<redis::RedisError> for StateError {
+    fn from(e: redis::RedisError) -> Self {
+        StateError(e.to_string())
+    }
+}
+
+const RELEASE_SCRIPT: &str =
+    "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) else return 0 end";
+
+impl DedupKey<'_> {
+    /// The Redis key, under `prefix`. Values are length-prefixed so no
+    /// order id can forge another key's shape.
+    pub fn redis_key(&self, prefix: &str) -> String {
+        match self {
+            DedupKey::Order { offer_id, order_id } => {
+                format!("{prefix}dedup:{offer_id}:o:{}:{order_id}", order_id.len())
+            }
+            DedupKey::Event {
+                offer_id,
+                subject,
+                event,
+            } => {
+                let (kind, who) = match subject {
+                    Subject::Click(c) => ("c", c),
+                    Subject::Customer(c) => ("u", c),
+                };
+                format!(
+                    "{prefix}dedup:{offer_id}:{kind}:{}:{who}:{event}",
+                    who.len()
+                )
+            }
+        }
+    }
+}
+
+fn customer_key(prefix: &str, offer_id: u64, customer_id: &str) -> String {
+    format!("{prefix}customer:{offer_id}:{customer_id}")
+}
+
+impl ConversionState {
+    /// State over `conn`, keys under `prefix`.
+    pub fn new(
+        conn: ConnectionManager,
+        prefix: &str,
+        timeout: Duration,
+        dedup_ttl_secs: u64,
+    ) -> Self {
+        ConversionState {
+            conn,
+            prefix: prefix.to_string(),
+            timeout,
+            dedup_ttl_secs,
+        }
+    }
+
+    async fn run<T>(
+        &self,
+        f: impl std::future::Future<Output = redis::RedisResult<T>>,
+    ) -> Result<T, StateError> {
+        match tokio::time::timeout(self.timeout, f).await {
+            Ok(r) => Ok(r?),
+            Err(_) => Err(StateError("timed out".into())),
+        }
+    }
+
+    /// Claims `key` for `conversion_id`, atomically across nodes.
+    pub async fn claim(
+        &self,
+        key: &DedupKey<'_>,
+        conversion_id: &str,
+    ) -> Result<Claim, StateError> {
+        let k = key.redis_key(&self.prefix);
+        let mut conn = self.conn.clone();
+        let set: Option<String> = self
+            .run(
+                redis::cmd("SET")
+                    .arg(&k)
+                    .arg(conversion_id)
+                    .arg("NX")
+                    .arg("EX")
+                    .arg(self.dedup_ttl_secs)
+                    .query_async(&mut conn),
+            )
+            .await?;
+        if set.is_some() {
+            return Ok(Claim::Fresh);
+        }
+        let holder: Option<String> = self
+            .run(redis::cmd("GET").arg(&k).query_async(&mut conn))
+            .await?;
+        Ok(Claim::Duplicate(holder.unwrap_or_default()))
+    }
+
+    /// Gives back a claim this conversion could not make durable.
+    pub async fn release(&self, key: &DedupKey<'_>, conversion_id: &str) -> Result<(), StateError> {
+        let mut conn = self.conn.clone();
+        let _: i64 = self
+            .run(
+                redis::cmd("EVAL")
+                    .arg(RELEASE_SCRIPT)
+                    .arg(1)
+                    .arg(key.redis_key(&self.prefix))
+                    .arg(conversion_id)
+                    .query_async(&mut conn),
+            )
+            .await?;
+        Ok(())
+    }
+
+    /// Binds `customer_id` of `offer_id` to `click_id` unless it is bound
+    /// already; answers the click it is bound to (the first one wins).
+    pub async fn bind_customer(
+        &self,
+        offer_id: u64,
+        customer_id: &str,
+        click_id: &str,
+    ) -> Result<String, StateError> {
+        let k = customer_key(&self.prefix, offer_id, customer_id);
+        let mut conn = self.conn.clone();
+        let set: Option<String> = self
+            .run(
+                redis::cmd("SET")
+                    .arg(&k)
+                    .arg(click_id)
+                    .arg("NX")
+                    .query_async(&mut conn),
+            )
+            .await?;
+        if set.is_some() {
+            return Ok(click_id.to_string());
+        }
+        let bound: Option<String> = self
+            .run(redis::cmd("GET").arg(&k).query_async(&mut conn))
+            .await?;
+        Ok(bound.unwrap_or_else(|| click_id.to_string()))
+    }
+
+    /// The click `customer_id` of `offer_id` is bound to, if any.
+    pub async fn bound_click(
+        &self,
+        offer_id: u64,
+        customer_id: &str,
+    ) -> Result<Option<String>, StateError> {
+        let mut conn = self.conn.clone();
+        self.run(
+            redis::cmd("GET")
+                .arg(customer_key(&self.prefix, offer_id, customer_id))
+                .query_async(&mut conn),
+        )
+        .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_cannot_be_confused() {
+        let order = |o: &'static str| DedupKey::Order {
+            offer_id: 7,
+            order_id: o,
+        };
+        let event = |s: Subject<'static>, e: &'static str| DedupKey::Event {
+            offer_id: 7,
+            subject: s,
+            event: e,
+        };
+        let keys = [
+            order("A1").redis_key("te:"),
+            order("A1:x").redis_key("te:"),
+            DedupKey::Order {
+                offer_id: 8,
+                order_id: "A1",
+            }
+            .redis_key("te:"),
+            event(Subject::Click("c1"), "sale").redis_key("te:"),
+            event(Subject::Customer("c1"), "sale").redis_key("te:"),
+            event(Subject::Click("c1"), "lead").redis_key("te:"),
+            // A customer id holding what looks like the rest of a key.
+            event(Subject::Customer("c1:sale"), "x").redis_key("te:"),
+            event(Subject::Customer("c1"), "sale:x").redis_key("te:"),
+        ];
+        let unique: std::collections::HashSet<_> = keys.iter().collect();
+        assert_eq!(unique.len(), keys.len(), "{keys:#?}");
+        assert_eq!(keys[0], "te:dedup:7:o:2:A1");
+    }
+}
