@@ -138,6 +138,11 @@ pub struct RouteCache {
     /// one entry and no further allocation. Fx hashing: keys come from the admin API, not from clients, and a
     /// lookup of an absent key costs the same as any other.
     routes: DashMap<CodeKey, Route, FxBuildHasher>,
+    /// Partners and offers as the conversion side reads them (a postback
+    /// must not wait for a writer's mutex, held through a whole reload).
+    /// Few entries, written where `state` is.
+    partners: DashMap<u64, Arc<Partner>>,
+    offers: DashMap<u64, Arc<Offer>>,
     /// Everything else, touched only by writers; the mutex serializes them
     /// so a route is always built from one consistent state.
     state: Mutex<CacheState>,
@@ -159,6 +164,8 @@ impl RouteCache {
     pub fn new(metrics: Arc<Metrics>) -> Self {
         RouteCache {
             routes: DashMap::with_hasher(FxBuildHasher),
+            partners: DashMap::new(),
+            offers: DashMap::new(),
             state: Mutex::new(CacheState::default()),
             metrics,
         }
@@ -176,6 +183,29 @@ impl RouteCache {
     pub fn lookup(&self, code: &str) -> Option<RouteRef<'_>> {
         let key = CodeKey::new(code)?;
         self.routes.get(&key)
+    }
+
+    /// The partner `id`, active or not.
+    pub fn partner(&self, id: u64) -> Option<Arc<Partner>> {
+        self.partners.get(&id).map(|p| Arc::clone(&p))
+    }
+
+    /// The offer `id`, active or not.
+    pub fn offer(&self, id: u64) -> Option<Arc<Offer>> {
+        self.offers.get(&id).map(|o| Arc::clone(&o))
+    }
+
+    /// The offer whose postback token is `token`. Every offer's token is
+    /// compared in constant time, so the answer's timing tells nothing
+    /// about how close a guess came.
+    pub fn offer_by_token(&self, token: &str) -> Option<Arc<Offer>> {
+        let mut found = None;
+        for o in self.offers.iter() {
+            if crate::conversions::auth::token_matches(token, &o.postback_token) {
+                found = Some(Arc::clone(o.value()));
+            }
+        }
+        found
     }
 
     /// Active links cached.
@@ -209,12 +239,22 @@ impl RouteCache {
         match change {
             Change::Partner { id, data } => {
                 match data {
-                    Some(p) => st.partners.insert(id, p),
-                    None => st.partners.remove(&id),
+                    Some(p) => {
+                        self.partners.insert(id, Arc::new(p.clone()));
+                        st.partners.insert(id, p)
+                    }
+                    None => {
+                        self.partners.remove(&id);
+                        st.partners.remove(&id)
+                    }
                 };
                 self.replace_where(&mut st, |l| l.partner_id == id);
             }
             Change::Offer { id, data } => {
+                match &data {
+                    Some(o) => self.offers.insert(id, Arc::new(o.clone())),
+                    None => self.offers.remove(&id).map(|(_, o)| o),
+                };
                 match data.and_then(|o| offer_template(&o).map(|t| (o, t))) {
                     Some(pair) => st.offers.insert(id, pair),
                     None => st.offers.remove(&id),
@@ -245,6 +285,16 @@ impl RouteCache {
     /// Replaces the whole catalog, e.g. after a reload from Redis.
     pub fn load(&self, partners: Vec<Partner>, offers: Vec<Offer>, links: Vec<Link>) {
         let mut st = self.lock();
+        let partner_ids: HashSet<u64> = partners.iter().map(|p| p.id).collect();
+        self.partners.retain(|id, _| partner_ids.contains(id));
+        for p in &partners {
+            self.partners.insert(p.id, Arc::new(p.clone()));
+        }
+        let offer_ids: HashSet<u64> = offers.iter().map(|o| o.id).collect();
+        self.offers.retain(|id, _| offer_ids.contains(id));
+        for o in &offers {
+            self.offers.insert(o.id, Arc::new(o.clone()));
+        }
         st.partners = partners.into_iter().map(|p| (p.id, p)).collect();
         st.offers = offers
             .into_iter()
@@ -456,6 +506,31 @@ mod tests {
             .collect();
         v.sort();
         v
+    }
+
+    #[test]
+    fn partners_and_offers_are_readable_without_the_writers_lock() {
+        let c = cache();
+        let tokens: Vec<(u64, String)> = [10u64, 11, 12]
+            .iter()
+            .filter_map(|id| c.offer(*id).map(|o| (*id, o.postback_token.clone())))
+            .collect();
+        assert!(!tokens.is_empty());
+        for (id, token) in &tokens {
+            assert_eq!(c.offer_by_token(token).map(|o| o.id), Some(*id));
+        }
+        assert!(c.offer_by_token("no-such-token").is_none());
+        assert!(c.offer_by_token("").is_none());
+        assert_eq!(c.partner(1).map(|p| p.id), Some(1));
+        // Changes and reloads keep them in step.
+        c.apply(Change::Partner { id: 1, data: None });
+        assert!(c.partner(1).is_none());
+        let (id, token) = tokens[0].clone();
+        c.apply(Change::Offer { id, data: None });
+        assert!(c.offer(id).is_none());
+        assert!(c.offer_by_token(&token).is_none());
+        c.load(vec![], vec![], vec![]);
+        assert!(tokens.iter().all(|(id, _)| c.offer(*id).is_none()));
     }
 
     #[test]
