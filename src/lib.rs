@@ -17,6 +17,8 @@
 //! - [`model`] and [`template`]: the entities, their validation, and URL
 //!   templates with `{macro}` placeholders.
 //! - [`click_id`]: signed, time-ordered click ids, verifiable with no lookup.
+//! - [`attribution`] and [`payout`]: pure decisions about one conversion:
+//!   its status, reason and attribution; what it pays and which rule said so.
 //! - [`bot`], [`client_ip`], [`ratelimit`]: pure verdicts about a request.
 //! - [`events`]: the rows, the crash-safe segment log they are appended to,
 //!   the shipper that moves them to ClickHouse exactly once, and the files
@@ -28,6 +30,7 @@
 //! - [`metrics`]: every Prometheus metric, registered once.
 
 pub mod app;
+pub mod attribution;
 pub mod backoff;
 pub mod bot;
 pub mod catalog;
@@ -40,6 +43,7 @@ pub mod events;
 pub mod http;
 pub mod metrics;
 pub mod model;
+pub mod payout;
 pub mod ratelimit;
 pub mod redirect;
 pub mod schema;
