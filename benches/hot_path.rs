@@ -10,7 +10,7 @@ use criterion::{criterion_group, criterion_main, Criterion};
 use hyper::header::{HeaderMap, HeaderValue};
 use trackedge::bot::BotDetector;
 use trackedge::catalog::{Change, RouteCache};
-use trackedge::click_id::ClickIdCodec;
+use trackedge::click_id::{ClickFlags, ClickIdCodec};
 use trackedge::client_ip::TrustedProxies;
 use trackedge::config::LimitsConfig;
 use trackedge::events::log::{EventLog, LogConfig};
@@ -71,7 +71,7 @@ fn pieces(c: &mut Criterion) {
     let metrics = Arc::new(Metrics::new());
     let cache = cache(&metrics);
     let codec = ClickIdCodec::new(b"bench-secret-0123456789", &[], 1);
-    let id = codec.issue(42, 1_790_000_000_000);
+    let id = codec.issue(42, 1_790_000_000_000, ClickFlags::default());
 
     c.bench_function("cache_lookup_100k", |b| {
         let mut i = 0u64;
@@ -81,7 +81,7 @@ fn pieces(c: &mut Criterion) {
         })
     });
     c.bench_function("click_id_issue", |b| {
-        b.iter(|| black_box(codec.issue(black_box(42), 1_790_000_000_000)))
+        b.iter(|| black_box(codec.issue(black_box(42), 1_790_000_000_000, ClickFlags::default())))
     });
     c.bench_function("click_id_verify", |b| {
         b.iter(|| black_box(codec.verify(black_box(id.as_str()))))

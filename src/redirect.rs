@@ -1,4 +1,7 @@
-//! `GET|HEAD /{code}`: lookup → click id → record → 302.
+//! `GET|HEAD /{code}`: verdicts → lookup → click id → record → 302.
+//!
+//! The click's verdicts (bot, rate limited) are known before its id is
+//! issued, because the id carries them (signed) to attribution.
 //!
 //! Invariant: this path does no network I/O, no syscall and awaits nothing.
 //! The route comes from the in-memory cache, the click id is computed, and
@@ -17,7 +20,7 @@ use hyper::{Response, StatusCode};
 
 use crate::bot::BotDetector;
 use crate::catalog::RouteCache;
-use crate::click_id::ClickIdCodec;
+use crate::click_id::{ClickFlags, ClickIdCodec};
 use crate::client_ip::TrustedProxies;
 use crate::events::{ClickRow, Event, EventSink, OrphanRow};
 use crate::metrics::Metrics;
@@ -120,6 +123,11 @@ impl Redirector {
         let ip = self.client_ip(req.peer, req.headers);
 
         let subs = Subs::parse(req.query);
+        // The verdict goes into the click id, which is issued under the
+        // route guard; the limiter needs no route, so it runs before the
+        // lookup rather than with the guard held. An orphan hit thus counts
+        // toward its IP's rate too.
+        let is_rate_limited = self.limiter.over_limit(ip);
         let route = self.cache.lookup(req.code);
         let mut ip_buf = IpText::default();
         let ip_text = ip_buf.format(ip);
@@ -139,9 +147,13 @@ impl Redirector {
 
         // Only what the route guard is needed for happens under it (see
         // `RouteCache::lookup`): the ids are copied out, the Location is
-        // rendered, and the guard goes before the limiter and the append.
+        // rendered, and the guard goes before the append.
         let (link_id, partner_id, offer_id) = (route.link_id, route.partner_id, route.offer_id);
-        let click_id = self.codec.issue(link_id, now.as_millis() as u64);
+        let flags = ClickFlags {
+            bot: is_bot,
+            rate_limited: is_rate_limited,
+        };
+        let click_id = self.codec.issue(link_id, now.as_millis() as u64, flags);
         let mut location = String::with_capacity(route.destination.len_hint() + 128);
         route.render_into(
             req.code,
@@ -150,7 +162,6 @@ impl Redirector {
             &mut location,
         );
         drop(route);
-        let is_rate_limited = self.limiter.over_limit(ip);
         let location = match HeaderValue::from_maybe_shared(Bytes::from(location)) {
             Ok(v) => v,
             Err(_) => {
@@ -178,8 +189,9 @@ impl Redirector {
             ip: ip_text,
             user_agent: &user_agent,
             referer: &referer,
-            is_bot: is_bot as u8,
-            is_rate_limited: is_rate_limited as u8,
+            // The row says what the id says: both come from `flags`.
+            is_bot: flags.bot as u8,
+            is_rate_limited: flags.rate_limited as u8,
             country: &country,
             device: device.as_str(),
             node: &self.node,
@@ -187,10 +199,10 @@ impl Redirector {
         if recorded {
             self.metrics.clicks_recorded.inc();
         }
-        if is_bot {
+        if flags.bot {
             self.metrics.clicks_bot.inc();
         }
-        if is_rate_limited {
+        if flags.rate_limited {
             self.metrics.clicks_rate_limited.inc();
         }
         redirect_response(location)
@@ -332,6 +344,14 @@ mod tests {
 
     /// A redirector over a cache routing `aaa`, and the cache itself.
     fn redirector(dir: &std::path::Path) -> (Redirector, Arc<RouteCache>) {
+        redirector_limited(dir, &LimitsConfig::default())
+    }
+
+    /// [`redirector`] with the click rate limit `limits`.
+    fn redirector_limited(
+        dir: &std::path::Path,
+        limits: &LimitsConfig,
+    ) -> (Redirector, Arc<RouteCache>) {
         let metrics = Arc::new(Metrics::new());
         let cache = Arc::new(RouteCache::new(metrics.clone()));
         cache.load(
@@ -345,7 +365,7 @@ mod tests {
             ClickIdCodec::new(b"test-secret-0123456789", &[], 1),
             Arc::new(EventSink::new(Arc::new(log), metrics.clone())),
             TrustedProxies::new(Vec::new()),
-            Arc::new(ClickLimiter::new(&LimitsConfig::default())),
+            Arc::new(ClickLimiter::new(limits)),
             "n".into(),
             None,
             metrics,
@@ -377,6 +397,78 @@ mod tests {
             Some(true),
             "a change to the link would have waited for the click's append"
         );
+    }
+
+    #[test]
+    fn the_click_id_carries_the_verdicts_its_row_records() {
+        let dir = tempfile::tempdir().unwrap();
+        // One click per IP and minute: an IP's second click is over it.
+        let limits = LimitsConfig {
+            clicks_per_ip_per_minute: 1,
+            clicks_burst: 1,
+            ..LimitsConfig::default()
+        };
+        let (redirector, _cache) = redirector_limited(dir.path(), &limits);
+        let browser = "Mozilla/5.0 (X11; Linux x86_64) Gecko/20100101 Firefox/128.0";
+        // (peer, method is HEAD, user agent, expected flags), in order: the
+        // limiter remembers earlier rows' IPs.
+        let cases: &[(&str, bool, &str, ClickFlags)] = &[
+            ("192.0.2.1:1", false, browser, ClickFlags::default()),
+            (
+                "192.0.2.2:1",
+                false,
+                "Googlebot/2.1",
+                ClickFlags {
+                    bot: true,
+                    rate_limited: false,
+                },
+            ),
+            (
+                "192.0.2.1:1",
+                false,
+                browser,
+                ClickFlags {
+                    bot: false,
+                    rate_limited: true,
+                },
+            ),
+            (
+                "192.0.2.2:1",
+                true,
+                browser,
+                ClickFlags {
+                    bot: true,
+                    rate_limited: true,
+                },
+            ),
+        ];
+        for &(peer, is_head, ua, expected) in cases {
+            let mut headers = HeaderMap::new();
+            headers.insert(header::USER_AGENT, HeaderValue::from_str(ua).unwrap());
+            let req = ClickRequest {
+                code: "aaa",
+                query: None,
+                is_head,
+                headers: &headers,
+                peer: peer.parse().unwrap(),
+            };
+            let mut row = None;
+            redirector.respond(&req, |event| {
+                let Event::Click(c) = event else {
+                    panic!("not a click: {peer}")
+                };
+                row = Some((c.click_id.to_string(), c.is_bot, c.is_rate_limited));
+                true
+            });
+            let (click_id, is_bot, is_rate_limited) = row.expect("a click row");
+            let flags = redirector.codec.verify(&click_id).unwrap().flags;
+            assert_eq!(flags, expected, "{peer} {is_head} {ua}");
+            assert_eq!(
+                (is_bot, is_rate_limited),
+                (flags.bot as u8, flags.rate_limited as u8),
+                "{peer} {is_head} {ua}"
+            );
+        }
     }
 
     fn check(query: Option<&str>, expected: [&str; 5]) {
