@@ -3,18 +3,31 @@
 //!
 //! The statements live in `deploy/clickhouse/schema.sql`, the one copy that
 //! operators read, CI proves on ClickHouse 18.16 and on a current release,
-//! and this module runs.
+//! and this module runs. A column added after a table's first release is an
+//! `ALTER TABLE ... ADD COLUMN` statement there, which [`migrate`] runs only
+//! when `system.columns` lacks the column: ClickHouse 18.16 has no
+//! `ADD COLUMN IF NOT EXISTS`.
 
 use clickhouse::Client;
 
 /// The schema file, compiled in.
 pub const SCHEMA_SQL: &str = include_str!("../deploy/clickhouse/schema.sql");
 
+/// Whether a table has a column (see `src/sql/column_exists.sql`).
+pub const COLUMN_EXISTS_SQL: &str = include_str!("sql/column_exists.sql");
+
 /// The schema's statements for `database`, in order.
 pub fn statements(database: &str) -> Vec<String> {
+    statements_of(SCHEMA_SQL, database)
+}
+
+/// The statements of `sql`, a file in `schema.sql`'s layout (statements
+/// separated by a line holding only `;`, `--` comment lines), for
+/// `database`, in order.
+pub fn statements_of(sql: &str, database: &str) -> Vec<String> {
     let mut out = Vec::new();
     let mut current = String::new();
-    for line in SCHEMA_SQL.lines() {
+    for line in sql.lines() {
         let trimmed = line.trim();
         if trimmed == ";" {
             if !current.trim().is_empty() {
@@ -32,20 +45,61 @@ pub fn statements(database: &str) -> Vec<String> {
     out
 }
 
-/// Runs every statement against `client` (which must not name a database:
-/// the first statement creates it).
-pub async fn migrate(client: &Client, database: &str) -> clickhouse::error::Result<usize> {
-    let stmts = statements(database);
-    for s in &stmts {
-        client.query(s).execute().await?;
+/// The table and column an `ALTER TABLE db.table ADD COLUMN name ...`
+/// statement adds, or `None` for any other statement.
+pub fn added_column(statement: &str) -> Option<(&str, &str)> {
+    let words: Vec<&str> = statement.split_whitespace().take(6).collect();
+    match words[..] {
+        ["ALTER", "TABLE", qualified, "ADD", "COLUMN", column] => {
+            let table = qualified.rsplit_once('.').map_or(qualified, |(_, t)| t);
+            Some((table, column))
+        }
+        _ => None,
     }
-    Ok(stmts.len())
+}
+
+/// Runs every statement against `client` (which must not name a database:
+/// the first statement creates it), skipping each `ADD COLUMN` whose column
+/// exists. Returns how many statements ran.
+pub async fn migrate(client: &Client, database: &str) -> clickhouse::error::Result<usize> {
+    let column_exists = COLUMN_EXISTS_SQL
+        .lines()
+        .filter(|l| !l.trim_start().starts_with("--"))
+        .collect::<Vec<_>>()
+        .join("\n");
+    let has = |table: &str, column: &str| {
+        client
+            .query(&column_exists)
+            .bind(database)
+            .bind(table)
+            .bind(column)
+            .fetch_one::<u64>()
+    };
+    let mut ran = 0;
+    for s in statements(database) {
+        if let Some((table, column)) = added_column(&s) {
+            if has(table, column).await? > 0 {
+                continue;
+            }
+            if let Err(e) = client.query(&s).execute().await {
+                // Another node migrating at the same time may have added it.
+                if has(table, column).await? > 0 {
+                    continue;
+                }
+                return Err(e);
+            }
+        } else {
+            client.query(&s).execute().await?;
+        }
+        ran += 1;
+    }
+    Ok(ran)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::events::{ClickRow, OrphanRow};
+    use crate::events::{ClickRow, ConversionRow, OrphanRow, PostbackDeliveryRow};
     use clickhouse::Row;
 
     #[test]
@@ -62,13 +116,16 @@ mod tests {
         assert!(s
             .iter()
             .any(|x| x.starts_with("CREATE TABLE IF NOT EXISTS te_x.conversions")));
+        assert!(s
+            .iter()
+            .any(|x| x.starts_with("ALTER TABLE te_x.conversions")));
         // The crate treats `?` as a bind placeholder.
         assert!(s.iter().all(|x| !x.contains('?')));
     }
 
-    /// The columns of `table`'s CREATE TABLE, in order: the lines between
-    /// the lone `(` and `)`, each a name and a type.
-    fn columns(table: &str) -> Vec<String> {
+    /// The columns of `table`'s CREATE TABLE, in order, as (name, type):
+    /// the lines between the lone `(` and `)`.
+    fn typed_columns(table: &str) -> Vec<(String, String)> {
         let stmt = statements("d")
             .into_iter()
             .find(|x| x.starts_with(&format!("CREATE TABLE IF NOT EXISTS d.{table}\n")))
@@ -78,13 +135,61 @@ mod tests {
             .skip_while(|l| *l != "(")
             .skip(1)
             .take_while(|l| *l != ")")
-            .map(|l| l.split_whitespace().next().unwrap_or_default().to_string())
+            .map(|l| {
+                let (name, ty) = l.trim_end_matches(',').split_once(' ').unwrap_or((l, ""));
+                (name.to_string(), ty.trim().to_string())
+            })
             .collect()
+    }
+
+    fn columns(table: &str) -> Vec<String> {
+        typed_columns(table).into_iter().map(|(n, _)| n).collect()
     }
 
     /// `table`'s columns are `expected`, in that order.
     fn check(table: &str, expected: &[&str]) {
         assert_eq!(columns(table), expected, "columns of {table}");
+    }
+
+    #[test]
+    fn added_columns_are_recognised() {
+        let cases = [
+            (
+                "ALTER TABLE d.conversions ADD COLUMN payout_rule String AFTER attribution",
+                Some(("conversions", "payout_rule")),
+            ),
+            ("ALTER TABLE t ADD COLUMN c UInt8", Some(("t", "c"))),
+            ("ALTER TABLE d.t DROP COLUMN c", None),
+            ("CREATE TABLE IF NOT EXISTS d.t (a String)", None),
+            ("", None),
+        ];
+        for (input, expected) in cases {
+            assert_eq!(added_column(input), expected, "{input}");
+        }
+    }
+
+    /// An upgraded table must end up as a fresh one: every added column is
+    /// in its table's CREATE TABLE with the same type, right after the
+    /// column its AFTER names.
+    #[test]
+    fn added_columns_match_the_create_table() {
+        let added: Vec<String> = statements("d")
+            .into_iter()
+            .filter(|s| added_column(s).is_some())
+            .collect();
+        assert!(added.len() >= 4, "{added:?}");
+        for s in &added {
+            let (table, column) = added_column(s).unwrap();
+            let created = typed_columns(table);
+            let at = created
+                .iter()
+                .position(|(n, _)| n == column)
+                .unwrap_or_else(|| panic!("{column} is not in CREATE TABLE {table}"));
+            let rest = s.split_whitespace().skip(6).collect::<Vec<_>>().join(" ");
+            let (ty, after) = rest.split_once(" AFTER ").expect("an AFTER clause");
+            assert_eq!(created[at].1, ty, "type of {table}.{column}");
+            assert!(at > 0 && created[at - 1].0 == after, "{s}");
+        }
     }
 
     #[test]
@@ -94,5 +199,7 @@ mod tests {
         // field for field, so a renamed, added or reordered field fails here.
         check("clicks", ClickRow::COLUMN_NAMES);
         check("orphan_hits", OrphanRow::COLUMN_NAMES);
+        check("conversions", ConversionRow::COLUMN_NAMES);
+        check("postback_deliveries", PostbackDeliveryRow::COLUMN_NAMES);
     }
 }

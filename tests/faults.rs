@@ -407,3 +407,128 @@ async fn a_full_spool_keeps_redirecting_and_counts_every_drop() {
         "only answered clicks are recorded"
     );
 }
+
+/// Ships `events` through a fresh log with a shipper of its own, as a
+/// restarted node would, until ClickHouse holds `expect` conversion rows.
+async fn ship_conversions(
+    events: &[trackedge::events::Event<'_>],
+    clickhouse_url: &str,
+    database: &str,
+    expect: u64,
+) -> trackedge::metrics::Metrics {
+    use std::time::Duration;
+    use trackedge::backoff::Backoff;
+    use trackedge::events::log::{EventLog, LogConfig};
+    use trackedge::events::rejected::Rejected;
+    use trackedge::events::shipper::{Shipper, ShipperSettings};
+
+    let dir = tempfile::tempdir().unwrap();
+    let log = Arc::new(
+        EventLog::open(
+            &dir.path().join("log"),
+            LogConfig::new(1 << 20, 1 << 22).unwrap(),
+        )
+        .unwrap(),
+    );
+    for e in events {
+        let mut buf = Vec::new();
+        e.encode(&mut buf);
+        log.append(&buf).unwrap();
+    }
+    let metrics = Arc::new(trackedge::metrics::Metrics::new());
+    let shipper = Shipper::new(
+        Arc::clone(&log),
+        log.reader(),
+        clickhouse::Client::default()
+            .with_url(clickhouse_url)
+            .with_database(database)
+            .with_validation(false),
+        Rejected::open(&dir.path().join("rejected")).unwrap(),
+        Arc::clone(&metrics),
+        ShipperSettings {
+            database: database.into(),
+            batch_rows: 10_000,
+            flush_interval: Duration::from_millis(10),
+            retry: Backoff::constant(Duration::from_millis(10)),
+            insert_timeout: Duration::from_secs(5),
+        },
+    );
+    let stop = tokio_util::sync::CancellationToken::new();
+    let running = tokio::spawn(shipper.run(stop.clone(), Duration::from_secs(30)));
+    let ch = &services().clickhouse;
+    wait_for_async("the conversions in clickhouse", || async {
+        let n = ch.count(&format!("SELECT count() FROM {database}.conversions"));
+        (n >= expect).then_some(())
+    })
+    .await;
+    stop.cancel();
+    running.await.unwrap();
+    Arc::try_unwrap(metrics).unwrap_or_else(|_| panic!("the shipper has ended"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn conversions_land_once_per_version_after_lost_answers_and_restarts() {
+    use trackedge::events::{ConversionRow, Event, Money};
+
+    let ch = &services().clickhouse;
+    let db = unique_name("conv");
+    let direct = clickhouse::Client::default()
+        .with_url(ch.url())
+        .with_validation(false);
+    trackedge::schema::migrate(&direct, &db).await.unwrap();
+
+    let ids: Vec<String> = (0..50).map(|i| format!("cv{i:04}")).collect();
+    let row = |id: &'static str, version: u64| ConversionRow {
+        conversion_id: id,
+        ts: 1_790_000_000,
+        click_id: "0A2b5nkX12I0sfAI8Qi4Oy2LGb50BiqH",
+        click_ts: 1_789_999_000,
+        link_id: 7,
+        partner_id: 1,
+        offer_id: 2,
+        order_id: "o-ü",
+        event: "sale",
+        amount: Money::from_scaled(123_456).unwrap(), // 12.3456
+        currency: "EUR",
+        payout: Money::from_scaled(1).unwrap(), // 0.0001
+        payout_currency: "USD",
+        status: if version == 1 { "pending" } else { "approved" },
+        reason: "ok",
+        customer_id: "",
+        attribution: "click",
+        payout_rule: "offer",
+        source: "postback",
+        ip: "127.0.0.1",
+        version,
+    };
+    let ids: &'static [String] = ids.leak();
+    let first: Vec<Event> = ids.iter().map(|id| Event::Conversion(row(id, 1))).collect();
+
+    // The first INSERT lands but its answer is lost: the retry must ask
+    // before sending again.
+    let proxy = DroppingProxy::start(ch.http_port);
+    proxy.drops.store(1, Ordering::SeqCst);
+    let m = ship_conversions(&first, &proxy.url(), &db, 50).await;
+    assert_eq!(proxy.dropped.load(Ordering::SeqCst), 1);
+    let flushed = |m: &trackedge::metrics::Metrics| {
+        m.events_flushed.with_label_values(&["conversions"]).get()
+    };
+    assert_eq!(flushed(&m), 0, "the only INSERT's answer was lost");
+
+    // A restart before the log was acknowledged finds the same records,
+    // plus a status change: only the new version is sent.
+    let mut again = first.clone();
+    again.push(Event::Conversion(row(&ids[0], 2)));
+    let m = ship_conversions(&again, &ch.url(), &db, 51).await;
+    assert_eq!(flushed(&m), 1);
+
+    let counts = ch.query(&format!(
+        "SELECT count(), uniqExact(conversion_id, version), toString(sum(amount)), \
+         toString(sum(payout)) FROM {db}.conversions FORMAT TabSeparated"
+    ));
+    assert_eq!(counts.trim(), "51\t51\t629.6256\t0.0051");
+    let latest = ch.query(&format!(
+        "SELECT status FROM {db}.conversions FINAL WHERE conversion_id = 'cv0000' FORMAT TabSeparated"
+    ));
+    assert_eq!(latest.trim(), "approved");
+}

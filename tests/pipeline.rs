@@ -921,3 +921,81 @@ async fn a_stored_entity_that_does_not_decode_is_named() {
         "{log}"
     );
 }
+
+/// The event tables' columns in `database`, in order, as `table\tname\ttype`
+/// lines (18.16's system.columns has no position: DESCRIBE keeps the order).
+fn columns_of(ch: &ClickHouse, database: &str) -> String {
+    let mut out = String::new();
+    for table in [
+        "clicks",
+        "orphan_hits",
+        "conversions",
+        "postback_deliveries",
+    ] {
+        let described = ch.query(&format!(
+            "DESCRIBE TABLE {database}.{table} FORMAT TabSeparated"
+        ));
+        for line in described.lines() {
+            let mut fields = line.split('\t');
+            let (name, ty) = (fields.next().unwrap(), fields.next().unwrap_or(""));
+            out.push_str(&format!("{table}\t{name}\t{ty}\n"));
+        }
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn migrate_is_idempotent_and_upgrades_an_old_install() {
+    use trackedge::schema;
+
+    let ch = &services().clickhouse;
+    let client = clickhouse::Client::default()
+        .with_url(ch.url())
+        .with_validation(false);
+
+    // A fresh install, migrated twice: the second run adds nothing.
+    let fresh = unique_name("fresh");
+    let first = schema::migrate(&client, &fresh).await.unwrap();
+    let second = schema::migrate(&client, &fresh).await.unwrap();
+    let added = schema::statements(&fresh)
+        .iter()
+        .filter(|s| schema::added_column(s).is_some())
+        .count();
+    assert!(added >= 4);
+    assert_eq!(first, second, "a second migrate runs the same CREATEs");
+    assert_eq!(first + added, schema::statements(&fresh).len());
+
+    // An install of the first schema, holding a conversion, then migrated.
+    let old = unique_name("old");
+    for s in schema::statements_of(include_str!("fixtures/schema-v1.sql"), &old) {
+        client.query(&s).execute().await.unwrap();
+    }
+    ch.query(&format!(
+        "INSERT INTO {old}.conversions (conversion_id, ts, offer_id, amount, version) \
+         VALUES ('c1', toDateTime('2026-01-01 00:00:00'), 2, toDecimal64('12.5', 4), 1)"
+    ));
+    let upgraded = schema::migrate(&client, &old).await.unwrap();
+    assert_eq!(upgraded, first + added, "every column added once");
+    assert_eq!(schema::migrate(&client, &old).await.unwrap(), first);
+
+    assert_eq!(
+        columns_of(ch, &old),
+        columns_of(ch, &fresh),
+        "an upgraded install has a fresh install's columns"
+    );
+    for column in [
+        "customer_id",
+        "attribution",
+        "payout_rule",
+        "payout_currency",
+    ] {
+        assert!(columns_of(ch, &old).contains(&format!("conversions\t{column}\t")));
+    }
+    assert_eq!(
+        ch.query(&format!(
+            "SELECT conversion_id, amount, customer_id = '' FROM {old}.conversions FORMAT TabSeparated"
+        ))
+        .trim(),
+        "c1\t12.5000\t1"
+    );
+}

@@ -53,7 +53,9 @@ ORDER BY (ts, code)
 ;
 -- One row per pixel or postback hit, accepted or not. A later status change
 -- (PATCH /api/v1/conversions/{id}) inserts the same conversion_id with a
--- higher version; read with FINAL or argMax(..., version).
+-- higher version and the same ts and offer_id; read with FINAL or
+-- argMax(..., version). The shipper inserts each (conversion_id, version)
+-- exactly once. Money is Decimal(18, 4): exact, never a float.
 CREATE TABLE IF NOT EXISTS {database}.conversions
 (
     conversion_id String,
@@ -68,8 +70,12 @@ CREATE TABLE IF NOT EXISTS {database}.conversions
     amount Decimal(18, 4),
     currency String,
     payout Decimal(18, 4),
+    payout_currency String,
     status String,
     reason String,
+    customer_id String,
+    attribution String,
+    payout_rule String,
     source String,
     ip String,
     version UInt64
@@ -77,4 +83,33 @@ CREATE TABLE IF NOT EXISTS {database}.conversions
 ENGINE = ReplacingMergeTree(version)
 PARTITION BY toYYYYMM(ts)
 ORDER BY (offer_id, conversion_id)
+;
+-- Columns added to conversions after its first release. ClickHouse 18.16
+-- has no ADD COLUMN IF NOT EXISTS: migrate runs each of these only when
+-- system.columns lacks the column, and AFTER keeps an upgraded table's
+-- column order the same as a fresh one's.
+ALTER TABLE {database}.conversions ADD COLUMN payout_currency String AFTER payout
+;
+ALTER TABLE {database}.conversions ADD COLUMN customer_id String AFTER reason
+;
+ALTER TABLE {database}.conversions ADD COLUMN attribution String AFTER customer_id
+;
+ALTER TABLE {database}.conversions ADD COLUMN payout_rule String AFTER attribution
+;
+-- One row per attempt to call a partner's postback URL (at least once: a
+-- retried batch may repeat an attempt's row).
+CREATE TABLE IF NOT EXISTS {database}.postback_deliveries
+(
+    conversion_id String,
+    partner_id UInt64,
+    attempt UInt32,
+    ts DateTime,
+    url String,
+    http_status UInt16,
+    error String,
+    duration_ms UInt32
+)
+ENGINE = MergeTree()
+PARTITION BY toYYYYMM(ts)
+ORDER BY (partner_id, ts, conversion_id)
 ;

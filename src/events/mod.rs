@@ -9,6 +9,7 @@
 //! only reader; rows ClickHouse refuses as bad data go to [`rejected`] files.
 
 pub mod log;
+pub mod money;
 pub mod rejected;
 pub mod shipper;
 
@@ -22,10 +23,13 @@ use serde::{Deserialize, Serialize};
 use tracing::error;
 
 use self::log::{AppendError, EventLog};
+pub use self::money::{Money, MoneyError};
 use crate::metrics::Metrics;
 
 /// Leading byte of every encoded event: bump it when a row changes shape,
-/// and keep decoding the old version.
+/// and keep decoding the old version. (A new kind of event needs no bump:
+/// it is a new variant tag, appended to [`Event`], and records written
+/// before it existed keep their tags and meaning.)
 pub const FORMAT_VERSION: u8 = 1;
 
 /// One row of the `clicks` table. Field order is the table's column order
@@ -92,6 +96,81 @@ pub struct OrphanRow<'a> {
     pub node: &'a str,
 }
 
+/// One row of the `conversions` table: one version of one conversion. A
+/// status change records the same `conversion_id` again with a higher
+/// `version` and every other column carried over (the table keeps the
+/// highest version of each `(offer_id, conversion_id)` within a month of
+/// `ts`, so `ts` and `offer_id` must not change between versions).
+/// Field order is the table's column order.
+#[derive(Debug, Clone, PartialEq, Eq, Row, Serialize, Deserialize)]
+pub struct ConversionRow<'a> {
+    /// The conversion's id, the same in every version.
+    pub conversion_id: &'a str,
+    /// Unix seconds when the conversion was first recorded.
+    pub ts: u32,
+    /// The attributed click's id, or empty.
+    pub click_id: &'a str,
+    /// Unix seconds of that click, or 0.
+    pub click_ts: u32,
+    /// The click's link id, or 0.
+    pub link_id: u64,
+    /// Partner credited, or 0.
+    pub partner_id: u64,
+    /// Offer converted.
+    pub offer_id: u64,
+    /// The merchant's order id, or empty.
+    pub order_id: &'a str,
+    /// The merchant's event name (`sale`, `lead`, ...).
+    pub event: &'a str,
+    /// The order amount as sent, in `currency`.
+    pub amount: Money,
+    /// ISO 4217 code of `amount`, as sent.
+    pub currency: &'a str,
+    /// What the partner earns, in `payout_currency`.
+    pub payout: Money,
+    /// ISO 4217 code of `payout`: the offer's currency.
+    pub payout_currency: &'a str,
+    /// approved, pending, rejected or reversed.
+    pub status: &'a str,
+    /// Why that status (the interface's reasons table).
+    pub reason: &'a str,
+    /// The merchant's customer id, or empty.
+    pub customer_id: &'a str,
+    /// How the partner was found: `click`, `customer` or `deal`.
+    pub attribution: &'a str,
+    /// Which payout rule set `payout` (e.g. `offer`, `tier:gold`,
+    /// `partner_override`), so a partner asking "why 12.50?" gets an answer.
+    pub payout_rule: &'a str,
+    /// `pixel` or `postback`.
+    pub source: &'a str,
+    /// Client IP of the hit as text.
+    pub ip: &'a str,
+    /// 1 for the first record, one more for every status change.
+    pub version: u64,
+}
+
+/// One row of the `postback_deliveries` table: one attempt to call a
+/// partner's postback URL.
+#[derive(Debug, Clone, PartialEq, Eq, Row, Serialize, Deserialize)]
+pub struct PostbackDeliveryRow<'a> {
+    /// The conversion the postback announces.
+    pub conversion_id: &'a str,
+    /// The partner called.
+    pub partner_id: u64,
+    /// 1 for the first attempt.
+    pub attempt: u32,
+    /// Unix seconds when the attempt started.
+    pub ts: u32,
+    /// The URL called, secrets masked.
+    pub url: &'a str,
+    /// The answer's status, 0 when none came.
+    pub http_status: u16,
+    /// Why the attempt failed, or empty.
+    pub error: &'a str,
+    /// How long the attempt took.
+    pub duration_ms: u32,
+}
+
 /// Anything bound for ClickHouse.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Event<'a> {
@@ -101,6 +180,13 @@ pub enum Event<'a> {
     /// A request for an unknown or disabled code.
     #[serde(borrow)]
     Orphan(OrphanRow<'a>),
+    // New variants go last: the variant's index is its tag in the log.
+    /// One version of a conversion.
+    #[serde(borrow)]
+    Conversion(ConversionRow<'a>),
+    /// One attempt at a partner postback.
+    #[serde(borrow)]
+    Delivery(PostbackDeliveryRow<'a>),
 }
 
 /// The kinds of [`Event`], as [`Event::kind`] reads them.
@@ -110,6 +196,10 @@ pub enum EventKind {
     Click,
     /// [`Event::Orphan`].
     Orphan,
+    /// [`Event::Conversion`].
+    Conversion,
+    /// [`Event::Delivery`].
+    Delivery,
 }
 
 /// Why a log record did not decode.
@@ -129,6 +219,8 @@ impl<'a> Event<'a> {
         match self {
             Event::Click(_) => "clicks",
             Event::Orphan(_) => "orphan_hits",
+            Event::Conversion(_) => "conversions",
+            Event::Delivery(_) => "postback_deliveries",
         }
     }
 
@@ -137,6 +229,8 @@ impl<'a> Event<'a> {
         match self {
             Event::Click(c) => c.ts,
             Event::Orphan(o) => o.ts,
+            Event::Conversion(c) => c.ts,
+            Event::Delivery(d) => d.ts,
         }
     }
 
@@ -153,6 +247,8 @@ impl<'a> Event<'a> {
         match bytes {
             [FORMAT_VERSION, 0, ..] => Ok(EventKind::Click),
             [FORMAT_VERSION, 1, ..] => Ok(EventKind::Orphan),
+            [FORMAT_VERSION, 2, ..] => Ok(EventKind::Conversion),
+            [FORMAT_VERSION, 3, ..] => Ok(EventKind::Delivery),
             [FORMAT_VERSION, v, ..] => {
                 Err(DecodeError::Malformed(format!("unknown event kind {v}")))
             }
@@ -197,8 +293,10 @@ impl EventSink {
         }
     }
 
-    /// Makes `event` durable; false (counted as dropped) when the spool is
-    /// full or the record could not be written.
+    /// Makes `event` durable; false when the spool is full or the record
+    /// could not be written. Dropped clicks and orphan hits are counted
+    /// here; a conversion's caller must refuse the request (`503`), so it
+    /// is never answered for without being recorded.
     pub fn record(&self, event: &Event<'_>) -> bool {
         let result = SCRATCH.with(|s| {
             let mut buf = s.borrow_mut();
@@ -212,6 +310,7 @@ impl EventSink {
                 match event {
                     Event::Click(_) => self.metrics.clicks_dropped.inc(),
                     Event::Orphan(_) => self.metrics.orphans_dropped.inc(),
+                    Event::Conversion(_) | Event::Delivery(_) => {}
                 }
                 self.log_drop(&e);
                 false
@@ -287,6 +386,146 @@ pub(crate) mod tests {
         }
     }
 
+    /// A conversion with every field set, for tests that need one.
+    pub(crate) fn conversion() -> ConversionRow<'static> {
+        ConversionRow {
+            conversion_id: "cv_0A2b5nkX12I0sfAI8Qi4Oy2LGb50Bi",
+            ts: 1_790_000_100,
+            click_id: "0A2b5nkX12I0sfAI8Qi4Oy2LGb50BiqH",
+            click_ts: 1_790_000_000,
+            link_id: 7,
+            partner_id: 1,
+            offer_id: 2,
+            order_id: "order-1",
+            event: "sale",
+            amount: Money::from_scaled(1_999_900).unwrap(),
+            currency: "EUR",
+            payout: Money::from_scaled(20_000).unwrap(),
+            payout_currency: "USD",
+            status: "approved",
+            reason: "ok",
+            customer_id: "cust-9",
+            attribution: "click",
+            payout_rule: "tier:gold",
+            source: "postback",
+            ip: "2001:db8::1",
+            version: 1,
+        }
+    }
+
+    fn delivery() -> PostbackDeliveryRow<'static> {
+        PostbackDeliveryRow {
+            conversion_id: "cv_1",
+            partner_id: 1,
+            attempt: 3,
+            ts: 1_790_000_200,
+            url: "https://partner.example/pb?token=***&cid=x",
+            http_status: 503,
+            error: "server answered 503",
+            duration_ms: 120,
+        }
+    }
+
+    fn check_round_trip(e: Event<'_>) {
+        let mut buf = Vec::new();
+        e.encode(&mut buf);
+        assert_eq!(buf[0], FORMAT_VERSION);
+        assert_eq!(Event::decode(&buf).unwrap(), e);
+        let kind = match e {
+            Event::Click(_) => EventKind::Click,
+            Event::Orphan(_) => EventKind::Orphan,
+            Event::Conversion(_) => EventKind::Conversion,
+            Event::Delivery(_) => EventKind::Delivery,
+        };
+        assert_eq!(Event::kind(&buf).unwrap(), kind, "{e:?}");
+    }
+
+    #[test]
+    fn conversions_and_deliveries_round_trip() {
+        let long = "x".repeat(128);
+        let huge = "é".repeat(4096);
+        let max = Money::from_scaled(999_999_999_999_999_999).unwrap();
+        let min = Money::from_scaled(-999_999_999_999_999_999).unwrap();
+        let cases = [
+            conversion(),
+            // Empty strings and zeros everywhere.
+            ConversionRow {
+                conversion_id: "",
+                ts: 0,
+                click_id: "",
+                click_ts: 0,
+                link_id: 0,
+                partner_id: 0,
+                offer_id: 0,
+                order_id: "",
+                event: "",
+                amount: Money::ZERO,
+                currency: "",
+                payout: Money::ZERO,
+                payout_currency: "",
+                status: "",
+                reason: "",
+                customer_id: "",
+                attribution: "",
+                payout_rule: "",
+                source: "",
+                ip: "",
+                version: 0,
+            },
+            // Limits: the longest ids the intake takes, unicode, extreme
+            // amounts and integers.
+            ConversionRow {
+                order_id: &long,
+                customer_id: &long,
+                event: "verkauf_ü_✓_😀",
+                reason: &huge,
+                amount: max,
+                payout: min,
+                ts: u32::MAX,
+                click_ts: u32::MAX,
+                link_id: u64::MAX,
+                partner_id: u64::MAX,
+                offer_id: u64::MAX,
+                version: u64::MAX,
+                ..conversion()
+            },
+        ];
+        for c in cases {
+            check_round_trip(Event::Conversion(c));
+        }
+        check_round_trip(Event::Delivery(delivery()));
+        check_round_trip(Event::Delivery(PostbackDeliveryRow {
+            conversion_id: "",
+            url: "",
+            error: &huge,
+            http_status: 0,
+            attempt: u32::MAX,
+            duration_ms: u32::MAX,
+            ..delivery()
+        }));
+    }
+
+    /// A click record as this format wrote it before conversions existed:
+    /// logs written before an upgrade must keep decoding after it.
+    #[test]
+    fn records_written_before_conversions_existed_still_decode() {
+        let hex = "01002030413262356e6b583132493073664149385169344f79324c476235304269714880f7c4d5060673756d6d657207010203612062020d0a02c3a90001780b323030313a6462383a3a310b4d6f7a696c6c612f352e30000001024445066d6f62696c65026e31";
+        let bytes: Vec<u8> = (0..hex.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).unwrap())
+            .collect();
+        assert_eq!(Event::kind(&bytes).unwrap(), EventKind::Click);
+        assert_eq!(Event::decode(&bytes).unwrap(), Event::Click(click()));
+    }
+
+    /// A conversion's money in a rejected file reads as a decimal.
+    #[test]
+    fn conversions_in_json_show_decimal_amounts() {
+        let json = serde_json::to_value(Event::Conversion(conversion())).unwrap();
+        assert_eq!(json["Conversion"]["amount"], "199.9900");
+        assert_eq!(json["Conversion"]["payout"], "2.0000");
+    }
+
     #[test]
     fn bad_records_are_refused() {
         let mut buf = Vec::new();
@@ -296,6 +535,7 @@ pub(crate) mod tests {
             vec![9, 1, 2],
             buf[..buf.len() / 2].to_vec(),
             vec![FORMAT_VERSION, 7],
+            vec![FORMAT_VERSION, 4, 0],
         ];
         for c in cases {
             assert!(Event::decode(&c).is_err(), "{c:?}");

@@ -9,8 +9,10 @@
 //! before the first empty read after start (the backlog a previous process
 //! may have shipped) — the shipper asks ClickHouse which of the batch's click
 //! ids it already holds, by the batch's time and id range (ids sort by
-//! time), and sends only the rest. `orphan_hits` rows carry no id and are
-//! at least once.
+//! time), and sends only the rest. Conversions are shipped the same way,
+//! keyed by `(conversion_id, version)`: a status change is a new version,
+//! never a duplicate. `orphan_hits` and `postback_deliveries` rows carry no
+//! id and are at least once.
 //!
 //! Retry classification lives in [`classify`]: only a data error
 //! (ClickHouse refusing the rows themselves, `Code: 53`, `117`, ...) is not
@@ -24,23 +26,38 @@
 //! (see `app.rs`), shared only with the tasks of its ClickHouse connections,
 //! the drain's deadline timer and a blocking pool for disk I/O.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use clickhouse::{Client, RowWrite};
+use clickhouse::{Client, Row, RowWrite};
+use serde::Deserialize;
 use tokio_util::sync::CancellationToken;
 use tracing::{error, info, warn};
 
 use super::log::{EventLog, LogReader, Pos, Record};
 use super::rejected::Rejected;
-use super::{ClickRow, Event, EventKind, OrphanRow};
+use super::{ClickRow, ConversionRow, Event, EventKind, OrphanRow, PostbackDeliveryRow};
 use crate::backoff::{Backoff, Stopped};
 use crate::metrics::Metrics;
 
 /// The query that finds which click ids of a batch ClickHouse holds.
 pub const EXISTING_CLICK_IDS_SQL: &str = include_str!("../sql/existing_click_ids.sql");
+
+/// The query that finds which `(conversion_id, version)` pairs of a batch
+/// ClickHouse holds.
+pub const EXISTING_CONVERSIONS_SQL: &str = include_str!("../sql/existing_conversion_versions.sql");
+
+/// One answer row of [`EXISTING_CONVERSIONS_SQL`].
+#[derive(Debug, Row, Deserialize)]
+struct HeldVersion {
+    conversion_id: String,
+    version: u64,
+}
+
+/// The versions ClickHouse holds, by conversion id.
+type HeldVersions = HashMap<String, HashSet<u64>>;
 
 /// How an INSERT failure is handled.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -123,6 +140,7 @@ pub struct Shipper {
     log: Arc<EventLog>,
     client: Client,
     existing_sql: String,
+    existing_conversions_sql: String,
     rejected: Rejected,
     metrics: Arc<Metrics>,
     batch_rows: usize,
@@ -166,6 +184,8 @@ impl Shipper {
             log,
             client,
             existing_sql: sql_without_comments(EXISTING_CLICK_IDS_SQL)
+                .replace("{database}", &settings.database),
+            existing_conversions_sql: sql_without_comments(EXISTING_CONVERSIONS_SQL)
                 .replace("{database}", &settings.database),
             rejected,
             metrics,
@@ -356,6 +376,8 @@ impl Shipper {
         // its log bytes and not a second, decoded copy of every row.
         let mut clicks: Vec<&[u8]> = Vec::with_capacity(records.len());
         let mut orphans: Vec<OrphanRow<'_>> = Vec::new();
+        let mut conversions: Vec<ConversionRow<'_>> = Vec::new();
+        let mut deliveries: Vec<PostbackDeliveryRow<'_>> = Vec::new();
         for (i, r) in records.iter().enumerate() {
             yield_every(i).await;
             match Event::kind(&r.payload) {
@@ -364,14 +386,40 @@ impl Shipper {
                     Ok(Event::Orphan(o)) => orphans.push(o),
                     _ => self.undecodable(r.pos, "orphan hit does not decode"),
                 },
+                Ok(EventKind::Conversion) => match Event::decode(&r.payload) {
+                    Ok(Event::Conversion(c)) => conversions.push(c),
+                    _ => self.undecodable(r.pos, "conversion does not decode"),
+                },
+                Ok(EventKind::Delivery) => match Event::decode(&r.payload) {
+                    Ok(Event::Delivery(d)) => deliveries.push(d),
+                    _ => self.undecodable(r.pos, "postback delivery does not decode"),
+                },
                 Err(e) => self.undecodable(r.pos, &e.to_string()),
             }
         }
         if !clicks.is_empty() {
             self.ship_clicks(&clicks, verify, stop).await?;
         }
+        if !conversions.is_empty() {
+            self.ship_conversions(&conversions, verify, stop).await?;
+        }
         if !orphans.is_empty() {
-            self.ship_orphans(&orphans, stop).await?;
+            self.ship_at_least_once::<OrphanRow<'static>, _>(
+                "orphan_hits",
+                &orphans,
+                Event::Orphan,
+                stop,
+            )
+            .await?;
+        }
+        if !deliveries.is_empty() {
+            self.ship_at_least_once::<PostbackDeliveryRow<'static>, _>(
+                "postback_deliveries",
+                &deliveries,
+                Event::Delivery,
+                stop,
+            )
+            .await?;
         }
         Ok(())
     }
@@ -436,24 +484,87 @@ impl Shipper {
         }
     }
 
-    /// Orphan hits carry no id: retried until taken (at least once).
-    async fn ship_orphans(
+    /// Conversions, exactly once per `(conversion_id, version)`: after any
+    /// doubt, only the pairs ClickHouse lacks.
+    async fn ship_conversions(
         &self,
-        rows: &[OrphanRow<'_>],
+        rows: &[ConversionRow<'_>],
+        mut verify: bool,
         stop: &CancellationToken,
     ) -> Result<(), Stopped> {
         let mut backoff = self.retry.clone();
         loop {
+            let attempt = async {
+                let held = if verify {
+                    self.existing_conversions(rows)
+                        .await
+                        .map_err(|e| self.count_error(&e, "conversions", rows.len()))?
+                } else {
+                    HeldVersions::new()
+                };
+                let send = || {
+                    rows.iter().filter(|r| {
+                        !held
+                            .get(r.conversion_id)
+                            .is_some_and(|v| v.contains(&r.version))
+                    })
+                };
+                if !held.is_empty() {
+                    let count = send().count();
+                    info!(
+                        already_there = rows.len() - count,
+                        "skipped conversions clickhouse already holds"
+                    );
+                    if count == 0 {
+                        return Ok(());
+                    }
+                }
+                match self
+                    .insert::<ConversionRow<'static>, _>("conversions", send().cloned())
+                    .await
+                {
+                    Ok(_) => Ok(()),
+                    Err(ErrorKind::Data) => {
+                        self.reject(
+                            "conversions",
+                            send().cloned().map(Event::Conversion).collect(),
+                        );
+                        Ok(())
+                    }
+                    Err(e) => Err(e),
+                }
+            };
+            match attempt.await {
+                Ok(()) => return Ok(()),
+                Err(_) => {
+                    verify = true;
+                    self.wait(&mut backoff, stop).await?;
+                }
+            }
+        }
+    }
+
+    /// Rows that carry no id (orphan hits, postback deliveries): retried
+    /// until taken, so at least once.
+    async fn ship_at_least_once<'r, T: RowWrite, R>(
+        &self,
+        table: &'static str,
+        rows: &[R],
+        to_event: fn(R) -> Event<'r>,
+        stop: &CancellationToken,
+    ) -> Result<(), Stopped>
+    where
+        R: Clone + Into<T::Value<'r>>,
+    {
+        let mut backoff = self.retry.clone();
+        loop {
             match self
-                .insert::<OrphanRow<'static>, _>("orphan_hits", rows.iter().cloned())
+                .insert::<T, _>(table, rows.iter().cloned().map(Into::into))
                 .await
             {
                 Ok(_) => return Ok(()),
                 Err(ErrorKind::Data) => {
-                    self.reject(
-                        "orphan_hits",
-                        rows.iter().cloned().map(Event::Orphan).collect(),
-                    );
+                    self.reject(table, rows.iter().cloned().map(to_event).collect());
                     return Ok(());
                 }
                 Err(ErrorKind::Transient) => self.wait(&mut backoff, stop).await?,
@@ -497,6 +608,39 @@ impl Shipper {
             .fetch_all::<String>()
             .await?;
         Ok(ids.into_iter().collect())
+    }
+
+    /// The `(conversion_id, version)` pairs among `rows` that ClickHouse
+    /// already holds.
+    async fn existing_conversions(
+        &self,
+        rows: &[ConversionRow<'_>],
+    ) -> clickhouse::error::Result<HeldVersions> {
+        let Some(first) = rows.first() else {
+            return Ok(HeldVersions::new());
+        };
+        let (mut min_ts, mut max_ts) = (first.ts, first.ts);
+        let (mut min_id, mut max_id) = (first.conversion_id, first.conversion_id);
+        for r in rows {
+            min_ts = min_ts.min(r.ts);
+            max_ts = max_ts.max(r.ts);
+            min_id = min_id.min(r.conversion_id);
+            max_id = max_id.max(r.conversion_id);
+        }
+        let found = self
+            .client
+            .query(&self.existing_conversions_sql)
+            .bind(min_ts)
+            .bind(max_ts)
+            .bind(min_id)
+            .bind(max_id)
+            .fetch_all::<HeldVersion>()
+            .await?;
+        let mut held = HeldVersions::new();
+        for h in found {
+            held.entry(h.conversion_id).or_default().insert(h.version);
+        }
+        Ok(held)
     }
 
     /// One INSERT attempt, measured and counted: the rows it wrote.
