@@ -21,6 +21,7 @@ use crate::catalog::{Catalog, RouteCache};
 use crate::click_id::ClickIdCodec;
 use crate::client_ip::TrustedProxies;
 use crate::config::Config;
+use crate::conversions::intake::Intake;
 use crate::events::log::EventLog;
 use crate::events::rejected::Rejected;
 use crate::events::shipper::{Shipper, ShipperSettings};
@@ -258,7 +259,7 @@ pub async fn run(config: Config, migrate: bool, stop: CancellationToken) -> anyh
     let redirector = Redirector::new(
         cache.clone(),
         ClickIdCodec::new(secret, &previous, rand::random()),
-        sink,
+        sink.clone(),
         TrustedProxies::new(config.trusted_proxies.clone()),
         limiter.clone(),
         node,
@@ -266,13 +267,21 @@ pub async fn run(config: Config, migrate: bool, stop: CancellationToken) -> anyh
         metrics.clone(),
     );
     let ready = Readiness::new();
+    let catalog_slot = CatalogSlot::default();
+    let intake = Intake::new(
+        cache.clone(),
+        catalog_slot.clone(),
+        ClickIdCodec::new(secret, &previous, 0),
+        sink,
+        u64::from(config.conversions.dedup_ttl_days) * 86_400,
+    );
     let public_state = Arc::new(PublicState {
         clicks: redirector,
+        conversions: Some(intake),
         ready: ready.clone(),
         requests: RequestCounters::new(&metrics, "public"),
         redirect_seconds: metrics.redirect_seconds.clone(),
     });
-    let catalog_slot = CatalogSlot::default();
     let admin_router = http::admin::router(Arc::new(AdminState {
         catalog: catalog_slot.clone(),
         token: AdminToken::new(&config.admin_token),

@@ -8,7 +8,14 @@ use prometheus::{
 };
 
 /// The routes a request can take, as metric label values.
-pub const ROUTES: &[&str] = &["redirect", "health", "admin", "metrics", "other"];
+pub const ROUTES: &[&str] = &[
+    "redirect",
+    "conversion",
+    "health",
+    "admin",
+    "metrics",
+    "other",
+];
 
 /// Every metric of the process.
 pub struct Metrics {

@@ -230,6 +230,13 @@ pub struct Catalog {
 }
 
 impl Catalog {
+    /// The Redis connection (a cheap handle onto the shared one), the key
+    /// prefix and the call timeout, for other state kept beside the
+    /// catalog's (conversion claims, customer bindings).
+    pub fn redis(&self) -> (ConnectionManager, &str, Duration) {
+        (self.conn.clone(), &self.keys.prefix, self.timeout)
+    }
+
     /// Connects to Redis, retrying (with a log line each time) until it
     /// answers or `stop` is cancelled, then loads the whole catalog.
     pub async fn connect(

@@ -51,8 +51,27 @@ pub struct Config {
     pub spool: SpoolConfig,
     /// Per-client flood limits.
     pub limits: LimitsConfig,
+    /// Conversion intake.
+    pub conversions: ConversionsConfig,
     /// HTTP server limits.
     pub http: HttpConfig,
+}
+
+/// Conversion intake settings.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ConversionsConfig {
+    /// Days a counted order (or click/customer and event) is remembered:
+    /// a repeat within them is `duplicate`, a later one a new conversion.
+    pub dedup_ttl_days: u32,
+}
+
+impl Default for ConversionsConfig {
+    fn default() -> Self {
+        ConversionsConfig {
+            dedup_ttl_days: 400,
+        }
+    }
 }
 
 /// Redis settings.
@@ -165,6 +184,7 @@ impl Default for Config {
             clickhouse: ClickHouseConfig::default(),
             spool: SpoolConfig::default(),
             limits: LimitsConfig::default(),
+            conversions: ConversionsConfig::default(),
             http: HttpConfig::default(),
         }
     }
@@ -423,6 +443,12 @@ impl Config {
             self.limits.max_tracked_ips as u64,
             1000,
             100_000_000,
+        )?;
+        range(
+            "conversions.dedup_ttl_days",
+            u64::from(self.conversions.dedup_ttl_days),
+            1,
+            3650,
         )?;
         range(
             "http.header_read_timeout_ms",

@@ -9,5 +9,6 @@
 //! share in Redis: deduplication claims and customer bindings.
 
 pub mod auth;
+pub mod intake;
 pub mod params;
 pub mod state;

@@ -106,6 +106,10 @@ fn customer_key(prefix: &str, offer_id: u64, customer_id: &str) -> String {
     format!("{prefix}customer:{offer_id}:{customer_id}")
 }
 
+fn sales_key(prefix: &str, offer_id: u64, customer_id: &str) -> String {
+    format!("{prefix}customer-sales:{offer_id}:{customer_id}")
+}
+
 impl ConversionState {
     /// State over `conn`, keys under `prefix`.
     pub fn new(
@@ -202,6 +206,41 @@ impl ConversionState {
             .run(redis::cmd("GET").arg(&k).query_async(&mut conn))
             .await?;
         Ok(bound.unwrap_or_else(|| click_id.to_string()))
+    }
+
+    /// How many counted sales `customer_id` of `offer_id` has made through
+    /// the binding (recurring commissions pay on the first, or for a time).
+    pub async fn customer_sales(
+        &self,
+        offer_id: u64,
+        customer_id: &str,
+    ) -> Result<u64, StateError> {
+        let mut conn = self.conn.clone();
+        let n: Option<u64> = self
+            .run(
+                redis::cmd("GET")
+                    .arg(sales_key(&self.prefix, offer_id, customer_id))
+                    .query_async(&mut conn),
+            )
+            .await?;
+        Ok(n.unwrap_or(0))
+    }
+
+    /// Counts one more sale of `customer_id`.
+    pub async fn count_customer_sale(
+        &self,
+        offer_id: u64,
+        customer_id: &str,
+    ) -> Result<(), StateError> {
+        let mut conn = self.conn.clone();
+        let _: u64 = self
+            .run(
+                redis::cmd("INCR")
+                    .arg(sales_key(&self.prefix, offer_id, customer_id))
+                    .query_async(&mut conn),
+            )
+            .await?;
+        Ok(())
     }
 
     /// The click `customer_id` of `offer_id` is bound to, if any.

@@ -13,6 +13,7 @@
 //! close.
 
 pub mod admin;
+pub mod conversion;
 pub mod public;
 
 use std::convert::Infallible;

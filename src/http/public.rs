@@ -1,6 +1,5 @@
-//! The public listener: tracked redirects and health, on bare hyper (the
-//! redirect is the hot path). Conversions (pixel, postback, `t.js`) join it
-//! in a later change.
+//! The public listener: tracked redirects, conversions (`/pixel`,
+//! `/postback`) and health, on bare hyper (the redirect is the hot path).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -10,7 +9,9 @@ use hyper::header::{self, HeaderValue};
 use hyper::{Method, Request, StatusCode};
 use prometheus::Histogram;
 
-use super::{text, Readiness, Resp};
+use super::{conversion, text, Readiness, Resp};
+use crate::conversions::intake::{Intake, Recorder};
+use crate::events::EventSink;
 use crate::metrics::RequestCounters;
 use crate::redirect::{ClickRequest, Redirector};
 
@@ -19,18 +20,30 @@ use crate::redirect::{ClickRequest, Redirector};
 pub trait ClickHandler: Send + Sync + 'static {
     /// Answers one tracked redirect (or the unknown-code answer).
     fn redirect(&self, req: &ClickRequest<'_>) -> Resp;
+
+    /// The client address of a request (after trusted proxies).
+    fn client_ip(&self, peer: SocketAddr, headers: &hyper::HeaderMap) -> std::net::IpAddr {
+        let _ = headers;
+        peer.ip()
+    }
 }
 
 impl ClickHandler for Redirector {
     fn redirect(&self, req: &ClickRequest<'_>) -> Resp {
         self.handle(req)
     }
+
+    fn client_ip(&self, peer: SocketAddr, headers: &hyper::HeaderMap) -> std::net::IpAddr {
+        Redirector::client_ip(self, peer, headers)
+    }
 }
 
 /// What the public listener needs, and nothing more.
-pub struct PublicState<C = Redirector> {
+pub struct PublicState<C = Redirector, R = Arc<EventSink>> {
     /// Answers redirects.
     pub clicks: C,
+    /// Takes conversions; `None` answers them `503` (tests of routing).
+    pub conversions: Option<Intake<R>>,
     /// `readyz`.
     pub ready: Readiness,
     /// Requests by route and status class.
@@ -45,6 +58,8 @@ enum Route<'a> {
     Health,
     Ready,
     Redirect(&'a str),
+    Pixel,
+    Postback,
     NotFound,
     MethodNotAllowed,
     /// A request target that is not a path (`CONNECT host:port`, `*`).
@@ -58,6 +73,9 @@ fn route<'a>(method: &Method, path: &'a str) -> Route<'a> {
     match rest {
         "healthz" => Route::Health,
         "readyz" => Route::Ready,
+        "pixel" if method == Method::GET => Route::Pixel,
+        "postback" if method == Method::GET || method == Method::POST => Route::Postback,
+        "pixel" | "postback" => Route::MethodNotAllowed,
         "" => Route::NotFound,
         code if code.contains('/') => Route::NotFound,
         code if method == Method::GET || method == Method::HEAD => Route::Redirect(code),
@@ -66,16 +84,36 @@ fn route<'a>(method: &Method, path: &'a str) -> Route<'a> {
 }
 
 /// Routes one public request.
-pub async fn handle<C: ClickHandler>(
-    state: Arc<PublicState<C>>,
+pub async fn handle<C: ClickHandler, R: Recorder>(
+    state: Arc<PublicState<C, R>>,
     req: Request<hyper::body::Incoming>,
     peer: SocketAddr,
 ) -> Resp {
-    answer(&state, &req, peer)
+    match route(req.method(), req.uri().path()) {
+        Route::Pixel | Route::Postback => {
+            let ip = state.clicks.client_ip(peer, req.headers());
+            let is_pixel = req.uri().path() == "/pixel";
+            let resp = match (&state.conversions, is_pixel) {
+                (Some(intake), true) => conversion::pixel(intake, &req, ip).await,
+                (Some(intake), false) => conversion::postback(intake, req, ip).await,
+                (None, _) => text(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "conversions are not taken here\n",
+                ),
+            };
+            state.requests.inc("conversion", resp.status().as_u16());
+            resp
+        }
+        _ => answer(&state, &req, peer),
+    }
 }
 
 /// The answer to `req`, whatever its body type.
-fn answer<C: ClickHandler, B>(state: &PublicState<C>, req: &Request<B>, peer: SocketAddr) -> Resp {
+fn answer<C: ClickHandler, R, B>(
+    state: &PublicState<C, R>,
+    req: &Request<B>,
+    peer: SocketAddr,
+) -> Resp {
     let (label, resp) = match route(req.method(), req.uri().path()) {
         Route::Health => ("health", text(StatusCode::OK, "ok\n")),
         Route::Ready => ("health", state.ready.response()),
@@ -92,6 +130,10 @@ fn answer<C: ClickHandler, B>(state: &PublicState<C>, req: &Request<B>, peer: So
                 .redirect_seconds
                 .observe(started.elapsed().as_secs_f64());
             ("redirect", resp)
+        }
+        // Reached through `handle` only.
+        Route::Pixel | Route::Postback => {
+            ("other", text(StatusCode::SERVICE_UNAVAILABLE, "not here\n"))
         }
         Route::NotFound => ("other", text(StatusCode::NOT_FOUND, "not found\n")),
         Route::MethodNotAllowed => {
@@ -125,19 +167,20 @@ mod tests {
 
     /// Answers every redirect with a 302 and remembers the codes it saw.
     #[derive(Default)]
-    struct Recorder(Mutex<Vec<String>>);
+    struct Seen(Mutex<Vec<String>>);
 
-    impl ClickHandler for Recorder {
+    impl ClickHandler for Seen {
         fn redirect(&self, req: &ClickRequest<'_>) -> Resp {
             self.0.lock().unwrap().push(req.code.to_string());
             text(StatusCode::FOUND, "")
         }
     }
 
-    fn state() -> (Arc<PublicState<Recorder>>, Arc<Metrics>) {
+    fn state() -> (Arc<PublicState<Seen>>, Arc<Metrics>) {
         let metrics = Arc::new(Metrics::new());
         let state = Arc::new(PublicState {
-            clicks: Recorder::default(),
+            clicks: Seen::default(),
+            conversions: None,
             ready: Readiness::new(),
             requests: RequestCounters::new(&metrics, "public"),
             redirect_seconds: metrics.redirect_seconds.clone(),

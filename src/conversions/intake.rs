@@ -1,0 +1,470 @@
+//! One reported conversion, from its checked parameters to its recorded
+//! verdict: find the offer, authenticate, learn the click (from its signed
+//! id, no lookup) or the customer's bound click, claim the order in Redis,
+//! let [`crate::attribution::decide`] rule, and record the row durably
+//! before answering.
+//!
+//! The answer is never `approved` for a conversion that was not recorded:
+//! when the segment log refuses the row (disk budget reached), the claim
+//! is released and the merchant gets `503` to retry.
+
+use std::borrow::Cow;
+use std::net::IpAddr;
+use std::sync::{Arc, OnceLock};
+
+use rust_decimal::Decimal;
+
+use super::auth::{self, AuthError, Credentials};
+use super::params::Params;
+use super::state::{Claim, ConversionState, DedupKey, StateError, Subject};
+use crate::attribution::{
+    self, Caps, ClickFacts, Decision, Dedup, Input, LinkFacts, OfferRules, PartnerFacts,
+    PartnerStatus, PixelTrust, Source,
+};
+use crate::catalog::{Catalog, RouteCache, StoreError};
+use crate::click_id::{ClickIdCodec, ClickInfo};
+use crate::model::{Link, Offer, PixelStatus, Status as EntityStatus};
+use crate::payout::{CustomerSale, PayoutTerms};
+
+pub use crate::attribution::Channel;
+
+/// The catalog once Redis has answered (the conversion side needs Redis
+/// for links, claims and customers).
+pub type CatalogSlot = Arc<OnceLock<Arc<Catalog>>>;
+
+/// One report, as the listener read it.
+#[derive(Debug)]
+pub struct Report<'a> {
+    /// Pixel or postback.
+    pub channel: Channel,
+    /// The checked parameters.
+    pub params: Params,
+    /// `X-Trackedge-Signature`, if sent.
+    pub signature: Option<&'a str>,
+    /// What a signature covers after `"<t>."`: the raw body, or the raw
+    /// query of a `GET`.
+    pub signed: &'a [u8],
+    /// The client, after trusted proxies.
+    pub ip: IpAddr,
+    /// Unix milliseconds of arrival.
+    pub now_ms: u64,
+}
+
+/// What was decided and recorded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Verdict {
+    /// The new conversion's id.
+    pub conversion_id: String,
+    /// The decision.
+    pub decision: Decision,
+    /// The currency of `payout` (the offer's).
+    pub currency: String,
+    /// The offer, when one was identified.
+    pub offer_id: u64,
+}
+
+/// Why a report got no verdict.
+#[derive(Debug, thiserror::Error)]
+pub enum IntakeError {
+    /// No offer could be identified (no valid token, click or offer).
+    #[error("no offer: send the offer's token, or a click id from one of its links")]
+    NoOffer,
+    /// `401`.
+    #[error("{0}")]
+    Unauthorized(#[from] AuthError),
+    /// Redis or the log cannot take it now: `503`, retry.
+    #[error("{0}")]
+    Unavailable(String),
+}
+
+impl From<StateError> for IntakeError {
+    fn from(e: StateError) -> Self {
+        IntakeError::Unavailable(e.to_string())
+    }
+}
+
+impl From<StoreError> for IntakeError {
+    fn from(e: StoreError) -> Self {
+        IntakeError::Unavailable(e.to_string())
+    }
+}
+
+/// Where the recorded row goes: the segment log in production.
+pub trait Recorder: Send + Sync {
+    /// Appends the conversion; false when it could not be made durable.
+    fn record(&self, row: &ConversionRecord<'_>) -> bool;
+}
+
+/// The row of one conversion, borrowed for recording.
+#[derive(Debug, Clone)]
+pub struct ConversionRecord<'a> {
+    /// Its id.
+    pub conversion_id: &'a str,
+    /// Unix seconds of arrival.
+    pub ts: u32,
+    /// The click credited, as sent or as bound ("" when none).
+    pub click_id: &'a str,
+    /// Unix seconds of that click (0 when none).
+    pub click_ts: u32,
+    /// The link clicked (0 when none).
+    pub link_id: u64,
+    /// The partner credited (0 when none).
+    pub partner_id: u64,
+    /// The offer (0 when none).
+    pub offer_id: u64,
+    /// The merchant's order id.
+    pub order_id: &'a str,
+    /// The event.
+    pub event: &'a str,
+    /// The sale amount.
+    pub amount: Decimal,
+    /// Its currency.
+    pub currency: &'a str,
+    /// What the partner earns.
+    pub payout: Decimal,
+    /// The payout's currency (the offer's).
+    pub payout_currency: &'a str,
+    /// The decision.
+    pub decision: &'a Decision,
+    /// The merchant's customer id.
+    pub customer_id: &'a str,
+    /// `pixel` or `postback`.
+    pub source: &'a str,
+    /// The client address.
+    pub ip: IpAddr,
+}
+
+/// Takes reports for every offer.
+pub struct Intake<R> {
+    cache: Arc<RouteCache>,
+    catalog: CatalogSlot,
+    /// Verifies click ids (any codec with the same secrets verifies).
+    codec: ClickIdCodec,
+    recorder: R,
+    state: OnceLock<ConversionState>,
+    dedup_ttl_secs: u64,
+}
+
+impl<R: Recorder> Intake<R> {
+    /// An intake over the route cache's partners and offers, the catalog
+    /// (once loaded) for links and Redis, and `recorder` for rows.
+    pub fn new(
+        cache: Arc<RouteCache>,
+        catalog: CatalogSlot,
+        codec: ClickIdCodec,
+        recorder: R,
+        dedup_ttl_secs: u64,
+    ) -> Self {
+        Intake {
+            cache,
+            catalog,
+            codec,
+            recorder,
+            state: OnceLock::new(),
+            dedup_ttl_secs,
+        }
+    }
+
+    fn catalog(&self) -> Result<&Arc<Catalog>, IntakeError> {
+        self.catalog
+            .get()
+            .ok_or_else(|| IntakeError::Unavailable("the catalog is still loading".into()))
+    }
+
+    fn state(&self) -> Result<&ConversionState, IntakeError> {
+        let catalog = self.catalog()?;
+        Ok(self.state.get_or_init(|| {
+            let (conn, prefix, timeout) = catalog.redis();
+            ConversionState::new(conn, prefix, timeout, self.dedup_ttl_secs)
+        }))
+    }
+
+    /// Decides one report and records it.
+    pub async fn report(&self, r: Report<'_>) -> Result<Verdict, IntakeError> {
+        let p = &r.params;
+        // The click, from its id alone: a forged or altered id is refused
+        // here, with no lookup.
+        let click: Option<Result<ClickInfo, ()>> = p
+            .click_id
+            .as_deref()
+            .map(|id| self.codec.verify(id).map_err(|_| ()));
+        let link = match &click {
+            Some(Ok(info)) => self.link(info.link_id).await?,
+            _ => None,
+        };
+        let offer = self.offer(&r, link.as_ref())?;
+        if r.channel == Channel::Postback {
+            auth::authenticate(
+                &Credentials {
+                    token: p.token.as_deref(),
+                    signature: r.signature,
+                    signed: r.signed,
+                    ip: r.ip,
+                },
+                &auth::OfferSecrets {
+                    token: &offer.postback_token,
+                    signing_secret: &offer.signing_secret,
+                    allowlist: &offer.postback_allowlist,
+                },
+                (r.now_ms / 1000) as i64,
+            )?;
+        }
+        let state = self.state()?;
+
+        // What the conversion is about: its click, or its customer's.
+        let (source, click_id, click_facts) = match (&click, &p.customer_id) {
+            (Some(Err(())), _) => (Source::InvalidClickId, p.click_id.clone(), None),
+            (Some(Ok(info)), _) => {
+                let facts = facts(info);
+                (Source::Click(facts), p.click_id.clone(), Some(facts))
+            }
+            (None, Some(customer)) => match state.bound_click(offer.id, customer).await? {
+                Some(bound) => match self.codec.verify(&bound) {
+                    Ok(info) => {
+                        let facts = facts(&info);
+                        let sale = CustomerSale {
+                            first_sale: state.customer_sales(offer.id, customer).await? == 0,
+                            months_since_bound: crate::payout::whole_months(info.ts_ms, r.now_ms),
+                        };
+                        (
+                            Source::Customer(Some(attribution::BoundCustomer {
+                                click: facts,
+                                sale,
+                            })),
+                            Some(bound),
+                            Some(facts),
+                        )
+                    }
+                    Err(_) => (Source::Customer(None), None, None),
+                },
+                None => (Source::Customer(None), None, None),
+            },
+            (None, None) => (Source::Customer(None), None, None),
+        };
+        // A bound customer's link is the bound click's.
+        let link = match (&link, &click_facts) {
+            (None, Some(f)) => self.link(f.link_id).await?,
+            _ => link,
+        };
+        let partner = link.as_ref().and_then(|l| self.cache.partner(l.partner_id));
+        let terms = PayoutTerms::flat(offer.payout.clone());
+        let mut input = Input {
+            source,
+            link: link.as_ref().map(|l| LinkFacts {
+                partner_id: l.partner_id,
+                offer_id: l.offer_id,
+            }),
+            offer: OfferRules {
+                id: offer.id,
+                window_days: offer.attribution_window_days,
+                min_seconds: offer.min_click_seconds,
+                pixel: match offer.pixel_status {
+                    PixelStatus::Approved => PixelTrust::Approve,
+                    PixelStatus::Pending => PixelTrust::Pending,
+                },
+                manual_review: offer.manual_review,
+                cap_action: Default::default(),
+                payout: Cow::Borrowed(&terms),
+            },
+            partner: PartnerFacts {
+                status: match partner.as_deref().map(|p| p.status) {
+                    Some(EntityStatus::Active) => PartnerStatus::Active,
+                    Some(EntityStatus::Paused) => PartnerStatus::Paused,
+                    None => PartnerStatus::Deleted,
+                },
+                tier: partner.as_deref().and_then(|p| p.tier.as_deref()),
+            },
+            channel: r.channel,
+            now_ms: r.now_ms,
+            event: &p.event,
+            amount: p.amount,
+            caps: Caps::Within,
+            dedup: Dedup::Fresh,
+        };
+        let mut decision = attribution::decide(&input);
+
+        // Only a conversion that would count claims its order: a rejected
+        // one must not make the merchant's corrected retry a duplicate.
+        let conversion_id = new_conversion_id(r.now_ms);
+        let dedup_key = dedup_key(offer.id, p, click_id.as_deref());
+        let counts = matches!(
+            decision.status,
+            attribution::Status::Approved | attribution::Status::Pending
+        );
+        let mut claimed = false;
+        if counts {
+            if let Some(key) = &dedup_key {
+                match state.claim(key, &conversion_id).await? {
+                    Claim::Fresh => claimed = true,
+                    Claim::Duplicate(_) => {
+                        input.dedup = match key {
+                            DedupKey::Order { .. } => Dedup::DuplicateOrder,
+                            DedupKey::Event { .. } => Dedup::DuplicateEvent,
+                        };
+                        decision = attribution::decide(&input);
+                    }
+                }
+            }
+        }
+
+        let currency = p.currency.clone().unwrap_or_else(|| offer.currency.clone());
+        let recorded = self.recorder.record(&ConversionRecord {
+            conversion_id: &conversion_id,
+            ts: (r.now_ms / 1000) as u32,
+            click_id: click_id.as_deref().unwrap_or(""),
+            click_ts: click_facts.map_or(0, |f| (f.ts_ms / 1000) as u32),
+            link_id: link.as_ref().map_or(0, |l| l.id),
+            partner_id: decision.partner_id.unwrap_or(0),
+            offer_id: offer.id,
+            order_id: p.order_id.as_deref().unwrap_or(""),
+            event: &p.event,
+            amount: p.amount.unwrap_or_default(),
+            currency: &currency,
+            payout: decision.payout,
+            payout_currency: &offer.currency,
+            decision: &decision,
+            customer_id: p.customer_id.as_deref().unwrap_or(""),
+            source: match r.channel {
+                Channel::Pixel => "pixel",
+                Channel::Postback => "postback",
+            },
+            ip: r.ip,
+        });
+        if !recorded {
+            if let (true, Some(key)) = (claimed, &dedup_key) {
+                // Best effort: if Redis is gone too, the claim expires.
+                let _ = state.release(key, &conversion_id).await;
+            }
+            return Err(IntakeError::Unavailable(
+                "the conversion could not be made durable; retry".into(),
+            ));
+        }
+        // A counted conversion with a click and a customer binds them, the
+        // first binding winning (later ones name the customer only); one
+        // through the binding counts toward the customer's sales.
+        if counts && claimed {
+            if let Some(customer) = &p.customer_id {
+                // The conversion is recorded: a Redis failure here must not
+                // turn its answer into a retry (which would be a duplicate).
+                let kept = match (&click, &click_id) {
+                    (Some(Ok(_)), Some(cid)) => {
+                        state.bind_customer(offer.id, customer, cid).await.map(drop)
+                    }
+                    (None, Some(_)) => state.count_customer_sale(offer.id, customer).await,
+                    _ => Ok(()),
+                };
+                if let Err(e) = kept {
+                    tracing::warn!(offer = offer.id, error = %e, "customer binding or sale count not kept");
+                }
+            }
+        }
+        Ok(Verdict {
+            conversion_id,
+            decision,
+            currency: offer.currency.clone(),
+            offer_id: offer.id,
+        })
+    }
+
+    /// The link `id`, from Redis (its owners never change; a deleted link
+    /// is `None`).
+    async fn link(&self, id: u64) -> Result<Option<Link>, IntakeError> {
+        match self.catalog()?.get::<Link>(id).await {
+            Ok(l) => Ok(Some(l)),
+            Err(StoreError::NotFound(_)) => Ok(None),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// The offer: the token's, else the clicked link's.
+    fn offer(&self, r: &Report<'_>, link: Option<&Link>) -> Result<Arc<Offer>, IntakeError> {
+        if let Some(token) = r.params.token.as_deref() {
+            if let Some(o) = self.cache.offer_by_token(token) {
+                return Ok(o);
+            }
+            if r.channel == Channel::Postback && r.signature.is_none() {
+                return Err(AuthError::WrongToken.into());
+            }
+        }
+        link.and_then(|l| self.cache.offer(l.offer_id))
+            .ok_or(IntakeError::NoOffer)
+    }
+}
+
+fn facts(info: &ClickInfo) -> ClickFacts {
+    ClickFacts {
+        ts_ms: info.ts_ms,
+        link_id: info.link_id,
+        is_bot: info.flags.bot,
+        is_rate_limited: info.flags.rate_limited,
+    }
+}
+
+/// `(offer, order_id)`, else `(offer, click or customer, event)`; `None`
+/// when the conversion names neither (it is rejected anyway).
+fn dedup_key<'a>(offer_id: u64, p: &'a Params, click_id: Option<&'a str>) -> Option<DedupKey<'a>> {
+    if let Some(order_id) = p.order_id.as_deref() {
+        return Some(DedupKey::Order { offer_id, order_id });
+    }
+    let subject = match (click_id, p.customer_id.as_deref()) {
+        (Some(c), _) => Subject::Click(c),
+        (None, Some(c)) => Subject::Customer(c),
+        (None, None) => return None,
+    };
+    Some(DedupKey::Event {
+        offer_id,
+        subject,
+        event: &p.event,
+    })
+}
+
+/// A new conversion id: 22 base62 characters, the arrival millisecond
+/// first (ids sort by time), then 64 random bits.
+fn new_conversion_id(now_ms: u64) -> String {
+    let n = (u128::from(now_ms) << 64) | u128::from(rand::random::<u64>());
+    format!("{:0>22}", base62::encode(n))
+}
+
+/// Conversions go into the segment log like clicks: durable before the
+/// answer, shipped to ClickHouse exactly once.
+impl Recorder for Arc<crate::events::EventSink> {
+    fn record(&self, c: &ConversionRecord<'_>) -> bool {
+        use crate::events::money::Money;
+        use crate::events::{ConversionRow, Event};
+        // Intake bounds amounts far inside the column's range; a payout
+        // computed past it was already sent to manual review at zero.
+        let (Ok(amount), Ok(payout)) =
+            (Money::from_decimal(c.amount), Money::from_decimal(c.payout))
+        else {
+            return false;
+        };
+        let rule = c.decision.payout_rule.as_ref().map(|r| r.as_str());
+        let ip = c.ip.to_string();
+        crate::events::EventSink::record(
+            self,
+            &Event::Conversion(ConversionRow {
+                conversion_id: c.conversion_id,
+                ts: c.ts,
+                click_id: c.click_id,
+                click_ts: c.click_ts,
+                link_id: c.link_id,
+                partner_id: c.partner_id,
+                offer_id: c.offer_id,
+                order_id: c.order_id,
+                event: c.event,
+                amount,
+                currency: c.currency,
+                payout,
+                payout_currency: c.payout_currency,
+                status: c.decision.status.as_str(),
+                reason: c.decision.reason.as_str(),
+                customer_id: c.customer_id,
+                attribution: c.decision.attribution.as_str(),
+                payout_rule: rule.as_deref().unwrap_or(""),
+                source: c.source,
+                ip: &ip,
+                version: 1,
+            }),
+        )
+    }
+}

@@ -1,0 +1,292 @@
+//! Conversions end to end: a real click, then pixels and postbacks in
+//! every form, against real Redis and ClickHouse and the built binary.
+
+mod common;
+
+use common::*;
+use serde_json::{json, Value};
+use trackedge::conversions::auth::sign;
+
+/// A server with one partner, one offer (CPA 5.00) and one link; answers
+/// the server, the link and the offer.
+async fn setup(tag: &str) -> (Server, Value, Value) {
+    let server = Server::start(ServerConfig::new(tag));
+    let link = seed_link(&server, "https://shop.example.com/?cid={click_id}", None).await;
+    let (s, offer) = admin(
+        &server,
+        "GET",
+        &format!("/api/v1/offers/{}", link["offer_id"]),
+        None,
+    )
+    .await;
+    assert_eq!(s, 200, "{offer}");
+    (server, link, offer)
+}
+
+/// Follows the tracking link once (as a browser, or with `HEAD` as a bot
+/// would be judged) and answers the click id of its `Location`.
+async fn click(server: &Server, link: &Value, head: bool) -> String {
+    let url = format!("{}/{}", server.public, link["code"].as_str().unwrap());
+    let c = client();
+    let req = if head { c.head(&url) } else { c.get(&url) };
+    let resp = req
+        .header(
+            "user-agent",
+            "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/130.0 Safari/537.36",
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 302);
+    let location = resp.headers()["location"].to_str().unwrap().to_string();
+    let url = url::Url::parse(&location).unwrap();
+    url.query_pairs()
+        .find(|(k, _)| k == "cid")
+        .map(|(_, v)| v.to_string())
+        .expect("the click id in the Location")
+}
+
+/// `POST /postback` with a JSON body; answers status and body.
+async fn postback(server: &Server, body: Value, signature: Option<String>) -> (u16, Value) {
+    let mut req = client()
+        .post(format!("{}/postback", server.public))
+        .header("content-type", "application/json")
+        .body(body.to_string());
+    if let Some(s) = signature {
+        req = req.header("x-trackedge-signature", s);
+    }
+    let resp = req.send().await.unwrap();
+    let status = resp.status().as_u16();
+    (status, resp.json().await.unwrap_or(Value::Null))
+}
+
+fn verdict(v: &Value) -> (&str, &str) {
+    (
+        v["status"].as_str().unwrap_or("?"),
+        v["reason"].as_str().unwrap_or("?"),
+    )
+}
+
+fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64
+}
+
+#[tokio::test]
+async fn postbacks_are_decided_deduplicated_and_recorded() {
+    let (server, link, offer) = setup("conv").await;
+    let token = offer["postback_token"].as_str().unwrap();
+    let cid = click(&server, &link, false).await;
+
+    let (s, v) = postback(
+        &server,
+        json!({"click_id": cid, "order_id": "A-1", "amount": "20.00", "token": token}),
+        None,
+    )
+    .await;
+    assert_eq!((s, verdict(&v)), (200, ("approved", "ok")), "{v}");
+    assert_eq!(v["payout"], "5.00");
+    assert_eq!(v["currency"], "USD");
+    let first_id = v["conversion_id"].as_str().unwrap().to_string();
+
+    // The same order again, in another form: a duplicate.
+    let resp = client()
+        .get(format!(
+            "{}/postback?click_id={cid}&order_id=A-1&token={token}",
+            server.public
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let v: Value = resp.json().await.unwrap();
+    assert_eq!(verdict(&v), ("duplicate", "duplicate_order"), "{v}");
+    assert_ne!(v["conversion_id"], first_id.as_str());
+
+    // Bad input and bad credentials answer errors and count nothing.
+    let (s, v) = postback(
+        &server,
+        json!({"click_id": cid, "amount": "-1", "token": token}),
+        None,
+    )
+    .await;
+    assert_eq!(
+        (s, v["error"]["field"].as_str()),
+        (400, Some("amount")),
+        "{v}"
+    );
+    let (s, v) = postback(
+        &server,
+        json!({"click_id": cid, "order_id": "A-2", "token": "nope"}),
+        None,
+    )
+    .await;
+    assert_eq!(s, 401, "{v}");
+    let (s, v) = postback(
+        &server,
+        json!({"click_id": cid, "order_id": "A-2"}),
+        Some("t=1,v1=00".into()),
+    )
+    .await;
+    assert_eq!(s, 401, "{v}");
+
+    // A forged click id is rejected with no lookup.
+    let mut forged = cid.clone();
+    let last = forged.pop().unwrap();
+    forged.push(if last == 'a' { 'b' } else { 'a' });
+    let (s, v) = postback(
+        &server,
+        json!({"click_id": forged, "order_id": "A-3", "token": token}),
+        None,
+    )
+    .await;
+    assert_eq!(
+        (s, verdict(&v)),
+        (200, ("rejected", "invalid_click_id")),
+        "{v}"
+    );
+
+    // Signed instead of a token: the same verdicts.
+    let secret = offer["signing_secret"].as_str().unwrap();
+    let body = json!({"click_id": cid, "order_id": "A-4", "amount": "7.5"});
+    let sig = sign(secret, now(), body.to_string().as_bytes());
+    let (s, v) = postback(&server, body, Some(sig)).await;
+    assert_eq!((s, verdict(&v)), (200, ("approved", "ok")), "{v}");
+
+    // A bot's click (HEAD) is never billed.
+    let bot = click(&server, &link, true).await;
+    let (s, v) = postback(
+        &server,
+        json!({"click_id": bot, "order_id": "B-1", "token": token}),
+        None,
+    )
+    .await;
+    assert_eq!((s, verdict(&v)), (200, ("rejected", "bot_click")), "{v}");
+
+    // Every answered conversion is in ClickHouse once.
+    let ch = &services().clickhouse;
+    let db = &server.config.database;
+    let rows = wait_for("the conversions in clickhouse", || {
+        let text = ch
+            .try_query(&format!(
+                "SELECT status, reason, order_id, toInt64(payout * 10000) FROM {db}.conversions ORDER BY order_id, status FORMAT TSV"
+            ))
+            .ok()?;
+        (text.lines().count() >= 5).then_some(text)
+    });
+    assert_eq!(
+        rows.lines().collect::<Vec<_>>(),
+        [
+            "approved\tok\tA-1\t50000",
+            "duplicate\tduplicate_order\tA-1\t0",
+            "rejected\tinvalid_click_id\tA-3\t0",
+            "approved\tok\tA-4\t50000",
+            "rejected\tbot_click\tB-1\t0",
+        ]
+    );
+}
+
+#[tokio::test]
+async fn twenty_identical_postbacks_count_once() {
+    let (server, link, offer) = setup("conv20").await;
+    let token = offer["postback_token"].as_str().unwrap().to_string();
+    let cid = click(&server, &link, false).await;
+    let tasks: Vec<_> = (0..20)
+        .map(|_| {
+            let body =
+                json!({"click_id": cid, "order_id": "same", "amount": "9.99", "token": token});
+            let url = format!("{}/postback", server.public);
+            tokio::spawn(async move {
+                let resp = client()
+                    .post(url)
+                    .header("content-type", "application/json")
+                    .body(body.to_string())
+                    .send()
+                    .await
+                    .unwrap();
+                let v: Value = resp.json().await.unwrap();
+                v["status"].as_str().unwrap().to_string()
+            })
+        })
+        .collect();
+    let mut statuses = Vec::new();
+    for t in tasks {
+        statuses.push(t.await.unwrap());
+    }
+    statuses.sort();
+    let approved = statuses.iter().filter(|s| *s == "approved").count();
+    let duplicate = statuses.iter().filter(|s| *s == "duplicate").count();
+    assert_eq!((approved, duplicate), (1, 19), "{statuses:?}");
+}
+
+#[tokio::test]
+async fn pixels_land_as_the_offer_chooses_and_customers_carry_their_click() {
+    let (server, link, offer) = setup("pixel").await;
+    let cid = click(&server, &link, false).await;
+    let resp = client()
+        .get(format!(
+            "{}/pixel?click_id={cid}&order_id=P-1&amount=3",
+            server.public
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    assert_eq!(resp.headers()["content-type"], "image/gif");
+    assert_eq!(resp.headers()["cache-control"], "no-store");
+    // Even nonsense gets the GIF.
+    let resp = client()
+        .get(format!("{}/pixel?amount=lots", server.public))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+
+    // A lead binds the customer; the later sale names only the customer.
+    let token = offer["postback_token"].as_str().unwrap();
+    let (_, v) = postback(
+        &server,
+        json!({"click_id": cid, "customer_id": "cust-9", "event": "lead", "token": token}),
+        None,
+    )
+    .await;
+    assert_eq!(verdict(&v), ("approved", "ok"), "{v}");
+    let (_, v) = postback(
+        &server,
+        json!({"customer_id": "cust-9", "order_id": "S-1", "amount": "50", "token": token}),
+        None,
+    )
+    .await;
+    assert_eq!(verdict(&v), ("approved", "ok"), "{v}");
+    // The customer's first sale pays; the offer pays on the first sale only.
+    assert_eq!(v["payout"], "5.00", "{v}");
+    let (_, v) = postback(
+        &server,
+        json!({"customer_id": "nobody", "order_id": "S-2", "token": token}),
+        None,
+    )
+    .await;
+    assert_eq!(verdict(&v), ("rejected", "unknown_customer"), "{v}");
+
+    let ch = &services().clickhouse;
+    let db = &server.config.database;
+    let rows = wait_for("the pixel and customer rows", || {
+        let text = ch
+            .try_query(&format!(
+                "SELECT order_id, status, reason, source, attribution, click_id = '{cid}' FROM {db}.conversions ORDER BY order_id FORMAT TSV"
+            ))
+            .ok()?;
+        (text.lines().count() >= 4).then_some(text)
+    });
+    assert_eq!(
+        rows.lines().collect::<Vec<_>>(),
+        [
+            "\tapproved\tok\tpostback\tclick\t1",
+            "P-1\tpending\tpixel_untrusted\tpixel\tclick\t1",
+            "S-1\tapproved\tok\tpostback\tcustomer\t1",
+            "S-2\trejected\tunknown_customer\tpostback\tcustomer\t0",
+        ]
+    );
+}
