@@ -170,11 +170,20 @@ offer=$(api POST /api/v1/offers '{
 }')
 offer_id=$(json_get id <<<"$offer") || die "offer response has no id: $offer"
 
+postback_token=$(json_get postback_token <<<"$offer") || die "offer response has no postback_token: $offer"
+
 link=$(api POST /api/v1/links "{\"partner_id\": $partner_id, \"offer_id\": $offer_id}")
 tracking_url=$(json_get tracking_url <<<"$link") || die "link response has no tracking_url: $link"
 
 sep='?'
 [[ $tracking_url == *\?* ]] && sep='&'
+
+# One click as a browser makes it, so the postback printed below has a
+# real click id to credit.
+BROWSER_UA='Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/130.0 Safari/537.36'
+location=$(curl -s -o /dev/null -w '%{redirect_url}' -A "$BROWSER_UA" "$tracking_url${sep}sub1=demo")
+click_id=$(sed -n 's/.*[?&]cid=\([0-9A-Za-z]*\).*/\1/p' <<<"$location")
+[[ -n $click_id ]] || die "the demo click got no click id: $location"
 
 cat <<EOF
 
@@ -187,6 +196,10 @@ Try it:
 
 Clicks in ClickHouse (they arrive within a second of the redirect):
   curl -s '${TRACKEDGE_CLICKHOUSE_URL:-http://127.0.0.1:8123}/' --data-binary 'SELECT code, sub1, is_bot, count() FROM ${TRACKEDGE_CLICKHOUSE_DATABASE:-trackedge}.clicks GROUP BY code, sub1, is_bot'
+
+Report a sale for the demo click (a browser's, made just now): approved,
+with the payout; send it twice and the second is a duplicate:
+  curl -s '$PUBLIC/postback?click_id=$click_id&order_id=order-1&amount=20.00&token=$postback_token'
 
 The admin API (its OpenAPI document: $ADMIN/api/v1/openapi.json):
   curl -s -H 'Authorization: Bearer $TRACKEDGE_ADMIN_TOKEN' '$ADMIN/api/v1/links'

@@ -274,6 +274,7 @@ pub async fn run(config: Config, migrate: bool, stop: CancellationToken) -> anyh
         ClickIdCodec::new(secret, &previous, 0),
         sink,
         u64::from(config.conversions.dedup_ttl_days) * 86_400,
+        metrics.clone(),
     );
     let public_state = Arc::new(PublicState {
         clicks: redirector,

@@ -59,6 +59,14 @@ pub struct Metrics {
     pub links_cached: IntGauge,
     /// Catalog change messages applied, full reloads, and Redis errors.
     pub catalog_events: IntCounterVec,
+    /// Conversions recorded, by status and reason (closed lists).
+    pub conversions: IntCounterVec,
+    /// Conversion reports that got no verdict, by kind (`bad_input`,
+    /// `unauthorized`, `unavailable`, `not_recorded`).
+    pub conversion_errors: IntCounterVec,
+    /// Payout of approved and pending conversions, in ten-thousandths of
+    /// the offer's currency, by status (money is never a float, even here).
+    pub conversion_payout: IntCounterVec,
 }
 
 impl Metrics {
@@ -175,6 +183,21 @@ impl Metrics {
                 "catalog_events_total",
                 "Catalog changes applied, full reloads and Redis errors",
                 &["event"],
+            ),
+            conversions: counter_vec(
+                "conversions_total",
+                "Conversions recorded, by status and reason",
+                &["status", "reason"],
+            ),
+            conversion_errors: counter_vec(
+                "conversion_errors_total",
+                "Conversion reports refused or not recorded, by kind",
+                &["kind"],
+            ),
+            conversion_payout: counter_vec(
+                "conversion_payout_ten_thousandths_total",
+                "Payout of recorded conversions in ten-thousandths of the offer currency, by status",
+                &["status"],
             ),
             registry,
         }

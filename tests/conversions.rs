@@ -165,6 +165,24 @@ async fn postbacks_are_decided_deduplicated_and_recorded() {
     .await;
     assert_eq!((s, verdict(&v)), (200, ("rejected", "bot_click")), "{v}");
 
+    // Metrics count verdicts and refusals (blocking client: off the runtime).
+    let counts = tokio::task::spawn_blocking(move || {
+        let m = |name: &str| metric_if_any(&server, name).unwrap_or(0.0);
+        let counts = [
+            m(r#"trackedge_conversions_total{reason="ok",status="approved"}"#),
+            m(r#"trackedge_conversions_total{reason="duplicate_order",status="duplicate"}"#),
+            m(r#"trackedge_conversions_total{reason="bot_click",status="rejected"}"#),
+            m(r#"trackedge_conversion_errors_total{kind="bad_input"}"#),
+            m(r#"trackedge_conversion_errors_total{kind="unauthorized"}"#),
+            m(r#"trackedge_conversion_payout_ten_thousandths_total{status="approved"}"#),
+        ];
+        (counts, server)
+    })
+    .await
+    .unwrap();
+    let (counts, server) = counts;
+    assert_eq!(counts, [2.0, 1.0, 1.0, 1.0, 2.0, 100_000.0]);
+
     // Every answered conversion is in ClickHouse once.
     let ch = &services().clickhouse;
     let db = &server.config.database;

@@ -143,6 +143,7 @@ pub struct Intake<R> {
     recorder: R,
     state: OnceLock<ConversionState>,
     dedup_ttl_secs: u64,
+    metrics: Arc<crate::metrics::Metrics>,
 }
 
 impl<R: Recorder> Intake<R> {
@@ -154,6 +155,7 @@ impl<R: Recorder> Intake<R> {
         codec: ClickIdCodec,
         recorder: R,
         dedup_ttl_secs: u64,
+        metrics: Arc<crate::metrics::Metrics>,
     ) -> Self {
         Intake {
             cache,
@@ -162,7 +164,17 @@ impl<R: Recorder> Intake<R> {
             recorder,
             state: OnceLock::new(),
             dedup_ttl_secs,
+            metrics,
         }
+    }
+
+    /// Counts a report that got no verdict: `bad_input`, `unauthorized`,
+    /// `unavailable` or `not_recorded`.
+    pub fn refused(&self, kind: &str) {
+        self.metrics
+            .conversion_errors
+            .with_label_values(&[kind])
+            .inc();
     }
 
     fn catalog(&self) -> Result<&Arc<Catalog>, IntakeError> {
@@ -331,6 +343,7 @@ impl<R: Recorder> Intake<R> {
             ip: r.ip,
         });
         if !recorded {
+            self.refused("not_recorded");
             if let (true, Some(key)) = (claimed, &dedup_key) {
                 // Best effort: if Redis is gone too, the claim expires.
                 let _ = state.release(key, &conversion_id).await;
@@ -357,6 +370,20 @@ impl<R: Recorder> Intake<R> {
                     tracing::warn!(offer = offer.id, error = %e, "customer binding or sale count not kept");
                 }
             }
+        }
+        self.metrics
+            .conversions
+            .with_label_values(&[decision.status.as_str(), decision.reason.as_str()])
+            .inc();
+        if counts {
+            let ten_thousandths = (decision.payout * Decimal::from(10_000))
+                .trunc()
+                .try_into()
+                .unwrap_or(0u64);
+            self.metrics
+                .conversion_payout
+                .with_label_values(&[decision.status.as_str()])
+                .inc_by(ten_thousandths);
         }
         Ok(Verdict {
             conversion_id,

@@ -92,8 +92,12 @@ fn verdict(v: &Verdict) -> Resp {
     r
 }
 
-fn intake_error(e: &IntakeError) -> Resp {
+fn intake_error<R: Recorder>(intake: &Intake<R>, e: &IntakeError) -> Resp {
     let message = e.to_string();
+    intake.refused(match e {
+        IntakeError::Unauthorized(_) | IntakeError::NoOffer => "unauthorized",
+        IntakeError::Unavailable(_) => "unavailable",
+    });
     match e {
         IntakeError::Unauthorized(_) => {
             json_error(StatusCode::UNAUTHORIZED, "unauthorized", &message, None)
@@ -116,7 +120,11 @@ fn intake_error(e: &IntakeError) -> Resp {
 /// `GET /pixel`: always the GIF.
 pub async fn pixel<R: Recorder, B>(intake: &Intake<R>, req: &Request<B>, ip: IpAddr) -> Resp {
     let query = req.uri().query().unwrap_or("");
-    if let Ok(p) = params::from_query(query) {
+    let parsed = params::from_query(query);
+    if parsed.is_err() {
+        intake.refused("bad_input");
+    }
+    if let Ok(p) = parsed {
         let report = Report {
             channel: Channel::Pixel,
             params: p,
@@ -158,20 +166,27 @@ pub async fn postback<R: Recorder>(
         {
             Ok(b) => b.to_bytes(),
             Err(_) => {
+                intake.refused("bad_input");
                 return bad_param(&ParamError {
                     param: "body".into(),
                     message: format!("must be at most {MAX_BODY_BYTES} bytes, and complete"),
-                })
+                });
             }
         };
         match params::from_body(content_type.as_deref(), &body) {
             Ok(p) => (p, body),
-            Err(e) => return bad_param(&e),
+            Err(e) => {
+                intake.refused("bad_input");
+                return bad_param(&e);
+            }
         }
     } else {
         match params::from_query(&query) {
             Ok(p) => (p, Bytes::from(query.into_bytes())),
-            Err(e) => return bad_param(&e),
+            Err(e) => {
+                intake.refused("bad_input");
+                return bad_param(&e);
+            }
         }
     };
     let report = Report {
@@ -184,6 +199,6 @@ pub async fn postback<R: Recorder>(
     };
     match intake.report(report).await {
         Ok(v) => verdict(&v),
-        Err(e) => intake_error(&e),
+        Err(e) => intake_error(intake, &e),
     }
 }
