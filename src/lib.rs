@@ -48,3 +48,4 @@ pub mod ratelimit;
 pub mod redirect;
 pub mod schema;
 pub mod template;
+pub mod validation;

@@ -4,6 +4,7 @@
 use rust_decimal::Decimal;
 use serde::{Deserialize, Deserializer, Serialize};
 
+use crate::payout::{EventPayout, PartnerPayout, PayoutTerms, Recurring, TierPayout};
 use crate::template::{self, Template, TemplateError, OFFER_MACROS, POSTBACK_MACROS};
 
 /// Paths of the public listener that can never be link codes.
@@ -11,25 +12,8 @@ pub const RESERVED_CODES: &[&str] = &[
     "healthz", "readyz", "pixel", "postback", "metrics", "favicon", "robots",
 ];
 
-/// A bad field in an admin request.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{field}: {message}")]
-pub struct FieldError {
-    /// The field's name, as in the JSON body.
-    pub field: String,
-    /// What is wrong with it.
-    pub message: String,
-}
-
-impl FieldError {
-    /// A problem with `field`.
-    pub fn new(field: &str, message: impl Into<String>) -> Self {
-        FieldError {
-            field: field.to_string(),
-            message: message.into(),
-        }
-    }
-}
+pub use crate::payout::Payout;
+pub use crate::validation::FieldError;
 
 /// Whether an entity takes part in redirects.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default, utoipa::ToSchema)]
@@ -76,30 +60,6 @@ pub struct Partner {
     pub created_at: String,
 }
 
-/// How a partner is paid for a conversion.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
-#[serde(tag = "model", rename_all = "lowercase", deny_unknown_fields)]
-pub enum Payout {
-    /// A fixed amount per sale.
-    Cpa {
-        /// The amount, as a decimal string.
-        #[serde(with = "rust_decimal::serde::str")]
-        amount: Decimal,
-    },
-    /// A share of the sale amount.
-    Cps {
-        /// Percent of the amount, as a decimal string.
-        #[serde(with = "rust_decimal::serde::str")]
-        percent: Decimal,
-    },
-    /// A fixed amount per lead.
-    Cpl {
-        /// The amount, as a decimal string.
-        #[serde(with = "rust_decimal::serde::str")]
-        amount: Decimal,
-    },
-}
-
 /// A merchant offer: where clicks land and what a conversion pays.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Offer {
@@ -111,6 +71,21 @@ pub struct Offer {
     pub url: String,
     /// The partner's payout per conversion.
     pub payout: Payout,
+    /// Payouts per event name, instead of `payout` (e.g. `lead` pays CPL
+    /// 1.00 while `sale` pays CPS 10 %).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub payout_by_event: Vec<EventPayout>,
+    /// Payouts for partners of a tier (optionally for one event).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub payout_by_tier: Vec<TierPayout>,
+    /// Payouts for single partners (optionally for one event): the most
+    /// specific rule wins, and each conversion records which one applied.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub payout_by_partner: Vec<PartnerPayout>,
+    /// Which sales of a customer bound to a click pay: the first only (the
+    /// default), those of the first N months, or all.
+    #[serde(default)]
+    pub recurring: Recurring,
     /// ISO 4217 code.
     pub currency: String,
     /// Conversions later than this after the click are rejected.
@@ -222,6 +197,18 @@ pub struct NewOffer {
     pub url: String,
     /// See [`Offer::payout`].
     pub payout: Payout,
+    /// See [`Offer::payout_by_event`].
+    #[serde(default)]
+    pub payout_by_event: Vec<EventPayout>,
+    /// See [`Offer::payout_by_tier`].
+    #[serde(default)]
+    pub payout_by_tier: Vec<TierPayout>,
+    /// See [`Offer::payout_by_partner`].
+    #[serde(default)]
+    pub payout_by_partner: Vec<PartnerPayout>,
+    /// See [`Offer::recurring`].
+    #[serde(default)]
+    pub recurring: Recurring,
     /// See [`Offer::currency`]; default USD.
     #[serde(default = "default_currency")]
     pub currency: String,
@@ -256,6 +243,14 @@ pub struct OfferPatch {
     url: Option<String>,
     /// New payout.
     payout: Option<Payout>,
+    /// New payouts per event (replaces the list).
+    payout_by_event: Option<Vec<EventPayout>>,
+    /// New payouts per tier (replaces the list).
+    payout_by_tier: Option<Vec<TierPayout>>,
+    /// New payouts per partner (replaces the list).
+    payout_by_partner: Option<Vec<PartnerPayout>>,
+    /// New recurring rule.
+    recurring: Option<Recurring>,
     /// New ISO 4217 currency code.
     currency: Option<String>,
     /// New attribution window, in days.
@@ -431,6 +426,10 @@ impl Offer {
             name: req.name.trim().to_string(),
             url: req.url,
             payout: req.payout,
+            payout_by_event: req.payout_by_event,
+            payout_by_tier: req.payout_by_tier,
+            payout_by_partner: req.payout_by_partner,
+            recurring: req.recurring,
             currency: req.currency,
             attribution_window_days: req.attribution_window_days,
             postback_token: secrets.postback_token,
@@ -457,6 +456,18 @@ impl Offer {
         }
         if let Some(v) = patch.payout {
             o.payout = v;
+        }
+        if let Some(v) = patch.payout_by_event {
+            o.payout_by_event = v;
+        }
+        if let Some(v) = patch.payout_by_tier {
+            o.payout_by_tier = v;
+        }
+        if let Some(v) = patch.payout_by_partner {
+            o.payout_by_partner = v;
+        }
+        if let Some(v) = patch.recurring {
+            o.recurring = v;
         }
         if let Some(v) = patch.currency {
             o.currency = v;
@@ -505,6 +516,22 @@ impl Offer {
                 "must be between 1 and 3650",
             ));
         }
+        self.payout_terms().validate().map_err(|e| {
+            let field = match e.field.split_once(['.', '[']) {
+                Some((head, _)) => {
+                    let renamed = match head {
+                        "default" => "payout",
+                        "by_event" => "payout_by_event",
+                        "by_tier" => "payout_by_tier",
+                        "by_partner" => "payout_by_partner",
+                        other => other,
+                    };
+                    format!("{renamed}{}", &e.field[head.len()..])
+                }
+                None => e.field.clone(),
+            };
+            FieldError::new(&field, e.message)
+        })?;
         // The window is the longest a click can wait; a minimum beyond it
         // would reject every conversion.
         if u64::from(self.min_click_seconds) >= u64::from(self.attribution_window_days) * 86_400 {
@@ -520,6 +547,17 @@ impl Offer {
             ));
         }
         Ok(())
+    }
+
+    /// Everything this offer says about what its conversions pay.
+    pub fn payout_terms(&self) -> PayoutTerms {
+        PayoutTerms {
+            default: self.payout.clone(),
+            by_event: self.payout_by_event.clone(),
+            by_tier: self.payout_by_tier.clone(),
+            by_partner: self.payout_by_partner.clone(),
+            recurring: self.recurring,
+        }
     }
 
     /// The landing URL template, parsed.
@@ -631,6 +669,22 @@ mod tests {
                 r#","attribution_window_days":1,"min_click_seconds":86399"#,
                 None,
             ),
+            (
+                r#","payout_by_event":[{"event":"lead","payout":{"model":"cpl","amount":"1.00"}}],"payout_by_tier":[{"tier":"gold","payout":{"model":"cpa","amount":"7.50"}}],"payout_by_partner":[{"partner_id":4,"payout":{"model":"cps","percent":"12"}}],"recurring":{"kind":"first_months","months":12}"#,
+                None,
+            ),
+            (
+                r#","payout_by_event":[{"event":"lead","payout":{"model":"cpl","amount":"-1"}}]"#,
+                Some("payout_by_event[0].payout.amount"),
+            ),
+            (
+                r#","payout_by_tier":[{"tier":"gold","payout":{"model":"cps","percent":"101"}}]"#,
+                Some("payout_by_tier[0].payout.percent"),
+            ),
+            (
+                r#","payout_by_event":[{"event":"Lead!","payout":{"model":"cpl","amount":"1"}}]"#,
+                Some("payout_by_event[0].event"),
+            ),
         ];
         for (extra, field) in cases {
             check_offer(extra, *field);
@@ -675,6 +729,10 @@ mod tests {
                 attribution_window_days: 30,
                 postback_token: "t".into(),
                 signing_secret: String::new(),
+                payout_by_event: Vec::new(),
+                payout_by_tier: Vec::new(),
+                payout_by_partner: Vec::new(),
+                recurring: Default::default(),
                 pixel_status: Default::default(),
                 min_click_seconds: 0,
                 manual_review: false,

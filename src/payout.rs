@@ -42,7 +42,31 @@ use std::fmt;
 use rust_decimal::{Decimal, RoundingStrategy};
 use serde::{Deserialize, Serialize};
 
-use crate::model::{FieldError, Payout};
+use crate::validation::FieldError;
+
+/// How a partner is paid for a conversion.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(tag = "model", rename_all = "lowercase", deny_unknown_fields)]
+pub enum Payout {
+    /// A fixed amount per sale.
+    Cpa {
+        /// The amount, as a decimal string.
+        #[serde(with = "rust_decimal::serde::str")]
+        amount: Decimal,
+    },
+    /// A share of the sale amount.
+    Cps {
+        /// Percent of the amount, as a decimal string.
+        #[serde(with = "rust_decimal::serde::str")]
+        percent: Decimal,
+    },
+    /// A fixed amount per lead.
+    Cpl {
+        /// The amount, as a decimal string.
+        #[serde(with = "rust_decimal::serde::str")]
+        amount: Decimal,
+    },
+}
 
 /// Decimal places of every payout.
 pub const PAYOUT_SCALE: u32 = 4;

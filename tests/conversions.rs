@@ -308,3 +308,69 @@ async fn pixels_land_as_the_offer_chooses_and_customers_carry_their_click() {
         ]
     );
 }
+
+#[tokio::test]
+async fn the_most_specific_payout_rule_wins_and_is_recorded() {
+    let server = Server::start(ServerConfig::new("rules"));
+    let (_, gold) = admin(
+        &server,
+        "POST",
+        "/api/v1/partners",
+        Some(json!({"name": "Gold", "kind": "affiliate", "tier": "gold"})),
+    )
+    .await;
+    let (s, offer) = admin(
+        &server,
+        "POST",
+        "/api/v1/offers",
+        Some(json!({
+            "name": "SaaS", "url": "https://saas.example.com/?cid={click_id}",
+            "payout": {"model": "cps", "percent": "10"},
+            "payout_by_event": [{"event": "lead", "payout": {"model": "cpl", "amount": "1.00"}}],
+            "payout_by_tier": [{"tier": "gold", "event": "sale", "payout": {"model": "cps", "percent": "15"}}],
+        })),
+    )
+    .await;
+    assert_eq!(s, 201, "{offer}");
+    let (_, link) = admin(
+        &server,
+        "POST",
+        "/api/v1/links",
+        Some(json!({"partner_id": gold["id"], "offer_id": offer["id"]})),
+    )
+    .await;
+    let token = offer["postback_token"].as_str().unwrap();
+    let cid = click(&server, &link, false).await;
+    let cases = [
+        (
+            json!({"click_id": cid, "event": "lead", "token": token}),
+            "1.00",
+        ),
+        (
+            json!({"click_id": cid, "order_id": "O-1", "amount": "80.00", "token": token}),
+            "12.00",
+        ),
+    ];
+    for (body, payout) in cases {
+        let (_, v) = postback(&server, body.clone(), None).await;
+        assert_eq!(
+            (verdict(&v), v["payout"].as_str()),
+            (("approved", "ok"), Some(payout)),
+            "{body}"
+        );
+    }
+    let ch = &services().clickhouse;
+    let db = &server.config.database;
+    let rules = wait_for("the rules in clickhouse", || {
+        let text = ch
+            .try_query(&format!(
+                "SELECT event, payout_rule FROM {db}.conversions ORDER BY event FORMAT TSV"
+            ))
+            .ok()?;
+        (text.lines().count() >= 2).then_some(text)
+    });
+    assert_eq!(
+        rules.lines().collect::<Vec<_>>(),
+        ["lead\toffer_event:lead", "sale\ttier:gold/event:sale"]
+    );
+}

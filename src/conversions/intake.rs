@@ -24,7 +24,7 @@ use crate::attribution::{
 use crate::catalog::{Catalog, RouteCache, StoreError};
 use crate::click_id::{ClickIdCodec, ClickInfo};
 use crate::model::{Link, Offer, PixelStatus, Status as EntityStatus};
-use crate::payout::{CustomerSale, PayoutTerms};
+use crate::payout::CustomerSale;
 
 pub use crate::attribution::Channel;
 
@@ -259,7 +259,7 @@ impl<R: Recorder> Intake<R> {
             _ => link,
         };
         let partner = link.as_ref().and_then(|l| self.cache.partner(l.partner_id));
-        let terms = PayoutTerms::flat(offer.payout.clone());
+        let terms = offer.payout_terms();
         let mut input = Input {
             source,
             link: link.as_ref().map(|l| LinkFacts {

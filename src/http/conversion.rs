@@ -31,6 +31,24 @@ const GIF: &[u8] = &[
 /// The header a signed postback carries.
 pub const SIGNATURE_HEADER: &str = "x-trackedge-signature";
 
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn money_has_two_decimals_at_least() {
+        for (given, shown) in [
+            ("5", "5.00"),
+            ("5.00", "5.00"),
+            ("12.0000", "12.00"),
+            ("12.5", "12.50"),
+            ("0.1234", "0.1234"),
+            ("0", "0.00"),
+            ("1000000", "1000000.00"),
+        ] {
+            assert_eq!(super::money_text(given.parse().unwrap()), shown, "{given}");
+        }
+    }
+}
+
 #[derive(Serialize)]
 struct VerdictBody<'a> {
     status: &'a str,
@@ -79,7 +97,7 @@ fn verdict(v: &Verdict) -> Resp {
         status: v.decision.status.as_str(),
         reason: v.decision.reason.as_str(),
         conversion_id: &v.conversion_id,
-        payout: v.decision.payout.to_string(),
+        payout: money_text(v.decision.payout),
         currency: &v.currency,
     };
     let mut r = response(
@@ -90,6 +108,16 @@ fn verdict(v: &Verdict) -> Resp {
     r.headers_mut()
         .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     r
+}
+
+/// Money as the API writes it: at least two decimals, no trailing zeros
+/// beyond them (`5.00`, `12.50`, `0.1234`).
+fn money_text(d: rust_decimal::Decimal) -> String {
+    let mut n = d.normalize();
+    if n.scale() < 2 {
+        n.rescale(2);
+    }
+    n.to_string()
 }
 
 fn intake_error<R: Recorder>(intake: &Intake<R>, e: &IntakeError) -> Resp {
