@@ -261,7 +261,10 @@ mod tests {
             resp.headers()[header::CONTENT_TYPE],
             "application/javascript; charset=utf-8"
         );
-        assert_eq!(resp.headers()[header::CACHE_CONTROL], "public, max-age=3600");
+        assert_eq!(
+            resp.headers()[header::CACHE_CONTROL],
+            "public, max-age=3600"
+        );
     }
 
     #[test]
