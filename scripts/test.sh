@@ -2,9 +2,10 @@
 # The project's test command (CI runs exactly this through .ci/run).
 #
 # Works on a fresh Debian machine with only Rust installed: it installs
-# Redis and ClickHouse through apt when missing (as root), adds the rustfmt
-# and clippy components when missing, then runs formatting, lints, every
-# test target and the ClickHouse SQL check on a current release (chdb).
+# Redis, ClickHouse and Chromium (for the t.js browser test) through apt
+# when missing (as root), adds the rustfmt and clippy components when
+# missing, then runs formatting, lints, every test target and the
+# ClickHouse SQL check on a current release (chdb).
 #
 # The Rust integration tests start their own Redis and ClickHouse on free
 # loopback ports (via scripts/clickhouse-config.sh); nothing needs to be
@@ -21,6 +22,25 @@ step() { echo "==> $*"; }
 
 step "install services (redis-server, clickhouse-server)"
 scripts/services.sh install
+
+step "install chromium (tests/browser.rs drives it headless)"
+if ! command -v chromium >/dev/null; then
+    sudo=()
+    if [[ $(id -u) -ne 0 ]]; then
+        command -v sudo >/dev/null || {
+            echo "test.sh: need root (or sudo) to install chromium" >&2
+            exit 1
+        }
+        sudo=(sudo)
+    fi
+    export DEBIAN_FRONTEND=noninteractive
+    "${sudo[@]}" apt-get update -qq
+    "${sudo[@]}" apt-get install -y -qq --no-install-recommends chromium >/dev/null
+    command -v chromium >/dev/null || {
+        echo "test.sh: chromium still not on PATH after apt-get install" >&2
+        exit 1
+    }
+fi
 
 step "rust components (rustfmt, clippy)"
 if ! cargo fmt --version >/dev/null 2>&1 || ! cargo clippy --version >/dev/null 2>&1; then

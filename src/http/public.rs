@@ -1,15 +1,17 @@
 //! The public listener: tracked redirects, conversions (`/pixel`,
-//! `/postback`) and health, on bare hyper (the redirect is the hot path).
+//! `/postback`), the merchant's snippet (`/t.js`) and health, on bare
+//! hyper (the redirect is the hot path).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
+use bytes::Bytes;
 use hyper::header::{self, HeaderValue};
 use hyper::{Method, Request, StatusCode};
 use prometheus::Histogram;
 
-use super::{conversion, text, Readiness, Resp};
+use super::{conversion, response, text, Readiness, Resp};
 use crate::conversions::intake::{Intake, Recorder};
 use crate::events::EventSink;
 use crate::metrics::RequestCounters;
@@ -60,6 +62,7 @@ enum Route<'a> {
     Redirect(&'a str),
     Pixel,
     Postback,
+    Script,
     NotFound,
     MethodNotAllowed,
     /// A request target that is not a path (`CONNECT host:port`, `*`).
@@ -75,7 +78,8 @@ fn route<'a>(method: &Method, path: &'a str) -> Route<'a> {
         "readyz" => Route::Ready,
         "pixel" if method == Method::GET => Route::Pixel,
         "postback" if method == Method::GET || method == Method::POST => Route::Postback,
-        "pixel" | "postback" => Route::MethodNotAllowed,
+        "t.js" if method == Method::GET || method == Method::HEAD => Route::Script,
+        "pixel" | "postback" | "t.js" => Route::MethodNotAllowed,
         "" => Route::NotFound,
         code if code.contains('/') => Route::NotFound,
         code if method == Method::GET || method == Method::HEAD => Route::Redirect(code),
@@ -135,6 +139,8 @@ fn answer<C: ClickHandler, R, B>(
         Route::Pixel | Route::Postback => {
             ("other", text(StatusCode::SERVICE_UNAVAILABLE, "not here\n"))
         }
+        // Counted with "other": the route labels are a fixed set in `metrics`.
+        Route::Script => ("other", script()),
         Route::NotFound => ("other", text(StatusCode::NOT_FOUND, "not found\n")),
         Route::MethodNotAllowed => {
             let mut r = text(StatusCode::METHOD_NOT_ALLOWED, "method not allowed\n");
@@ -152,6 +158,27 @@ fn answer<C: ClickHandler, R, B>(
     };
     state.requests.inc(label, resp.status().as_u16());
     resp
+}
+
+/// The merchant's snippet, compiled in: a deployment is one binary, and
+/// the script cannot drift from the `/pixel` it calls.
+const SCRIPT: &str = include_str!("assets/t.js");
+
+/// `GET|HEAD /t.js`; hyper leaves the body out of a `HEAD` answer and
+/// keeps its length.
+fn script() -> Resp {
+    let mut r = response(
+        StatusCode::OK,
+        "application/javascript; charset=utf-8",
+        Bytes::from_static(SCRIPT.as_bytes()),
+    );
+    // An hour: merchants' pages load it on every view, and a fix still
+    // reaches every browser the same day.
+    r.headers_mut().insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("public, max-age=3600"),
+    );
+    r
 }
 
 #[cfg(test)]
@@ -209,6 +236,9 @@ mod tests {
         check("HEAD", "/summer?sub1=x", (302, Some("summer")));
         check("GET", "/healthz", (200, None));
         check("GET", "/readyz", (200, None));
+        check("GET", "/t.js", (200, None));
+        check("HEAD", "/t.js", (200, None));
+        check("POST", "/t.js", (405, None));
         check("GET", "/", (404, None));
         check("GET", "/a/b", (404, None));
         check("POST", "/summer", (405, None));
@@ -218,6 +248,23 @@ mod tests {
         check("OPTIONS", "*", (400, None));
         // Absolute-form (proxy requests) still has a path.
         check("GET", "http://example.com/summer", (302, Some("summer")));
+    }
+
+    #[test]
+    fn the_script_is_small_and_fetches_nothing_from_elsewhere() {
+        assert!(SCRIPT.len() < 4096, "t.js is {} bytes", SCRIPT.len());
+        for literal in ["http://", "https://"] {
+            assert!(!SCRIPT.contains(literal), "t.js names {literal}");
+        }
+        let resp = script();
+        assert_eq!(
+            resp.headers()[header::CONTENT_TYPE],
+            "application/javascript; charset=utf-8"
+        );
+        assert_eq!(
+            resp.headers()[header::CACHE_CONTROL],
+            "public, max-age=3600"
+        );
     }
 
     #[test]
