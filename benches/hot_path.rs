@@ -52,6 +52,7 @@ fn cache(metrics: &Arc<Metrics>) -> Arc<RouteCache> {
         pixel_status: Default::default(),
         min_click_seconds: 0,
         manual_review: false,
+        caps: Default::default(),
         postback_allowlist: Vec::new(),
         status: Status::Active,
         created_at: "t".into(),

@@ -184,7 +184,7 @@ pub enum PixelTrust {
 }
 
 /// What an offer does with a conversion over one of its caps.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum CapAction {
     /// `rejected` / `cap_reached`.

@@ -108,6 +108,9 @@ pub struct Offer {
     /// approve.
     #[serde(default)]
     pub manual_review: bool,
+    /// Conversion caps, counted per UTC day and month across all nodes.
+    #[serde(default)]
+    pub caps: OfferCaps,
     /// Addresses allowed to send postbacks, on top of the token or
     /// signature; empty: any.
     #[serde(default)]
@@ -118,6 +121,24 @@ pub struct Offer {
     pub status: Status,
     /// RFC 3339 creation time.
     pub created_at: String,
+}
+
+/// How many conversions an offer takes, per UTC day and month, in all and
+/// per partner; absent: no cap. Only conversions that would count
+/// (approved or pending) use up a cap.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default, utoipa::ToSchema)]
+#[serde(deny_unknown_fields, default)]
+pub struct OfferCaps {
+    /// Conversions per UTC day, all partners together.
+    pub daily: Option<u32>,
+    /// Conversions per UTC month, all partners together.
+    pub monthly: Option<u32>,
+    /// Conversions per UTC day of one partner.
+    pub partner_daily: Option<u32>,
+    /// Conversions per UTC month of one partner.
+    pub partner_monthly: Option<u32>,
+    /// Over a cap: `reject` (the default) or `pending`, reason `cap_reached`.
+    pub over: crate::attribution::CapAction,
 }
 
 /// Where an offer's pixel conversions land.
@@ -224,6 +245,9 @@ pub struct NewOffer {
     /// See [`Offer::manual_review`]; default false.
     #[serde(default)]
     pub manual_review: bool,
+    /// See [`Offer::caps`]; default none.
+    #[serde(default)]
+    pub caps: OfferCaps,
     /// See [`Offer::postback_allowlist`]; default empty (any address).
     #[serde(default)]
     #[schema(value_type = Vec<String>)]
@@ -261,6 +285,8 @@ pub struct OfferPatch {
     min_click_seconds: Option<u32>,
     /// Whether every conversion waits for a person.
     manual_review: Option<bool>,
+    /// New caps (replace the old ones).
+    caps: Option<OfferCaps>,
     /// New postback allowlist (empty: any address).
     #[schema(value_type = Option<Vec<String>>)]
     postback_allowlist: Option<Vec<ipnet::IpNet>>,
@@ -437,6 +463,7 @@ impl Offer {
             pixel_status: req.pixel_status,
             min_click_seconds: req.min_click_seconds,
             manual_review: req.manual_review,
+            caps: req.caps,
             postback_allowlist: req.postback_allowlist,
             status: req.status,
             created_at: now,
@@ -483,6 +510,9 @@ impl Offer {
         }
         if let Some(v) = patch.manual_review {
             o.manual_review = v;
+        }
+        if let Some(v) = patch.caps {
+            o.caps = v;
         }
         if let Some(v) = patch.postback_allowlist {
             o.postback_allowlist = v;
@@ -736,6 +766,7 @@ mod tests {
                 pixel_status: Default::default(),
                 min_click_seconds: 0,
                 manual_review: false,
+                caps: Default::default(),
                 postback_allowlist: Vec::new(),
                 status: Status::Active,
                 created_at: "now".into(),

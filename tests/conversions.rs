@@ -374,3 +374,59 @@ async fn the_most_specific_payout_rule_wins_and_is_recorded() {
         ["lead\toffer_event:lead", "sale\ttier:gold/event:sale"]
     );
 }
+
+#[tokio::test]
+async fn caps_hold_across_concurrent_postbacks() {
+    let (server, link, offer) = setup("caps").await;
+    let (s, v) = admin(
+        &server,
+        "PATCH",
+        &format!("/api/v1/offers/{}", offer["id"]),
+        Some(json!({"caps": {"daily": 3, "over": "pending"}})),
+    )
+    .await;
+    assert_eq!(s, 200, "{v}");
+    let token = offer["postback_token"].as_str().unwrap().to_string();
+    let cid = click(&server, &link, false).await;
+    let tasks: Vec<_> = (0..8)
+        .map(|i| {
+            let body = json!({"click_id": cid, "order_id": format!("C-{i}"), "token": token});
+            let url = format!("{}/postback", server.public);
+            tokio::spawn(async move {
+                let v: Value = client()
+                    .post(url)
+                    .header("content-type", "application/json")
+                    .body(body.to_string())
+                    .send()
+                    .await
+                    .unwrap()
+                    .json()
+                    .await
+                    .unwrap();
+                format!(
+                    "{}/{}",
+                    v["status"].as_str().unwrap(),
+                    v["reason"].as_str().unwrap()
+                )
+            })
+        })
+        .collect();
+    let mut got = Vec::new();
+    for t in tasks {
+        got.push(t.await.unwrap());
+    }
+    got.sort();
+    assert_eq!(
+        got,
+        [
+            "approved/ok",
+            "approved/ok",
+            "approved/ok",
+            "pending/cap_reached",
+            "pending/cap_reached",
+            "pending/cap_reached",
+            "pending/cap_reached",
+            "pending/cap_reached",
+        ]
+    );
+}

@@ -460,6 +460,7 @@ pub(crate) mod fixtures {
             pixel_status: Default::default(),
             min_click_seconds: 0,
             manual_review: false,
+            caps: Default::default(),
             postback_allowlist: Vec::new(),
             status,
             created_at: "t".into(),

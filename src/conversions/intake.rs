@@ -275,7 +275,7 @@ impl<R: Recorder> Intake<R> {
                     PixelStatus::Pending => PixelTrust::Pending,
                 },
                 manual_review: offer.manual_review,
-                cap_action: Default::default(),
+                cap_action: offer.caps.over,
                 payout: Cow::Borrowed(&terms),
             },
             partner: PartnerFacts {
@@ -307,7 +307,27 @@ impl<R: Recorder> Intake<R> {
         if counts {
             if let Some(key) = &dedup_key {
                 match state.claim(key, &conversion_id).await? {
-                    Claim::Fresh => claimed = true,
+                    Claim::Fresh => {
+                        claimed = true;
+                        // Caps count conversions that count, once each.
+                        let counters = super::caps::counters(
+                            &offer.caps,
+                            offer.id,
+                            decision.partner_id,
+                            r.now_ms,
+                        );
+                        match state.take_caps(&counters).await {
+                            Ok(true) => {}
+                            Ok(false) => {
+                                input.caps = Caps::Over;
+                                decision = attribution::decide(&input);
+                            }
+                            Err(e) => {
+                                let _ = state.release(key, &conversion_id).await;
+                                return Err(e.into());
+                            }
+                        }
+                    }
                     Claim::Duplicate(_) => {
                         input.dedup = match key {
                             DedupKey::Order { .. } => Dedup::DuplicateOrder,
@@ -319,6 +339,10 @@ impl<R: Recorder> Intake<R> {
             }
         }
 
+        let counts = matches!(
+            decision.status,
+            attribution::Status::Approved | attribution::Status::Pending
+        );
         let currency = p.currency.clone().unwrap_or_else(|| offer.currency.clone());
         let recorded = self.recorder.record(&ConversionRecord {
             conversion_id: &conversion_id,

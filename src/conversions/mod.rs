@@ -9,6 +9,7 @@
 //! share in Redis: deduplication claims and customer bindings.
 
 pub mod auth;
+pub mod caps;
 pub mod intake;
 pub mod params;
 pub mod state;

@@ -73,6 +73,30 @@ impl From<redis::RedisError> for StateError {
     }
 }
 
+/// Takes one unit of every cap, or none: all counters are checked against
+/// their limits first (KEYS[i] against ARGV[i]); ARGV[#KEYS + i] is the
+/// counter's lifetime in seconds.
+const TAKE_CAPS_SCRIPT: &str = "
+for i, key in ipairs(KEYS) do
+  if tonumber(redis.call('GET', key) or '0') >= tonumber(ARGV[i]) then return 0 end
+end
+for i, key in ipairs(KEYS) do
+  redis.call('INCR', key)
+  redis.call('EXPIRE', key, ARGV[#KEYS + i])
+end
+return 1";
+
+/// One cap to take from: a counter's key suffix, its limit and lifetime.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CapCounter {
+    /// After the prefix, e.g. `cap:7:d:20261130` or `cap:7:p3:m:202611`.
+    pub key: String,
+    /// Most conversions it admits.
+    pub limit: u32,
+    /// Seconds the counter lives (past its period, then it goes).
+    pub ttl_secs: u64,
+}
+
 const RELEASE_SCRIPT: &str =
     "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) else return 0 end";
 
@@ -241,6 +265,28 @@ impl ConversionState {
             )
             .await?;
         Ok(())
+    }
+
+    /// Takes one conversion from every counter, atomically, unless one is
+    /// at its limit (then none changes): true when within every cap.
+    pub async fn take_caps(&self, counters: &[CapCounter]) -> Result<bool, StateError> {
+        if counters.is_empty() {
+            return Ok(true);
+        }
+        let mut cmd = redis::cmd("EVAL");
+        cmd.arg(TAKE_CAPS_SCRIPT).arg(counters.len());
+        for c in counters {
+            cmd.arg(format!("{}{}", self.prefix, c.key));
+        }
+        for c in counters {
+            cmd.arg(c.limit);
+        }
+        for c in counters {
+            cmd.arg(c.ttl_secs);
+        }
+        let mut conn = self.conn.clone();
+        let taken: i64 = self.run(cmd.query_async(&mut conn)).await?;
+        Ok(taken == 1)
     }
 
     /// The click `customer_id` of `offer_id` is bound to, if any.
