@@ -8,6 +8,9 @@ use crate::model::{Link, Offer, Partner};
 
 /// A change published on the channel: the entity's new state, or `None`
 /// when it was deleted.
+// An offer is larger than a link; changes are rare messages passed by
+// value once each, so boxing would buy nothing but an allocation.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "lowercase")]
 pub enum Change {
