@@ -273,7 +273,8 @@ pub async fn run(config: Config, migrate: bool, stop: CancellationToken) -> anyh
         catalog_slot.clone(),
         ClickIdCodec::new(secret, &previous, 0),
         sink,
-        u64::from(config.conversions.dedup_ttl_days) * 86_400,
+        &config.conversions,
+        config.limits.max_tracked_ips,
         metrics.clone(),
     );
     let public_state = Arc::new(PublicState {
@@ -340,11 +341,17 @@ pub async fn run(config: Config, migrate: bool, stop: CancellationToken) -> anyh
     tasks.push(tokio::spawn(catalog.sync(background.clone())));
     {
         let stop = background.clone();
+        let upkeep_state = public_state.clone();
         tasks.push(tokio::spawn(async move {
             let mut tick = tokio::time::interval(Duration::from_secs(10));
             loop {
                 tokio::select! {
-                    _ = tick.tick() => limiter.maintain(),
+                    _ = tick.tick() => {
+                        limiter.maintain();
+                        if let Some(intake) = &upkeep_state.conversions {
+                            intake.maintain();
+                        }
+                    }
                     _ = stop.cancelled() => return,
                 }
             }

@@ -64,12 +64,20 @@ pub struct ConversionsConfig {
     /// Days a counted order (or click/customer and event) is remembered:
     /// a repeat within them is `duplicate`, a later one a new conversion.
     pub dedup_ttl_days: u32,
+    /// Postbacks per second one offer may receive (burst: twice that);
+    /// over it, `429` and nothing recorded. 0 disables.
+    pub postbacks_per_offer_per_second: u32,
+    /// Pixel hits per minute one client IP may make (burst: a quarter of
+    /// that, at least 1); over it, the GIF and nothing recorded. 0 disables.
+    pub pixels_per_ip_per_minute: u32,
 }
 
 impl Default for ConversionsConfig {
     fn default() -> Self {
         ConversionsConfig {
             dedup_ttl_days: 400,
+            postbacks_per_offer_per_second: 200,
+            pixels_per_ip_per_minute: 60,
         }
     }
 }

@@ -72,6 +72,9 @@ pub enum IntakeError {
     /// `401`.
     #[error("{0}")]
     Unauthorized(#[from] AuthError),
+    /// Over the offer's postback rate (or the client's pixel rate): `429`.
+    #[error("too many conversions: slow down and retry")]
+    RateLimited,
     /// Redis or the log cannot take it now: `503`, retry.
     #[error("{0}")]
     Unavailable(String),
@@ -144,6 +147,11 @@ pub struct Intake<R> {
     state: OnceLock<ConversionState>,
     dedup_ttl_secs: u64,
     metrics: Arc<crate::metrics::Metrics>,
+    /// Postbacks per offer: a merchant's runaway retry loop must not take
+    /// every other offer's capacity.
+    postbacks: Option<governor::DefaultKeyedRateLimiter<u64>>,
+    /// Pixel hits per client IP: anyone can fire a pixel.
+    pixels: crate::ratelimit::ClickLimiter,
 }
 
 impl<R: Recorder> Intake<R> {
@@ -154,17 +162,38 @@ impl<R: Recorder> Intake<R> {
         catalog: CatalogSlot,
         codec: ClickIdCodec,
         recorder: R,
-        dedup_ttl_secs: u64,
+        cfg: &crate::config::ConversionsConfig,
+        max_tracked_ips: usize,
         metrics: Arc<crate::metrics::Metrics>,
     ) -> Self {
+        use std::num::NonZeroU32;
+        let postbacks = NonZeroU32::new(cfg.postbacks_per_offer_per_second).map(|rate| {
+            let burst = rate.saturating_mul(NonZeroU32::new(2).expect("2 is not zero"));
+            governor::RateLimiter::dashmap(governor::Quota::per_second(rate).allow_burst(burst))
+        });
+        let pixels = crate::ratelimit::ClickLimiter::new(&crate::config::LimitsConfig {
+            clicks_per_ip_per_minute: cfg.pixels_per_ip_per_minute,
+            clicks_burst: (cfg.pixels_per_ip_per_minute / 4).max(1),
+            max_tracked_ips,
+        });
         Intake {
             cache,
             catalog,
             codec,
             recorder,
             state: OnceLock::new(),
-            dedup_ttl_secs,
+            dedup_ttl_secs: u64::from(cfg.dedup_ttl_days) * 86_400,
             metrics,
+            postbacks,
+            pixels,
+        }
+    }
+
+    /// Forgets quiet clients of the pixel limiter; run periodically.
+    pub fn maintain(&self) {
+        self.pixels.maintain();
+        if let Some(l) = &self.postbacks {
+            l.retain_recent();
         }
     }
 
@@ -193,6 +222,9 @@ impl<R: Recorder> Intake<R> {
 
     /// Decides one report and records it.
     pub async fn report(&self, r: Report<'_>) -> Result<Verdict, IntakeError> {
+        if r.channel == Channel::Pixel && self.pixels.over_limit(r.ip) {
+            return Err(IntakeError::RateLimited);
+        }
         let p = &r.params;
         // The click, from its id alone: a forged or altered id is refused
         // here, with no lookup.
@@ -205,6 +237,13 @@ impl<R: Recorder> Intake<R> {
             _ => None,
         };
         let offer = self.offer(&r, link.as_ref())?;
+        if r.channel == Channel::Postback {
+            if let Some(l) = &self.postbacks {
+                if l.check_key(&offer.id).is_err() {
+                    return Err(IntakeError::RateLimited);
+                }
+            }
+        }
         if r.channel == Channel::Postback {
             auth::authenticate(
                 &Credentials {

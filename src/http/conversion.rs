@@ -124,6 +124,7 @@ fn intake_error<R: Recorder>(intake: &Intake<R>, e: &IntakeError) -> Resp {
     let message = e.to_string();
     intake.refused(match e {
         IntakeError::Unauthorized(_) | IntakeError::NoOffer => "unauthorized",
+        IntakeError::RateLimited => "rate_limited",
         IntakeError::Unavailable(_) => "unavailable",
     });
     match e {
@@ -135,6 +136,12 @@ fn intake_error<R: Recorder>(intake: &Intake<R>, e: &IntakeError) -> Resp {
             "unauthorized",
             &message,
             Some("token"),
+        ),
+        IntakeError::RateLimited => json_error(
+            StatusCode::TOO_MANY_REQUESTS,
+            "rate_limited",
+            &message,
+            None,
         ),
         IntakeError::Unavailable(_) => json_error(
             StatusCode::SERVICE_UNAVAILABLE,
@@ -161,8 +168,10 @@ pub async fn pixel<R: Recorder, B>(intake: &Intake<R>, req: &Request<B>, ip: IpA
             ip,
             now_ms: now_ms(),
         };
-        if let Err(e) = intake.report(report).await {
-            tracing::debug!(error = %e, "pixel conversion not recorded");
+        match intake.report(report).await {
+            Ok(_) => {}
+            Err(IntakeError::RateLimited) => intake.refused("rate_limited"),
+            Err(e) => tracing::debug!(error = %e, "pixel conversion not recorded"),
         }
     }
     gif()
