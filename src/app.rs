@@ -2,7 +2,8 @@
 //! each listener's state, and owns the shutdown order.
 //!
 //! Shutdown order: stop accepting → finish in-flight requests (grace) →
-//! stop the shipper, which ships what it can within the grace period →
+//! stop the postback worker, which finishes its calls in flight (each
+//! bounded by its timeout) and records them → stop the shipper, which ships what it can within the grace period →
 //! msync the log → return. Every recorded event is in ClickHouse or in the
 //! log, which the next start ships.
 
@@ -21,6 +22,7 @@ use crate::catalog::{Catalog, RouteCache};
 use crate::click_id::ClickIdCodec;
 use crate::client_ip::TrustedProxies;
 use crate::config::Config;
+use crate::conversions::deliver::{self, Deliverer, Postbacks};
 use crate::conversions::intake::Intake;
 use crate::events::log::EventLog;
 use crate::events::rejected::Rejected;
@@ -268,13 +270,19 @@ pub async fn run(config: Config, migrate: bool, stop: CancellationToken) -> anyh
     );
     let ready = Readiness::new();
     let catalog_slot = CatalogSlot::default();
+    let postbacks = Arc::new(Postbacks::new(
+        cache.clone(),
+        catalog_slot.clone(),
+        metrics.clone(),
+    ));
     let intake = Intake::new(
         cache.clone(),
         catalog_slot.clone(),
         ClickIdCodec::new(secret, &previous, 0),
-        sink,
+        sink.clone(),
         u64::from(config.conversions.dedup_ttl_days) * 86_400,
-    );
+    )
+    .with_postbacks(postbacks.clone());
     let public_state = Arc::new(PublicState {
         clicks: redirector,
         conversions: Some(intake),
@@ -336,6 +344,16 @@ pub async fn run(config: Config, migrate: bool, stop: CancellationToken) -> anyh
     unsafe {
         libc::malloc_trim(0);
     }
+    let deliver_stop = CancellationToken::new();
+    let deliverer = Deliverer::new(
+        deliver::Settings::from(&config.postbacks),
+        &catalog,
+        sink,
+        metrics.clone(),
+        postbacks.waker(),
+    )
+    .context("cannot start the postback worker")?;
+    let deliver_task = tokio::spawn(deliverer.run(deliver_stop.clone()));
     tasks.push(tokio::spawn(catalog.sync(background.clone())));
     {
         let stop = background.clone();
@@ -370,6 +388,12 @@ pub async fn run(config: Config, migrate: bool, stop: CancellationToken) -> anyh
         if let Err(e) = t.await {
             error!(error = %e, "listener task failed");
         }
+    }
+    // After the listeners (nothing queues any more), before the shipper
+    // (which ships the attempts it records).
+    deliver_stop.cancel();
+    if let Err(e) = deliver_task.await {
+        error!(error = %e, "postback worker failed; its jobs stay queued in redis");
     }
     info!("connections drained; shipping what is left");
     ship_stop.cancel();

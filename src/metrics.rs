@@ -59,6 +59,11 @@ pub struct Metrics {
     pub links_cached: IntGauge,
     /// Catalog change messages applied, full reloads, and Redis errors.
     pub catalog_events: IntCounterVec,
+    /// Partner postback attempts and jobs by outcome (`delivered`,
+    /// `failed_retrying`, `gave_up`, `refused_address`, `not_queued`).
+    pub postback_deliveries: IntCounterVec,
+    /// Partner postbacks waiting in the shared queue (every node's).
+    pub postback_queue_depth: IntGauge,
 }
 
 impl Metrics {
@@ -175,6 +180,15 @@ impl Metrics {
                 "catalog_events_total",
                 "Catalog changes applied, full reloads and Redis errors",
                 &["event"],
+            ),
+            postback_deliveries: counter_vec(
+                "postback_deliveries_total",
+                "Partner postback attempts by outcome",
+                &["outcome"],
+            ),
+            postback_queue_depth: gauge(
+                "postback_queue_depth",
+                "Partner postbacks waiting in the shared queue",
             ),
             registry,
         }

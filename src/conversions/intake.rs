@@ -15,6 +15,7 @@ use std::sync::{Arc, OnceLock};
 use rust_decimal::Decimal;
 
 use super::auth::{self, AuthError, Credentials};
+use super::deliver::{Announcement, Postbacks};
 use super::params::Params;
 use super::state::{Claim, ConversionState, DedupKey, StateError, Subject};
 use crate::attribution::{
@@ -143,6 +144,8 @@ pub struct Intake<R> {
     recorder: R,
     state: OnceLock<ConversionState>,
     dedup_ttl_secs: u64,
+    /// Queues partner postbacks for counted conversions; `None` sends none.
+    postbacks: Option<Arc<Postbacks>>,
 }
 
 impl<R: Recorder> Intake<R> {
@@ -162,7 +165,15 @@ impl<R: Recorder> Intake<R> {
             recorder,
             state: OnceLock::new(),
             dedup_ttl_secs,
+            postbacks: None,
         }
+    }
+
+    /// The same intake, queueing a partner postback for every counted
+    /// conversion through `postbacks`.
+    pub fn with_postbacks(mut self, postbacks: Arc<Postbacks>) -> Self {
+        self.postbacks = Some(postbacks);
+        self
     }
 
     fn catalog(&self) -> Result<&Arc<Catalog>, IntakeError> {
@@ -356,6 +367,29 @@ impl<R: Recorder> Intake<R> {
                 if let Err(e) = kept {
                     tracing::warn!(offer = offer.id, error = %e, "customer binding or sale count not kept");
                 }
+            }
+        }
+        if let (Some(postbacks), Some(partner_id)) = (&self.postbacks, decision.partner_id) {
+            // The conversion is recorded: a queue failure loses only the
+            // partner's notification, never the conversion's answer.
+            let queued = postbacks
+                .enqueue(&Announcement {
+                    conversion_id: &conversion_id,
+                    partner_id,
+                    offer_id: offer.id,
+                    click_id: click_id.as_deref().unwrap_or(""),
+                    order_id: p.order_id.as_deref().unwrap_or(""),
+                    event: &p.event,
+                    payout: decision.payout,
+                    currency: &offer.currency,
+                    status: decision.status,
+                    // The click's sub-ids are only in its ClickHouse row;
+                    // nothing on this path may wait for it.
+                    subs: [""; 5],
+                })
+                .await;
+            if let Err(e) = queued {
+                tracing::error!(conversion = %conversion_id, partner = partner_id, error = %e, "partner postback not queued");
             }
         }
         Ok(Verdict {
