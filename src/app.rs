@@ -210,6 +210,8 @@ pub async fn run(config: Config, migrate: bool, stop: CancellationToken) -> anyh
         );
     }
     let reader = log.reader();
+    let deliver_settings = deliver::Settings::from(&config.postbacks);
+    let deliver_client = deliver::client(&deliver_settings)?;
 
     let background = CancellationToken::new();
     let mut tasks = Vec::new();
@@ -346,13 +348,13 @@ pub async fn run(config: Config, migrate: bool, stop: CancellationToken) -> anyh
     }
     let deliver_stop = CancellationToken::new();
     let deliverer = Deliverer::new(
-        deliver::Settings::from(&config.postbacks),
+        deliver_settings,
+        deliver_client,
         &catalog,
         sink,
         metrics.clone(),
         postbacks.waker(),
-    )
-    .context("cannot start the postback worker")?;
+    );
     let deliver_task = tokio::spawn(deliverer.run(deliver_stop.clone()));
     tasks.push(tokio::spawn(catalog.sync(background.clone())));
     {

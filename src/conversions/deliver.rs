@@ -379,27 +379,35 @@ struct Ctx {
 #[error("cannot build the postback http client: {0}")]
 pub struct ClientError(#[from] reqwest::Error);
 
+/// The HTTP client of postbacks: no redirects, no proxy, the timeout, and
+/// the address check in its resolver. Built at start, so a TLS set-up
+/// problem stops `serve` before anything is served.
+pub fn client(settings: &Settings) -> Result<reqwest::Client, ClientError> {
+    Ok(reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        // A proxy would connect on our behalf, past the address check.
+        .no_proxy()
+        .timeout(settings.timeout)
+        .user_agent(concat!("trackedge-postback/", env!("CARGO_PKG_VERSION")))
+        .dns_resolver(Arc::new(CheckedResolver {
+            allow_private: settings.allow_private_addresses,
+        }))
+        .build()?)
+}
+
 impl Deliverer {
-    /// A worker over the Redis of `catalog`, recording attempts into
-    /// `sink`, woken by `waker` ([`Postbacks::waker`]).
+    /// A worker calling through `client` (see [`client`]) from the queue
+    /// in the Redis of `catalog`, recording attempts into `sink`, woken by
+    /// `waker` ([`Postbacks::waker`]).
     pub fn new(
         settings: Settings,
+        client: reqwest::Client,
         catalog: &Catalog,
         sink: Arc<EventSink>,
         metrics: Arc<Metrics>,
         waker: Arc<Notify>,
-    ) -> Result<Deliverer, ClientError> {
-        let client = reqwest::Client::builder()
-            .redirect(reqwest::redirect::Policy::none())
-            // A proxy would connect on our behalf, past the address check.
-            .no_proxy()
-            .timeout(settings.timeout)
-            .user_agent(concat!("trackedge-postback/", env!("CARGO_PKG_VERSION")))
-            .dns_resolver(Arc::new(CheckedResolver {
-                allow_private: settings.allow_private_addresses,
-            }))
-            .build()?;
-        Ok(Deliverer {
+    ) -> Deliverer {
+        Deliverer {
             ctx: Arc::new(Ctx {
                 queue: Queue::of(catalog),
                 client,
@@ -408,7 +416,7 @@ impl Deliverer {
                 metrics,
                 waker,
             }),
-        })
+        }
     }
 
     /// Delivers until `stop`; then lets the calls in flight finish (each
@@ -419,8 +427,17 @@ impl Deliverer {
         let mut calls = JoinSet::new();
         // Redis being away delays postbacks; jobs wait in Redis meanwhile.
         let mut outage = Backoff::new(ctx.settings.poll_interval, Duration::from_secs(30));
+        // The depth gauge is read when idle, and at least this often when
+        // busy.
+        let mut last_peek = Instant::now();
         loop {
             while calls.try_join_next().is_some() {}
+            if last_peek.elapsed() >= ctx.settings.poll_interval {
+                last_peek = Instant::now();
+                if let Ok((depth, _)) = ctx.queue.peek().await {
+                    ctx.metrics.postback_queue_depth.set(depth as i64);
+                }
+            }
             let first = tokio::select! {
                 p = slots.clone().acquire_owned() => p.expect("the semaphore is never closed"),
                 _ = stop.cancelled() => break,
@@ -444,6 +461,7 @@ impl Deliverer {
             outage.reset();
             if members.is_empty() {
                 drop(first);
+                last_peek = Instant::now();
                 let wait = match ctx.queue.peek().await {
                     Ok((depth, earliest)) => {
                         ctx.metrics.postback_queue_depth.set(depth as i64);
@@ -966,6 +984,11 @@ mod tests {
             Next::Retry(now + 3_600_000),
         );
         check_next(30, 86_400 - 3599, CallResult::Answered(503), Next::GiveUp);
+    }
+
+    #[tokio::test]
+    async fn the_client_builds_with_tls() {
+        assert!(client(&settings()).is_ok());
     }
 
     #[test]
