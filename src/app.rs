@@ -3,8 +3,8 @@
 //!
 //! Shutdown order: stop accepting → finish in-flight requests (grace) →
 //! stop the postback worker, which finishes its calls in flight (each
-//! bounded by its timeout) and records them → stop the shipper, which ships what it can within the grace period →
-//! msync the log → return. Every recorded event is in ClickHouse or in the
+//! bounded by its timeout) and records them → stop the shipper, which
+//! ships what it can within the grace period → msync the log → return. Every recorded event is in ClickHouse or in the
 //! log, which the next start ships.
 
 use std::net::SocketAddr;
