@@ -2,8 +2,9 @@
 //! each listener's state, and owns the shutdown order.
 //!
 //! Shutdown order: stop accepting → finish in-flight requests (grace) →
-//! stop the shipper, which ships what it can within the grace period →
-//! msync the log → return. Every recorded event is in ClickHouse or in the
+//! stop the postback worker, which finishes its calls in flight (each
+//! bounded by its timeout) and records them → stop the shipper, which
+//! ships what it can within the grace period → msync the log → return. Every recorded event is in ClickHouse or in the
 //! log, which the next start ships.
 
 use std::net::SocketAddr;
@@ -21,6 +22,7 @@ use crate::catalog::{Catalog, RouteCache};
 use crate::click_id::ClickIdCodec;
 use crate::client_ip::TrustedProxies;
 use crate::config::Config;
+use crate::conversions::deliver::{self, Deliverer, Postbacks};
 use crate::conversions::intake::Intake;
 use crate::events::log::EventLog;
 use crate::events::rejected::Rejected;
@@ -208,6 +210,8 @@ pub async fn run(config: Config, migrate: bool, stop: CancellationToken) -> anyh
         );
     }
     let reader = log.reader();
+    let deliver_settings = deliver::Settings::from(&config.postbacks);
+    let deliver_client = deliver::client(&deliver_settings)?;
 
     let background = CancellationToken::new();
     let mut tasks = Vec::new();
@@ -268,15 +272,21 @@ pub async fn run(config: Config, migrate: bool, stop: CancellationToken) -> anyh
     );
     let ready = Readiness::new();
     let catalog_slot = CatalogSlot::default();
+    let postbacks = Arc::new(Postbacks::new(
+        cache.clone(),
+        catalog_slot.clone(),
+        metrics.clone(),
+    ));
     let intake = Intake::new(
         cache.clone(),
         catalog_slot.clone(),
         ClickIdCodec::new(secret, &previous, 0),
-        sink,
+        sink.clone(),
         &config.conversions,
         config.limits.max_tracked_ips,
         metrics.clone(),
-    );
+    )
+    .with_postbacks(postbacks.clone());
     let public_state = Arc::new(PublicState {
         clicks: redirector,
         conversions: Some(intake),
@@ -338,6 +348,16 @@ pub async fn run(config: Config, migrate: bool, stop: CancellationToken) -> anyh
     unsafe {
         libc::malloc_trim(0);
     }
+    let deliver_stop = CancellationToken::new();
+    let deliverer = Deliverer::new(
+        deliver_settings,
+        deliver_client,
+        &catalog,
+        sink,
+        metrics.clone(),
+        postbacks.waker(),
+    );
+    let deliver_task = tokio::spawn(deliverer.run(deliver_stop.clone()));
     tasks.push(tokio::spawn(catalog.sync(background.clone())));
     {
         let stop = background.clone();
@@ -378,6 +398,12 @@ pub async fn run(config: Config, migrate: bool, stop: CancellationToken) -> anyh
         if let Err(e) = t.await {
             error!(error = %e, "listener task failed");
         }
+    }
+    // After the listeners (nothing queues any more), before the shipper
+    // (which ships the attempts it records).
+    deliver_stop.cancel();
+    if let Err(e) = deliver_task.await {
+        error!(error = %e, "postback worker failed; its jobs stay queued in redis");
     }
     info!("connections drained; shipping what is left");
     ship_stop.cancel();

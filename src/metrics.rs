@@ -67,6 +67,11 @@ pub struct Metrics {
     /// Payout of approved and pending conversions, in ten-thousandths of
     /// the offer's currency, by status (money is never a float, even here).
     pub conversion_payout: IntCounterVec,
+    /// Partner postback attempts and jobs by outcome (`delivered`,
+    /// `failed_retrying`, `gave_up`, `refused_address`, `not_queued`).
+    pub postback_deliveries: IntCounterVec,
+    /// Partner postbacks waiting in the shared queue (every node's).
+    pub postback_queue_depth: IntGauge,
 }
 
 impl Metrics {
@@ -198,6 +203,15 @@ impl Metrics {
                 "conversion_payout_ten_thousandths_total",
                 "Payout of recorded conversions in ten-thousandths of the offer currency, by status",
                 &["status"],
+            ),
+            postback_deliveries: counter_vec(
+                "postback_deliveries_total",
+                "Partner postback attempts by outcome",
+                &["outcome"],
+            ),
+            postback_queue_depth: gauge(
+                "postback_queue_depth",
+                "Partner postbacks waiting in the shared queue",
             ),
             registry,
         }

@@ -53,6 +53,8 @@ pub struct Config {
     pub limits: LimitsConfig,
     /// Conversion intake.
     pub conversions: ConversionsConfig,
+    /// Calls to partners' postback URLs.
+    pub postbacks: PostbacksConfig,
     /// HTTP server limits.
     pub http: HttpConfig,
 }
@@ -78,6 +80,45 @@ impl Default for ConversionsConfig {
             dedup_ttl_days: 400,
             postbacks_per_offer_per_second: 200,
             pixels_per_ip_per_minute: 60,
+        }
+    }
+}
+
+/// Partner postback delivery settings.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PostbacksConfig {
+    /// Lets postbacks call loopback, private, link-local and other
+    /// non-public addresses (tests, private networks); off, such a URL is
+    /// refused on its resolved address.
+    pub allow_private_addresses: bool,
+    /// Milliseconds one call may take, connecting included, before it
+    /// counts as unanswered.
+    pub timeout_ms: u64,
+    /// First retry delay after a failed call, doubled up to the cap.
+    pub retry_initial_ms: u64,
+    /// Cap of the retry delay.
+    pub retry_max_ms: u64,
+    /// Seconds after the first attempt past which a failing postback is
+    /// given up.
+    pub give_up_after_secs: u64,
+    /// Calls in flight at once, per node.
+    pub concurrency: usize,
+    /// Milliseconds between looks at the queue for jobs another node
+    /// queued (this node's own wake the worker at once).
+    pub poll_interval_ms: u64,
+}
+
+impl Default for PostbacksConfig {
+    fn default() -> Self {
+        PostbacksConfig {
+            allow_private_addresses: false,
+            timeout_ms: 10_000,
+            retry_initial_ms: 30_000,
+            retry_max_ms: 3_600_000,
+            give_up_after_secs: 86_400,
+            concurrency: 32,
+            poll_interval_ms: 1000,
         }
     }
 }
@@ -193,6 +234,7 @@ impl Default for Config {
             spool: SpoolConfig::default(),
             limits: LimitsConfig::default(),
             conversions: ConversionsConfig::default(),
+            postbacks: PostbacksConfig::default(),
             http: HttpConfig::default(),
         }
     }
@@ -457,6 +499,42 @@ impl Config {
             u64::from(self.conversions.dedup_ttl_days),
             1,
             3650,
+        )?;
+        range(
+            "postbacks.timeout_ms",
+            self.postbacks.timeout_ms,
+            100,
+            600_000,
+        )?;
+        range(
+            "postbacks.retry_initial_ms",
+            self.postbacks.retry_initial_ms,
+            1,
+            86_400_000,
+        )?;
+        range(
+            "postbacks.retry_max_ms",
+            self.postbacks.retry_max_ms,
+            self.postbacks.retry_initial_ms,
+            86_400_000,
+        )?;
+        range(
+            "postbacks.give_up_after_secs",
+            self.postbacks.give_up_after_secs,
+            1,
+            30 * 86_400,
+        )?;
+        range(
+            "postbacks.concurrency",
+            self.postbacks.concurrency as u64,
+            1,
+            10_000,
+        )?;
+        range(
+            "postbacks.poll_interval_ms",
+            self.postbacks.poll_interval_ms,
+            10,
+            600_000,
         )?;
         range(
             "http.header_read_timeout_ms",

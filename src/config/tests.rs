@@ -43,9 +43,12 @@ fn interface_env_vars_override_without_a_file() {
             ("TRACKEDGE_SPOOL_DIR", "/var/spool/te"),
             ("TRACKEDGE_TRUSTED_PROXIES", "10.0.0.0/8, 192.168.0.0/16"),
             ("TRACKEDGE_CLICKHOUSE_BATCH_ROWS", "1000"),
+            ("TRACKEDGE_POSTBACKS_ALLOW_PRIVATE_ADDRESSES", "true"),
         ]),
     )
     .unwrap();
+    assert!(!Config::default().postbacks.allow_private_addresses);
+    assert!(c.postbacks.allow_private_addresses);
     assert_eq!(c.listen.to_string(), "0.0.0.0:9000");
     assert_eq!(c.admin_listen.to_string(), "127.0.0.1:9001");
     assert_eq!(c.redis.url, "redis://10.0.0.1:6380/2");

@@ -15,6 +15,7 @@ use std::sync::{Arc, OnceLock};
 use rust_decimal::Decimal;
 
 use super::auth::{self, AuthError, Credentials};
+use super::deliver::{Announcement, Postbacks};
 use super::params::Params;
 use super::state::{Claim, ConversionState, DedupKey, StateError, Subject};
 use crate::attribution::{
@@ -149,9 +150,11 @@ pub struct Intake<R> {
     metrics: Arc<crate::metrics::Metrics>,
     /// Postbacks per offer: a merchant's runaway retry loop must not take
     /// every other offer's capacity.
-    postbacks: Option<governor::DefaultKeyedRateLimiter<u64>>,
+    postback_rate: Option<governor::DefaultKeyedRateLimiter<u64>>,
     /// Pixel hits per client IP: anyone can fire a pixel.
     pixels: crate::ratelimit::ClickLimiter,
+    /// Queues partner postbacks for counted conversions; `None` sends none.
+    postbacks: Option<Arc<Postbacks>>,
 }
 
 impl<R: Recorder> Intake<R> {
@@ -167,7 +170,7 @@ impl<R: Recorder> Intake<R> {
         metrics: Arc<crate::metrics::Metrics>,
     ) -> Self {
         use std::num::NonZeroU32;
-        let postbacks = NonZeroU32::new(cfg.postbacks_per_offer_per_second).map(|rate| {
+        let postback_rate = NonZeroU32::new(cfg.postbacks_per_offer_per_second).map(|rate| {
             let burst = rate.saturating_mul(NonZeroU32::new(2).expect("2 is not zero"));
             governor::RateLimiter::dashmap(governor::Quota::per_second(rate).allow_burst(burst))
         });
@@ -184,15 +187,23 @@ impl<R: Recorder> Intake<R> {
             state: OnceLock::new(),
             dedup_ttl_secs: u64::from(cfg.dedup_ttl_days) * 86_400,
             metrics,
-            postbacks,
+            postback_rate,
             pixels,
+            postbacks: None,
         }
+    }
+
+    /// The same intake, queueing a partner postback for every counted
+    /// conversion through `postbacks`.
+    pub fn with_postbacks(mut self, postbacks: Arc<Postbacks>) -> Self {
+        self.postbacks = Some(postbacks);
+        self
     }
 
     /// Forgets quiet clients of the pixel limiter; run periodically.
     pub fn maintain(&self) {
         self.pixels.maintain();
-        if let Some(l) = &self.postbacks {
+        if let Some(l) = &self.postback_rate {
             l.retain_recent();
         }
     }
@@ -238,7 +249,7 @@ impl<R: Recorder> Intake<R> {
         };
         let offer = self.offer(&r, link.as_ref())?;
         if r.channel == Channel::Postback {
-            if let Some(l) = &self.postbacks {
+            if let Some(l) = &self.postback_rate {
                 if l.check_key(&offer.id).is_err() {
                     return Err(IntakeError::RateLimited);
                 }
@@ -447,6 +458,29 @@ impl<R: Recorder> Intake<R> {
                 .conversion_payout
                 .with_label_values(&[decision.status.as_str()])
                 .inc_by(ten_thousandths);
+        }
+        if let (Some(postbacks), Some(partner_id)) = (&self.postbacks, decision.partner_id) {
+            // The conversion is recorded: a queue failure loses only the
+            // partner's notification, never the conversion's answer.
+            let queued = postbacks
+                .enqueue(&Announcement {
+                    conversion_id: &conversion_id,
+                    partner_id,
+                    offer_id: offer.id,
+                    click_id: click_id.as_deref().unwrap_or(""),
+                    order_id: p.order_id.as_deref().unwrap_or(""),
+                    event: &p.event,
+                    payout: decision.payout,
+                    currency: &offer.currency,
+                    status: decision.status,
+                    // The click's sub-ids are only in its ClickHouse row;
+                    // nothing on this path may wait for it.
+                    subs: [""; 5],
+                })
+                .await;
+            if let Err(e) = queued {
+                tracing::error!(conversion = %conversion_id, partner = partner_id, error = %e, "partner postback not queued");
+            }
         }
         Ok(Verdict {
             conversion_id,

@@ -6,10 +6,12 @@
 //! parameter at fault; `auth` checks the offer's postback token, the
 //! `X-Trackedge-Signature` HMAC and the IP allowlist. Both are pure: no
 //! Redis, no clock (the caller passes the time). `state` holds what nodes
-//! share in Redis: deduplication claims and customer bindings.
+//! share in Redis: deduplication claims and customer bindings. `deliver`
+//! calls partners' postback URLs from a queue in Redis.
 
 pub mod auth;
 pub mod caps;
+pub mod deliver;
 pub mod intake;
 pub mod params;
 pub mod state;

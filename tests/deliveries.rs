@@ -1,0 +1,335 @@
+//! Partner postbacks end to end: a local HTTP listener stands in for the
+//! partner; a click, then a merchant's postback, and the partner's URL is
+//! called with its macros filled, retried until it answers 2xx (across a
+//! restart of trackedge), every attempt recorded in `postback_deliveries`;
+//! loopback addresses are refused unless allowed.
+
+mod common;
+
+use std::collections::VecDeque;
+use std::io::{BufRead, BufReader, Write};
+use std::net::SocketAddr;
+use std::sync::{mpsc, Arc, Mutex};
+
+use common::*;
+use serde_json::{json, Value};
+
+/// The partner's server: bound from the start (so its port is known and
+/// kept), listening only once [`Partner::up`] is called; every request's
+/// target goes to a channel, answered with the next scripted status (200
+/// once the script is used up).
+struct Partner {
+    socket: Option<socket2::Socket>,
+    port: u16,
+    answers: Arc<Mutex<VecDeque<u16>>>,
+    requests: mpsc::Receiver<String>,
+    sender: mpsc::Sender<String>,
+}
+
+impl Partner {
+    /// A partner whose server is down: connections are refused.
+    fn down(answers: &[u16]) -> Partner {
+        let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None)
+            .expect("creating a socket");
+        let any: SocketAddr = "127.0.0.1:0".parse().unwrap();
+        socket.bind(&any.into()).expect("binding a loopback port");
+        let port = socket.local_addr().unwrap().as_socket().unwrap().port();
+        let (sender, requests) = mpsc::channel();
+        Partner {
+            socket: Some(socket),
+            port,
+            answers: Arc::new(Mutex::new(answers.iter().copied().collect())),
+            requests,
+            sender,
+        }
+    }
+
+    /// A partner whose server answers.
+    fn up(answers: &[u16]) -> Partner {
+        let mut p = Partner::down(answers);
+        p.start();
+        p
+    }
+
+    /// Starts listening on the partner's port.
+    fn start(&mut self) {
+        let socket = self.socket.take().expect("not listening yet");
+        socket.listen(16).expect("listening");
+        let listener: std::net::TcpListener = socket.into();
+        let (answers, sender) = (self.answers.clone(), self.sender.clone());
+        std::thread::spawn(move || {
+            for conn in listener.incoming() {
+                let Ok(mut conn) = conn else { continue };
+                let mut reader = BufReader::new(conn.try_clone().unwrap());
+                let mut request_line = String::new();
+                if reader.read_line(&mut request_line).is_err() {
+                    continue;
+                }
+                // The rest of the head; a GET has no body.
+                let mut line = String::new();
+                while reader.read_line(&mut line).is_ok_and(|n| n > 2) {
+                    line.clear();
+                }
+                let status = answers.lock().unwrap().pop_front().unwrap_or(200);
+                let _ = write!(
+                    conn,
+                    "HTTP/1.1 {status} X\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
+                );
+                let _ = conn.flush();
+                let mut words = request_line.split_whitespace();
+                let request = format!(
+                    "{} {}",
+                    words.next().unwrap_or(""),
+                    words.next().unwrap_or("")
+                );
+                if sender.send(request).is_err() {
+                    return;
+                }
+            }
+        });
+    }
+
+    /// The partner's postback URL template at `path_and_query`.
+    fn url(&self, host: &str, path_and_query: &str) -> String {
+        format!("http://{host}:{}{path_and_query}", self.port)
+    }
+
+    /// The next request the partner received: method and target.
+    fn next_request(&self) -> String {
+        self.requests
+            .recv_timeout(PATIENCE)
+            .expect("the partner to be called")
+    }
+
+    /// True when no request arrived beyond those taken.
+    fn no_more_requests(&self) -> bool {
+        matches!(self.requests.try_recv(), Err(mpsc::TryRecvError::Empty))
+    }
+}
+
+/// A server taking postbacks to loopback partners (when `allow_private`),
+/// retrying after 50 ms doubling to 200 ms.
+fn server_config(tag: &str, allow_private: bool) -> ServerConfig {
+    ServerConfig::new(tag)
+        .with(
+            "TRACKEDGE_POSTBACKS_ALLOW_PRIVATE_ADDRESSES",
+            if allow_private { "true" } else { "false" },
+        )
+        .with("TRACKEDGE_POSTBACKS_RETRY_INITIAL_MS", "50")
+        .with("TRACKEDGE_POSTBACKS_RETRY_MAX_MS", "200")
+}
+
+/// A partner with `postback_url`, a CPA 5.00 offer and a link between
+/// them; answers the link and the offer's postback token.
+async fn seed(server: &Server, postback_url: &str) -> (Value, String) {
+    let (s, p) = admin(
+        server,
+        "POST",
+        "/api/v1/partners",
+        Some(json!({"name": "Partner", "kind": "affiliate", "postback_url": postback_url})),
+    )
+    .await;
+    assert_eq!(s, 201, "{p}");
+    let (s, o) = admin(
+        server,
+        "POST",
+        "/api/v1/offers",
+        Some(json!({"name": "Offer", "url": "https://shop.example.com/?cid={click_id}", "payout": {"model": "cpa", "amount": "5.00"}})),
+    )
+    .await;
+    assert_eq!(s, 201, "{o}");
+    let (s, l) = admin(
+        server,
+        "POST",
+        "/api/v1/links",
+        Some(json!({"partner_id": p["id"], "offer_id": o["id"]})),
+    )
+    .await;
+    assert_eq!(s, 201, "{l}");
+    (l, o["postback_token"].as_str().unwrap().to_string())
+}
+
+/// Follows the tracking link as a browser; answers the click id.
+async fn click(server: &Server, link: &Value) -> String {
+    let resp = client()
+        .get(format!("{}/{}", server.public, link["code"].as_str().unwrap()))
+        .header(
+            "user-agent",
+            "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/130.0 Safari/537.36",
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 302);
+    let location = resp.headers()["location"].to_str().unwrap().to_string();
+    url::Url::parse(&location)
+        .unwrap()
+        .query_pairs()
+        .find(|(k, _)| k == "cid")
+        .map(|(_, v)| v.to_string())
+        .expect("the click id in the Location")
+}
+
+/// An approved postback for `cid`; answers the conversion id.
+async fn convert(server: &Server, token: &str, cid: &str, order: &str) -> String {
+    let resp = client()
+        .post(format!("{}/postback", server.public))
+        .header("content-type", "application/json")
+        .body(json!({"click_id": cid, "order_id": order, "token": token}).to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let v: Value = resp.json().await.unwrap();
+    assert_eq!(v["status"], "approved", "{v}");
+    v["conversion_id"].as_str().unwrap().to_string()
+}
+
+/// The `postback_deliveries` rows of `conversion_id` as
+/// `attempt\thttp_status\terror\turl`, once there are at least `n`.
+fn deliveries(server: &Server, conversion_id: &str, n: usize) -> Vec<String> {
+    deliveries_until(server, conversion_id, |rows| rows.len() >= n)
+}
+
+/// Like [`deliveries`], once `done` says so.
+fn deliveries_until(
+    server: &Server,
+    conversion_id: &str,
+    done: impl Fn(&[String]) -> bool,
+) -> Vec<String> {
+    let ch = &services().clickhouse;
+    let db = &server.config.database;
+    wait_for("postback deliveries in clickhouse", || {
+        let text = ch
+            .try_query(&format!(
+                "SELECT attempt, http_status, error, url FROM {db}.postback_deliveries \
+                 WHERE conversion_id = '{conversion_id}' ORDER BY attempt FORMAT TSV"
+            ))
+            .ok()?;
+        let rows: Vec<String> = text.lines().map(str::to_string).collect();
+        done(&rows).then_some(rows)
+    })
+}
+
+/// Waits until metric `name` reads `value`.
+fn wait_for_metric(server: &Server, name: &str, value: f64) {
+    wait_for(&format!("{name} to be {value}"), || {
+        (metric_if_any(server, name) == Some(value)).then_some(())
+    });
+}
+
+#[tokio::test]
+async fn the_partner_is_called_once_with_its_macros_filled() {
+    let partner = Partner::up(&[]);
+    let server = Server::start(server_config("pb", true));
+    let template = partner.url(
+        "127.0.0.1",
+        "/pb?cid={click_id}&st={status}&p={payout}&token=s3cret",
+    );
+    let (link, token) = seed(&server, &template).await;
+    let cid = click(&server, &link).await;
+    let conversion = convert(&server, &token, &cid, "A-1").await;
+
+    assert_eq!(
+        partner.next_request(),
+        format!("GET /pb?cid={cid}&st=approved&p=5.00&token=s3cret")
+    );
+    let rows = deliveries(&server, &conversion, 1);
+    let url = partner.url(
+        "127.0.0.1",
+        &format!("/pb?cid={cid}&st=approved&p=5.00&token=***"),
+    );
+    assert_eq!(rows, [format!("1\t200\t\t{url}")]);
+    wait_for_metric(
+        &server,
+        "trackedge_postback_deliveries_total{outcome=\"delivered\"}",
+        1.0,
+    );
+    assert!(partner.no_more_requests());
+}
+
+#[tokio::test]
+async fn a_failed_postback_is_retried_until_the_partner_answers_2xx() {
+    let partner = Partner::up(&[500]);
+    let server = Server::start(server_config("pbretry", true));
+    let (link, token) = seed(&server, &partner.url("127.0.0.1", "/pb?cid={click_id}")).await;
+    let cid = click(&server, &link).await;
+    let conversion = convert(&server, &token, &cid, "A-1").await;
+
+    let expected = format!("GET /pb?cid={cid}");
+    assert_eq!(partner.next_request(), expected);
+    assert_eq!(partner.next_request(), expected);
+    let rows = deliveries(&server, &conversion, 2);
+    let url = partner.url("127.0.0.1", &format!("/pb?cid={cid}"));
+    assert_eq!(
+        rows,
+        [
+            format!("1\t500\tanswered 500\t{url}"),
+            format!("2\t200\t\t{url}")
+        ]
+    );
+    wait_for_metric(
+        &server,
+        "trackedge_postback_deliveries_total{outcome=\"failed_retrying\"}",
+        1.0,
+    );
+}
+
+#[tokio::test]
+async fn a_postback_queued_before_a_restart_is_delivered_after_it() {
+    let mut partner = Partner::down(&[]);
+    let config = server_config("pbrestart", true);
+    let mut server = Server::start(config.clone());
+    let (link, token) = seed(&server, &partner.url("127.0.0.1", "/pb?cid={click_id}")).await;
+    let cid = click(&server, &link).await;
+    let conversion = convert(&server, &token, &cid, "A-1").await;
+
+    // The partner refuses connections: an attempt without an answer.
+    let rows = deliveries(&server, &conversion, 1);
+    assert!(rows[0].starts_with("1\t0\t"), "{rows:?}");
+    assert!(server.terminate().success());
+
+    partner.start();
+    let server = Server::start(config);
+    assert_eq!(partner.next_request(), format!("GET /pb?cid={cid}"));
+    let rows = deliveries_until(&server, &conversion, |rows| {
+        rows.iter().any(|r| r.split('\t').nth(1) == Some("200"))
+    });
+    // Every attempt is recorded once, numbered in order across the restart.
+    let attempts: Vec<String> = rows
+        .iter()
+        .map(|r| r.split('\t').next().unwrap().to_string())
+        .collect();
+    let expected: Vec<String> = (1..=rows.len()).map(|n| n.to_string()).collect();
+    assert_eq!(attempts, expected);
+    assert!(rows
+        .last()
+        .unwrap()
+        .starts_with(&format!("{}\t200\t", rows.len())));
+}
+
+#[tokio::test]
+async fn loopback_partners_are_refused_unless_allowed() {
+    let partner = Partner::up(&[]);
+    let server = Server::start(server_config("pbrefuse", false));
+    // An address literal, and a name resolving to loopback.
+    for (order, host) in [("A-1", "127.0.0.1"), ("A-2", "localhost")] {
+        let (link, token) = seed(&server, &partner.url(host, "/pb?cid={click_id}")).await;
+        let cid = click(&server, &link).await;
+        let conversion = convert(&server, &token, &cid, order).await;
+        let rows = deliveries(&server, &conversion, 1);
+        let fields: Vec<&str> = rows[0].split('\t').collect();
+        assert_eq!(&fields[..2], ["1", "0"], "{rows:?}");
+        assert!(fields[2].starts_with("refused: "), "{rows:?}");
+        assert!(
+            fields[2].contains("127.0.0.1") || fields[2].contains("::1"),
+            "{rows:?}"
+        );
+    }
+    wait_for_metric(
+        &server,
+        "trackedge_postback_deliveries_total{outcome=\"refused_address\"}",
+        2.0,
+    );
+    assert!(partner.no_more_requests());
+}
