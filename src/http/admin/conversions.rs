@@ -819,12 +819,12 @@ mod tests {
 
     /// `(status, reason, payout in ten-thousandths, payout_rule)` of the
     /// version a change appends, or the error's `(http status, code, field)`.
-    fn check(
-        from: &str,
-        attribution: &str,
-        body: &str,
-        expected: Result<(&str, &str, i64, &str), (u16, &str, Option<&str>)>,
-    ) {
+    type Expected = Result<
+        (&'static str, &'static str, i64, &'static str),
+        (u16, &'static str, Option<&'static str>),
+    >;
+
+    fn check(from: &str, attribution: &str, body: &str, expected: Expected) {
         let current = stored(from, attribution);
         let got = super::super::error::parse::<StatusChange>(body.as_bytes())
             .and_then(|c| c.check().map(|()| c))
@@ -856,7 +856,7 @@ mod tests {
     fn status_changes() {
         let conflict = Err((409, "invalid_transition", Some("status")));
         let bad_reason = Err((400, "invalid", Some("reason")));
-        let cases: &[(&str, &str, &str, Result<(&str, &str, i64, &str), _>)] = &[
+        let cases: &[(&str, &str, &str, Expected)] = &[
             // pending → approved: payout kept, reason ok (or the deal's).
             (
                 "pending",
@@ -880,13 +880,13 @@ mod tests {
                 "pending",
                 "click",
                 r#"{"status":"approved","reason":"looks fine"}"#,
-                bad_reason.clone(),
+                bad_reason,
             ),
             (
                 "pending",
                 "click",
                 r#"{"status":"approved","reason":"bot_click"}"#,
-                bad_reason.clone(),
+                bad_reason,
             ),
             // pending → rejected: pays nothing.
             (
@@ -905,7 +905,7 @@ mod tests {
                 "pending",
                 "click",
                 r#"{"status":"rejected","reason":"ok"}"#,
-                bad_reason.clone(),
+                bad_reason,
             ),
             // approved → reversed: the payout clawed back, any reason.
             (
@@ -914,61 +914,31 @@ mod tests {
                 r#"{"status":"reversed","reason":"refund #42"}"#,
                 Ok(("reversed", "refund #42", 50_000, "offer")),
             ),
-            (
-                "approved",
-                "click",
-                r#"{"status":"reversed"}"#,
-                bad_reason.clone(),
-            ),
+            ("approved", "click", r#"{"status":"reversed"}"#, bad_reason),
             (
                 "approved",
                 "click",
                 r#"{"status":"reversed","reason":""}"#,
-                bad_reason.clone(),
+                bad_reason,
             ),
             // Every other move.
             (
                 "pending",
                 "click",
                 r#"{"status":"reversed","reason":"r"}"#,
-                conflict.clone(),
+                conflict,
             ),
-            (
-                "approved",
-                "click",
-                r#"{"status":"approved"}"#,
-                conflict.clone(),
-            ),
-            (
-                "approved",
-                "click",
-                r#"{"status":"rejected"}"#,
-                conflict.clone(),
-            ),
-            (
-                "rejected",
-                "click",
-                r#"{"status":"approved"}"#,
-                conflict.clone(),
-            ),
+            ("approved", "click", r#"{"status":"approved"}"#, conflict),
+            ("approved", "click", r#"{"status":"rejected"}"#, conflict),
+            ("rejected", "click", r#"{"status":"approved"}"#, conflict),
             (
                 "reversed",
                 "click",
                 r#"{"status":"reversed","reason":"again"}"#,
-                conflict.clone(),
+                conflict,
             ),
-            (
-                "duplicate",
-                "click",
-                r#"{"status":"approved"}"#,
-                conflict.clone(),
-            ),
-            (
-                "mystery",
-                "click",
-                r#"{"status":"approved"}"#,
-                conflict.clone(),
-            ),
+            ("duplicate", "click", r#"{"status":"approved"}"#, conflict),
+            ("mystery", "click", r#"{"status":"approved"}"#, conflict),
             // Statuses a change cannot set, and bad bodies.
             (
                 "approved",
@@ -996,7 +966,7 @@ mod tests {
             ),
         ];
         for (from, attribution, body, expected) in cases {
-            check(from, attribution, body, expected.clone());
+            check(from, attribution, body, *expected);
         }
         let long = "r".repeat(MAX_REASON_LEN + 1);
         check(
