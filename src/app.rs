@@ -28,7 +28,7 @@ use crate::events::log::EventLog;
 use crate::events::rejected::Rejected;
 use crate::events::shipper::{Shipper, ShipperSettings};
 use crate::events::EventSink;
-use crate::http::admin::{AdminState, AdminToken, CatalogSlot};
+use crate::http::admin::{AdminState, AdminToken, CatalogSlot, Ledger};
 use crate::http::public::PublicState;
 use crate::http::{self, Readiness};
 use crate::metrics::{Metrics, RequestCounters};
@@ -296,6 +296,11 @@ pub async fn run(config: Config, migrate: bool, stop: CancellationToken) -> anyh
     });
     let admin_router = http::admin::router(Arc::new(AdminState {
         catalog: catalog_slot.clone(),
+        conversions: Ledger::new(
+            clickhouse_client(&config, true),
+            &config.clickhouse.database,
+            sink.clone(),
+        ),
         token: AdminToken::new(&config.admin_token),
         public_base: config.public_base(listen),
         metrics: metrics.clone(),

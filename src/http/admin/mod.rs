@@ -8,6 +8,7 @@
 //! routes, whose bad input is answered by `error::ApiJson` and
 //! `error::ApiError` in the one error shape.
 
+mod conversions;
 mod entities;
 mod error;
 
@@ -26,6 +27,7 @@ use utoipa::OpenApi;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
+pub use conversions::Ledger;
 pub use error::{ApiError, ErrorBody, ErrorDetail};
 
 use super::Readiness;
@@ -39,8 +41,12 @@ pub type CatalogSlot = Arc<OnceLock<Arc<Catalog>>>;
 
 /// What the admin listener needs, and nothing more.
 pub struct AdminState {
-    /// Partners, offers and links, once loaded.
+    /// Partners, offers and links, once loaded; its Redis connection also
+    /// guards conversion status changes.
     pub catalog: CatalogSlot,
+    /// Conversions: read from ClickHouse, new versions recorded into the
+    /// event log.
+    pub conversions: Ledger,
     /// The bearer token, as a digest.
     pub token: AdminToken,
     /// Base of tracking URLs (`public_url`).
@@ -108,7 +114,7 @@ pub const OPENAPI_PATH: &str = "/api/v1/openapi.json";
 #[openapi(
     info(
         title = "trackedge admin API",
-        description = "Partners, offers and links of a trackedge node. Every /api/v1 route but \
+        description = "Partners, offers, links and conversions of a trackedge node. Every /api/v1 route but \
                        this document needs `Authorization: Bearer <admin token>`. Errors are \
                        `{\"error\": {\"code\", \"message\", \"field\"}}`; money is a decimal string.",
         license(name = "Apache-2.0")
@@ -118,6 +124,7 @@ pub const OPENAPI_PATH: &str = "/api/v1/openapi.json";
         (name = "partners", description = "who promotes offers"),
         (name = "offers", description = "what is promoted, and what a conversion pays"),
         (name = "links", description = "a partner's tracked link to an offer"),
+        (name = "conversions", description = "the conversions ledger: latest states, histories, status changes"),
         (name = "operations", description = "health, readiness, metrics and this document"),
     )
 )]
@@ -149,6 +156,11 @@ fn parts() -> (Router<Arc<AdminState>>, utoipa::openapi::OpenApi) {
         .routes(routes!(get_offer, patch_offer, delete_offer))
         .routes(routes!(create_link, list_links))
         .routes(routes!(get_link, patch_link, delete_link))
+        .routes(routes!(conversions::list_conversions))
+        .routes(routes!(
+            conversions::get_conversion,
+            conversions::patch_conversion
+        ))
         .split_for_parts()
 }
 

@@ -11,10 +11,30 @@ use super::*;
 
 const TOKEN: &str = "admin-secret";
 
+/// A ledger whose ClickHouse refuses connections (port 1), recording into
+/// one log shared by every test of the process (a log's directory is
+/// locked by the one process-wide opener).
+fn ledger(metrics: &Arc<Metrics>) -> Ledger {
+    use crate::events::log::{EventLog, LogConfig};
+    use crate::events::EventSink;
+    static SINK: OnceLock<(tempfile::TempDir, Arc<EventSink>)> = OnceLock::new();
+    let (_, sink) = SINK.get_or_init(|| {
+        let dir = tempfile::tempdir().unwrap();
+        let log = EventLog::open(dir.path(), LogConfig::new(1 << 20, 4 << 20).unwrap()).unwrap();
+        let sink = Arc::new(EventSink::new(Arc::new(log), metrics.clone()));
+        (dir, sink)
+    });
+    let client = clickhouse::Client::default()
+        .with_url("http://127.0.0.1:1")
+        .with_validation(false);
+    Ledger::new(client, "trackedge", sink.clone())
+}
+
 fn state(token: &str) -> Arc<AdminState> {
     let metrics = Arc::new(Metrics::new());
     Arc::new(AdminState {
         catalog: CatalogSlot::default(),
+        conversions: ledger(&metrics),
         token: AdminToken::new(token),
         public_base: "http://t.example".into(),
         requests: RequestCounters::new(&metrics, "admin"),
@@ -81,6 +101,22 @@ async fn errors_have_one_shape_and_the_right_status() {
         "/api/v1/partners",
         None,
         "",
+        (401, "unauthorized", None),
+    )
+    .await;
+    check(
+        M::GET,
+        "/api/v1/conversions",
+        None,
+        "",
+        (401, "unauthorized", None),
+    )
+    .await;
+    check(
+        M::PATCH,
+        "/api/v1/conversions/0000AbC",
+        Some("nope"),
+        r#"{"status":"approved"}"#,
         (401, "unauthorized", None),
     )
     .await;
@@ -175,6 +211,67 @@ async fn errors_have_one_shape_and_the_right_status() {
         t,
         "",
         (400, "invalid", Some("limit")),
+    )
+    .await;
+    // Conversions: the query and the body are checked before ClickHouse
+    // or Redis is asked.
+    for (query, field) in [
+        ("limit=0", "limit"),
+        ("cursor=%27", "cursor"),
+        ("partner_id=x", "partner_id"),
+        ("status=paid", "status"),
+        ("from=yesterday", "from"),
+        ("to=2026-13-01", "to"),
+    ] {
+        check(
+            M::GET,
+            &format!("/api/v1/conversions?{query}"),
+            t,
+            "",
+            (400, "invalid", Some(field)),
+        )
+        .await;
+    }
+    for (body, expected) in [
+        ("{", (400, "malformed_json", None)),
+        (r#"{"status":"pending"}"#, (400, "invalid", Some("status"))),
+        (r#"{"status":"reversed"}"#, (400, "invalid", Some("reason"))),
+        (
+            r#"{"status":"approved","reason":"because"}"#,
+            (400, "invalid", Some("reason")),
+        ),
+        (
+            r#"{"status":"rejected","reason":"ok"}"#,
+            (400, "invalid", Some("reason")),
+        ),
+        // Well-formed, while Redis has not answered yet.
+        (r#"{"status":"approved"}"#, (503, "unavailable", None)),
+    ] {
+        check(M::PATCH, "/api/v1/conversions/0000AbC", t, body, expected).await;
+    }
+    check(
+        M::GET,
+        "/api/v1/conversions/a%27b",
+        t,
+        "",
+        (404, "not_found", Some("conversion_id")),
+    )
+    .await;
+    // ClickHouse does not answer.
+    check(
+        M::GET,
+        "/api/v1/conversions?status=pending",
+        t,
+        "",
+        (503, "unavailable", None),
+    )
+    .await;
+    check(
+        M::GET,
+        "/api/v1/conversions/0000AbC",
+        t,
+        "",
+        (503, "unavailable", None),
     )
     .await;
     // A well-formed request while Redis has not answered yet.
@@ -290,6 +387,13 @@ async fn the_document_lists_every_route() {
             expected.push(format!("{m} /api/v1/{kind}/{{id}}"));
         }
     }
+    for route in [
+        "GET /api/v1/conversions",
+        "GET /api/v1/conversions/{conversion_id}",
+        "PATCH /api/v1/conversions/{conversion_id}",
+    ] {
+        expected.push(route.to_string());
+    }
     expected.sort();
     assert_eq!(documented, expected);
     // And each documented route answers something other than the
@@ -297,7 +401,7 @@ async fn the_document_lists_every_route() {
     let s = state(TOKEN);
     for route in &documented {
         let (method, path) = route.split_once(' ').unwrap();
-        let path = path.replace("{id}", "1");
+        let path = path.replace("{id}", "1").replace("{conversion_id}", "1");
         let (status, v) = call(&s, method.parse().unwrap(), &path, Some(TOKEN), "{}").await;
         let code = v["error"]["code"].as_str().unwrap_or("");
         assert!(
