@@ -1,11 +1,11 @@
--- Every version of one conversion that ClickHouse holds, oldest first: its
--- history, whose last row is its current state.
+-- Every version of one conversion, oldest first, from the never-collapsed
+-- history table: its history, whose last row is its current state.
 -- GET and PATCH /api/v1/conversions/{conversion_id}.
 -- params: String
 SELECT
     conversion_id, ts, click_id, click_ts, link_id, partner_id, offer_id,
     order_id, event, amount, currency, payout, payout_currency, status,
     reason, customer_id, attribution, payout_rule, source, ip, version
-FROM {database}.conversions
+FROM {database}.conversion_history
 WHERE conversion_id = ?
 ORDER BY version
