@@ -300,7 +300,8 @@ pub async fn run(config: Config, migrate: bool, stop: CancellationToken) -> anyh
             clickhouse_client(&config, true),
             &config.clickhouse.database,
             sink.clone(),
-        ),
+        )
+        .with_postbacks(postbacks.clone()),
         token: AdminToken::new(&config.admin_token),
         public_base: config.public_base(listen),
         metrics: metrics.clone(),

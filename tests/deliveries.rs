@@ -333,3 +333,41 @@ async fn loopback_partners_are_refused_unless_allowed() {
     );
     assert!(partner.no_more_requests());
 }
+
+#[tokio::test]
+async fn a_reversal_is_announced_to_the_partner_too() {
+    let partner = Partner::up(&[]);
+    let server = Server::start(server_config("pbrev", true));
+    let template = partner.url("127.0.0.1", "/pb?cid={click_id}&st={status}");
+    let (link, token) = seed(&server, &template).await;
+    let cid = click(&server, &link).await;
+    let conversion = convert(&server, &token, &cid, "R-1").await;
+    assert_eq!(
+        partner.next_request(),
+        format!("GET /pb?cid={cid}&st=approved")
+    );
+    // The change needs the conversion in ClickHouse.
+    wait_for_async("the conversion in clickhouse", || async {
+        let (s, _) = admin(
+            &server,
+            "GET",
+            &format!("/api/v1/conversions/{conversion}"),
+            None,
+        )
+        .await;
+        (s == 200).then_some(())
+    })
+    .await;
+    let (s, v) = admin(
+        &server,
+        "PATCH",
+        &format!("/api/v1/conversions/{conversion}"),
+        Some(serde_json::json!({"status": "reversed", "reason": "refund"})),
+    )
+    .await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(
+        partner.next_request(),
+        format!("GET /pb?cid={cid}&st=reversed")
+    );
+}

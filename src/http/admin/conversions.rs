@@ -94,6 +94,9 @@ pub struct Ledger {
     latest_sql: String,
     /// [`VERSIONS_SQL`] for this database, comments removed.
     versions_sql: String,
+    /// Tells the credited partner of every change it can see (approval,
+    /// reversal); `None` tells no one.
+    postbacks: Option<Arc<crate::conversions::deliver::Postbacks>>,
 }
 
 /// A conversion as the API shows it: one version of its row. Money is a
@@ -290,10 +293,57 @@ pub async fn patch_conversion(
         warn!(conversion_id = %id, version = next.version, error = %e, "latest conversion version not saved in redis");
     }
     info!(conversion_id = %id, version = next.version, from = %current.status, to = %next.status, "conversion status changed");
+    s.conversions.announce(&next).await;
     Ok(Json(next.view()))
 }
 
 impl Ledger {
+    /// The same ledger, queueing a partner postback for each change the
+    /// partner can see.
+    pub fn with_postbacks(
+        mut self,
+        postbacks: Arc<crate::conversions::deliver::Postbacks>,
+    ) -> Ledger {
+        self.postbacks = Some(postbacks);
+        self
+    }
+
+    /// Queues the partner's postback for a recorded change. The change
+    /// stands either way: a queue failure is logged, not answered.
+    async fn announce(&self, v: &Stored) {
+        use crate::attribution::Status;
+        let (Some(postbacks), Some(status)) = (
+            &self.postbacks,
+            match v.status.as_str() {
+                "approved" => Some(Status::Approved),
+                "reversed" => Some(Status::Reversed),
+                _ => None,
+            },
+        ) else {
+            return;
+        };
+        if v.partner_id == 0 {
+            return;
+        }
+        let queued = postbacks
+            .enqueue(&crate::conversions::deliver::Announcement {
+                conversion_id: &v.conversion_id,
+                partner_id: v.partner_id,
+                offer_id: v.offer_id,
+                click_id: &v.click_id,
+                order_id: &v.order_id,
+                event: &v.event,
+                payout: v.payout.to_decimal(),
+                currency: &v.payout_currency,
+                status,
+                subs: [""; 5],
+            })
+            .await;
+        if let Err(e) = queued {
+            tracing::error!(conversion_id = %v.conversion_id, error = %e, "partner postback of a status change not queued");
+        }
+    }
+
     /// A ledger reading `database` through `client` and recording into
     /// `sink`.
     pub fn new(client: clickhouse::Client, database: &str, sink: Arc<EventSink>) -> Ledger {
@@ -309,6 +359,7 @@ impl Ledger {
             sink,
             latest_sql: prepare(LATEST_SQL),
             versions_sql: prepare(VERSIONS_SQL),
+            postbacks: None,
         }
     }
 
