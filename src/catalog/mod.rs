@@ -39,3 +39,8 @@ pub mod sync;
 pub use change::Change;
 pub use routes::{CodeKey, Route, RouteCache, RouteRef};
 pub use store::{now_rfc3339, Catalog, Entity, Kind, Page, StoreError};
+
+/// Where the catalog is found once Redis has answered at start (listeners
+/// and the conversion side start before that, and answer `503` for what
+/// needs it until then).
+pub type CatalogSlot = std::sync::Arc<std::sync::OnceLock<std::sync::Arc<Catalog>>>;

@@ -201,7 +201,11 @@ impl RouteCache {
     pub fn offer_by_token(&self, token: &str) -> Option<Arc<Offer>> {
         let mut found = None;
         for o in self.offers.iter() {
-            if crate::conversions::auth::token_matches(token, &o.postback_token) {
+            let expected = o.postback_token.as_bytes();
+            let matches = !expected.is_empty()
+                && token.len() == expected.len()
+                && bool::from(subtle::ConstantTimeEq::ct_eq(token.as_bytes(), expected));
+            if matches {
                 found = Some(Arc::clone(o.value()));
             }
         }

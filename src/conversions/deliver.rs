@@ -30,9 +30,9 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use tracing::{error, info, warn};
 
-use super::intake::CatalogSlot;
 use crate::attribution::Status;
 use crate::backoff::Backoff;
+use crate::catalog::CatalogSlot;
 use crate::catalog::{Catalog, RouteCache};
 use crate::config::PostbacksConfig;
 use crate::events::{Event, EventSink, PostbackDeliveryRow};

@@ -31,7 +31,7 @@ pub use crate::attribution::Channel;
 
 /// The catalog once Redis has answered (the conversion side needs Redis
 /// for links, claims and customers).
-pub type CatalogSlot = Arc<OnceLock<Arc<Catalog>>>;
+pub use crate::catalog::CatalogSlot;
 
 /// One report, as the listener read it.
 #[derive(Debug)]

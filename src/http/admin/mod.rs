@@ -35,9 +35,7 @@ use crate::catalog::Catalog;
 use crate::metrics::{Metrics, RequestCounters};
 use crate::model::Link;
 
-/// Where the admin API finds the catalog: empty until Redis has answered
-/// at start (the admin listener serves health and metrics before that).
-pub type CatalogSlot = Arc<OnceLock<Arc<Catalog>>>;
+pub use crate::catalog::CatalogSlot;
 
 /// What the admin listener needs, and nothing more.
 pub struct AdminState {
