@@ -23,8 +23,11 @@
 //! - [`events`]: the rows, the crash-safe segment log they are appended to,
 //!   the shipper that moves them to ClickHouse exactly once, and the files
 //!   of rows ClickHouse rejected.
-//! - [`conversions`]: what merchants report (pixel, postback): parameters
-//!   and authentication, pure; [`currency`]: the ISO 4217 codes in use.
+//! - [`conversions`]: what merchants report (pixel, postback): parameters,
+//!   authentication, Redis state (dedup, customers, caps), the intake that
+//!   records a verdict, and partner postback deliveries.
+//! - [`currency`], [`validation`], [`secret`]: ISO 4217 codes in use; the
+//!   field error of every validation; constant-time secret comparison.
 //! - [`schema`]: the ClickHouse schema and `migrate`.
 //! - [`backoff`]: the one retry-wait rule of every loop that retries.
 //! - [`metrics`]: every Prometheus metric, registered once.
@@ -47,5 +50,6 @@ pub mod payout;
 pub mod ratelimit;
 pub mod redirect;
 pub mod schema;
+pub mod secret;
 pub mod template;
 pub mod validation;

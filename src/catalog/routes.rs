@@ -201,11 +201,7 @@ impl RouteCache {
     pub fn offer_by_token(&self, token: &str) -> Option<Arc<Offer>> {
         let mut found = None;
         for o in self.offers.iter() {
-            let expected = o.postback_token.as_bytes();
-            let matches = !expected.is_empty()
-                && token.len() == expected.len()
-                && bool::from(subtle::ConstantTimeEq::ct_eq(token.as_bytes(), expected));
-            if matches {
+            if crate::secret::matches(token, &o.postback_token) {
                 found = Some(Arc::clone(o.value()));
             }
         }

@@ -13,7 +13,6 @@ use std::net::IpAddr;
 use hmac::{Hmac, Mac};
 use ipnet::IpNet;
 use sha2::Sha256;
-use subtle::ConstantTimeEq;
 
 /// How far a signature's timestamp may be from the server's clock.
 pub const SIGNATURE_TOLERANCE_SECS: i64 = 300;
@@ -88,9 +87,7 @@ pub fn authenticate(
 
 /// Constant-time token comparison (an empty offer token matches nothing).
 pub fn token_matches(given: &str, expected: &str) -> bool {
-    !expected.is_empty()
-        && given.len() == expected.len()
-        && bool::from(given.as_bytes().ct_eq(expected.as_bytes()))
+    crate::secret::matches(given, expected)
 }
 
 /// Checks a `t=<seconds>,v1=<hex>` header over `"<t>." + signed`.

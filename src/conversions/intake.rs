@@ -24,6 +24,8 @@ use crate::attribution::{
 };
 use crate::catalog::{Catalog, RouteCache, StoreError};
 use crate::click_id::{ClickIdCodec, ClickInfo};
+use crate::events::money::Money;
+use crate::events::{ConversionRow, Event, EventSink};
 use crate::model::{Link, Offer, PixelStatus, Status as EntityStatus};
 use crate::payout::CustomerSale;
 
@@ -93,58 +95,15 @@ impl From<StoreError> for IntakeError {
     }
 }
 
-/// Where the recorded row goes: the segment log in production.
-pub trait Recorder: Send + Sync {
-    /// Appends the conversion; false when it could not be made durable.
-    fn record(&self, row: &ConversionRecord<'_>) -> bool;
-}
-
-/// The row of one conversion, borrowed for recording.
-#[derive(Debug, Clone)]
-pub struct ConversionRecord<'a> {
-    /// Its id.
-    pub conversion_id: &'a str,
-    /// Unix seconds of arrival.
-    pub ts: u32,
-    /// The click credited, as sent or as bound ("" when none).
-    pub click_id: &'a str,
-    /// Unix seconds of that click (0 when none).
-    pub click_ts: u32,
-    /// The link clicked (0 when none).
-    pub link_id: u64,
-    /// The partner credited (0 when none).
-    pub partner_id: u64,
-    /// The offer (0 when none).
-    pub offer_id: u64,
-    /// The merchant's order id.
-    pub order_id: &'a str,
-    /// The event.
-    pub event: &'a str,
-    /// The sale amount.
-    pub amount: Decimal,
-    /// Its currency.
-    pub currency: &'a str,
-    /// What the partner earns.
-    pub payout: Decimal,
-    /// The payout's currency (the offer's).
-    pub payout_currency: &'a str,
-    /// The decision.
-    pub decision: &'a Decision,
-    /// The merchant's customer id.
-    pub customer_id: &'a str,
-    /// `pixel` or `postback`.
-    pub source: &'a str,
-    /// The client address.
-    pub ip: IpAddr,
-}
-
 /// Takes reports for every offer.
-pub struct Intake<R> {
+pub struct Intake {
     cache: Arc<RouteCache>,
     catalog: CatalogSlot,
     /// Verifies click ids (any codec with the same secrets verifies).
     codec: ClickIdCodec,
-    recorder: R,
+    /// Where rows go: the segment log, durable before the answer and
+    /// shipped to ClickHouse exactly once.
+    sink: Arc<EventSink>,
     state: OnceLock<ConversionState>,
     dedup_ttl_secs: u64,
     metrics: Arc<crate::metrics::Metrics>,
@@ -157,14 +116,14 @@ pub struct Intake<R> {
     postbacks: Option<Arc<Postbacks>>,
 }
 
-impl<R: Recorder> Intake<R> {
+impl Intake {
     /// An intake over the route cache's partners and offers, the catalog
-    /// (once loaded) for links and Redis, and `recorder` for rows.
+    /// (once loaded) for links and Redis, and `sink` for rows.
     pub fn new(
         cache: Arc<RouteCache>,
         catalog: CatalogSlot,
         codec: ClickIdCodec,
-        recorder: R,
+        sink: Arc<EventSink>,
         cfg: &crate::config::ConversionsConfig,
         max_tracked_ips: usize,
         metrics: Arc<crate::metrics::Metrics>,
@@ -183,7 +142,7 @@ impl<R: Recorder> Intake<R> {
             cache,
             catalog,
             codec,
-            recorder,
+            sink,
             state: OnceLock::new(),
             dedup_ttl_secs: u64::from(cfg.dedup_ttl_days) * 86_400,
             metrics,
@@ -394,28 +353,42 @@ impl<R: Recorder> Intake<R> {
             attribution::Status::Approved | attribution::Status::Pending
         );
         let currency = p.currency.clone().unwrap_or_else(|| offer.currency.clone());
-        let recorded = self.recorder.record(&ConversionRecord {
-            conversion_id: &conversion_id,
-            ts: (r.now_ms / 1000) as u32,
-            click_id: click_id.as_deref().unwrap_or(""),
-            click_ts: click_facts.map_or(0, |f| (f.ts_ms / 1000) as u32),
-            link_id: link.as_ref().map_or(0, |l| l.id),
-            partner_id: decision.partner_id.unwrap_or(0),
-            offer_id: offer.id,
-            order_id: p.order_id.as_deref().unwrap_or(""),
-            event: &p.event,
-            amount: p.amount.unwrap_or_default(),
-            currency: &currency,
-            payout: decision.payout,
-            payout_currency: &offer.currency,
-            decision: &decision,
-            customer_id: p.customer_id.as_deref().unwrap_or(""),
-            source: match r.channel {
-                Channel::Pixel => "pixel",
-                Channel::Postback => "postback",
-            },
-            ip: r.ip,
-        });
+        let rule = decision.payout_rule.as_ref().map(|r| r.as_str());
+        let ip = r.ip.to_string();
+        // Intake bounds amounts far inside the column's range; a payout
+        // computed past it was already sent to manual review at zero.
+        let recorded = match (
+            Money::from_decimal(p.amount.unwrap_or_default()),
+            Money::from_decimal(decision.payout),
+        ) {
+            (Ok(amount), Ok(payout)) => self.sink.record(&Event::Conversion(ConversionRow {
+                conversion_id: &conversion_id,
+                ts: (r.now_ms / 1000) as u32,
+                click_id: click_id.as_deref().unwrap_or(""),
+                click_ts: click_facts.map_or(0, |f| (f.ts_ms / 1000) as u32),
+                link_id: link.as_ref().map_or(0, |l| l.id),
+                partner_id: decision.partner_id.unwrap_or(0),
+                offer_id: offer.id,
+                order_id: p.order_id.as_deref().unwrap_or(""),
+                event: &p.event,
+                amount,
+                currency: &currency,
+                payout,
+                payout_currency: &offer.currency,
+                status: decision.status.as_str(),
+                reason: decision.reason.as_str(),
+                customer_id: p.customer_id.as_deref().unwrap_or(""),
+                attribution: decision.attribution.as_str(),
+                payout_rule: rule.as_deref().unwrap_or(""),
+                source: match r.channel {
+                    Channel::Pixel => "pixel",
+                    Channel::Postback => "postback",
+                },
+                ip: &ip,
+                version: 1,
+            })),
+            _ => false,
+        };
         if !recorded {
             self.refused("not_recorded");
             if let (true, Some(key)) = (claimed, &dedup_key) {
@@ -547,48 +520,4 @@ fn dedup_key<'a>(offer_id: u64, p: &'a Params, click_id: Option<&'a str>) -> Opt
 fn new_conversion_id(now_ms: u64) -> String {
     let n = (u128::from(now_ms) << 64) | u128::from(rand::random::<u64>());
     format!("{:0>22}", base62::encode(n))
-}
-
-/// Conversions go into the segment log like clicks: durable before the
-/// answer, shipped to ClickHouse exactly once.
-impl Recorder for Arc<crate::events::EventSink> {
-    fn record(&self, c: &ConversionRecord<'_>) -> bool {
-        use crate::events::money::Money;
-        use crate::events::{ConversionRow, Event};
-        // Intake bounds amounts far inside the column's range; a payout
-        // computed past it was already sent to manual review at zero.
-        let (Ok(amount), Ok(payout)) =
-            (Money::from_decimal(c.amount), Money::from_decimal(c.payout))
-        else {
-            return false;
-        };
-        let rule = c.decision.payout_rule.as_ref().map(|r| r.as_str());
-        let ip = c.ip.to_string();
-        crate::events::EventSink::record(
-            self,
-            &Event::Conversion(ConversionRow {
-                conversion_id: c.conversion_id,
-                ts: c.ts,
-                click_id: c.click_id,
-                click_ts: c.click_ts,
-                link_id: c.link_id,
-                partner_id: c.partner_id,
-                offer_id: c.offer_id,
-                order_id: c.order_id,
-                event: c.event,
-                amount,
-                currency: c.currency,
-                payout,
-                payout_currency: c.payout_currency,
-                status: c.decision.status.as_str(),
-                reason: c.decision.reason.as_str(),
-                customer_id: c.customer_id,
-                attribution: c.decision.attribution.as_str(),
-                payout_rule: rule.as_deref().unwrap_or(""),
-                source: c.source,
-                ip: &ip,
-                version: 1,
-            }),
-        )
-    }
 }

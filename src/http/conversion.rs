@@ -18,7 +18,7 @@ use hyper::{Request, StatusCode};
 use serde::Serialize;
 
 use super::{response, Resp};
-use crate::conversions::intake::{Channel, Intake, IntakeError, Recorder, Report, Verdict};
+use crate::conversions::intake::{Channel, Intake, IntakeError, Report, Verdict};
 use crate::conversions::params::{self, ParamError, MAX_BODY_BYTES};
 
 /// A transparent 1×1 GIF.
@@ -120,7 +120,7 @@ fn money_text(d: rust_decimal::Decimal) -> String {
     n.to_string()
 }
 
-fn intake_error<R: Recorder>(intake: &Intake<R>, e: &IntakeError) -> Resp {
+fn intake_error(intake: &Intake, e: &IntakeError) -> Resp {
     let message = e.to_string();
     intake.refused(match e {
         IntakeError::Unauthorized(_) | IntakeError::NoOffer => "unauthorized",
@@ -153,7 +153,7 @@ fn intake_error<R: Recorder>(intake: &Intake<R>, e: &IntakeError) -> Resp {
 }
 
 /// `GET /pixel`: always the GIF.
-pub async fn pixel<R: Recorder, B>(intake: &Intake<R>, req: &Request<B>, ip: IpAddr) -> Resp {
+pub async fn pixel<B>(intake: &Intake, req: &Request<B>, ip: IpAddr) -> Resp {
     let query = req.uri().query().unwrap_or("");
     let parsed = params::from_query(query);
     if parsed.is_err() {
@@ -178,11 +178,7 @@ pub async fn pixel<R: Recorder, B>(intake: &Intake<R>, req: &Request<B>, ip: IpA
 }
 
 /// `GET /postback` and `POST /postback`.
-pub async fn postback<R: Recorder>(
-    intake: &Intake<R>,
-    req: Request<hyper::body::Incoming>,
-    ip: IpAddr,
-) -> Resp {
+pub async fn postback(intake: &Intake, req: Request<hyper::body::Incoming>, ip: IpAddr) -> Resp {
     let signature = req
         .headers()
         .get(SIGNATURE_HEADER)

@@ -12,8 +12,7 @@ use hyper::{Method, Request, StatusCode};
 use prometheus::Histogram;
 
 use super::{conversion, response, text, Readiness, Resp};
-use crate::conversions::intake::{Intake, Recorder};
-use crate::events::EventSink;
+use crate::conversions::intake::Intake;
 use crate::metrics::RequestCounters;
 use crate::redirect::{ClickRequest, Redirector};
 
@@ -41,11 +40,11 @@ impl ClickHandler for Redirector {
 }
 
 /// What the public listener needs, and nothing more.
-pub struct PublicState<C = Redirector, R = Arc<EventSink>> {
+pub struct PublicState<C = Redirector> {
     /// Answers redirects.
     pub clicks: C,
     /// Takes conversions; `None` answers them `503` (tests of routing).
-    pub conversions: Option<Intake<R>>,
+    pub conversions: Option<Intake>,
     /// `readyz`.
     pub ready: Readiness,
     /// Requests by route and status class.
@@ -64,7 +63,8 @@ enum Route<'a> {
     Postback,
     Script,
     NotFound,
-    MethodNotAllowed,
+    /// With the methods the path takes.
+    MethodNotAllowed(&'static str),
     /// A request target that is not a path (`CONNECT host:port`, `*`).
     BadTarget,
 }
@@ -79,46 +79,44 @@ fn route<'a>(method: &Method, path: &'a str) -> Route<'a> {
         "pixel" if method == Method::GET => Route::Pixel,
         "postback" if method == Method::GET || method == Method::POST => Route::Postback,
         "t.js" if method == Method::GET || method == Method::HEAD => Route::Script,
-        "pixel" | "postback" | "t.js" => Route::MethodNotAllowed,
+        "pixel" => Route::MethodNotAllowed("GET"),
+        "postback" => Route::MethodNotAllowed("GET, POST"),
         "" => Route::NotFound,
         code if code.contains('/') => Route::NotFound,
         code if method == Method::GET || method == Method::HEAD => Route::Redirect(code),
-        _ => Route::MethodNotAllowed,
+        _ => Route::MethodNotAllowed("GET, HEAD"),
     }
 }
 
 /// Routes one public request.
-pub async fn handle<C: ClickHandler, R: Recorder>(
-    state: Arc<PublicState<C, R>>,
+pub async fn handle<C: ClickHandler>(
+    state: Arc<PublicState<C>>,
     req: Request<hyper::body::Incoming>,
     peer: SocketAddr,
 ) -> Resp {
-    match route(req.method(), req.uri().path()) {
-        Route::Pixel | Route::Postback => {
-            let ip = state.clicks.client_ip(peer, req.headers());
-            let is_pixel = req.uri().path() == "/pixel";
-            let resp = match (&state.conversions, is_pixel) {
-                (Some(intake), true) => conversion::pixel(intake, &req, ip).await,
-                (Some(intake), false) => conversion::postback(intake, req, ip).await,
-                (None, _) => text(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "conversions are not taken here\n",
-                ),
-            };
-            state.requests.inc("conversion", resp.status().as_u16());
-            resp
-        }
-        _ => answer(&state, &req, peer),
+    let to = route(req.method(), req.uri().path());
+    if let (Route::Pixel | Route::Postback, Some(intake)) = (to, &state.conversions) {
+        let ip = state.clicks.client_ip(peer, req.headers());
+        let resp = if to == Route::Pixel {
+            conversion::pixel(intake, &req, ip).await
+        } else {
+            conversion::postback(intake, req, ip).await
+        };
+        state.requests.inc("conversion", resp.status().as_u16());
+        return resp;
     }
+    answer(&state, to, &req, peer)
 }
 
-/// The answer to `req`, whatever its body type.
-fn answer<C: ClickHandler, R, B>(
-    state: &PublicState<C, R>,
+/// The answer to `req` on route `to` (conversions only when this node
+/// takes none), whatever its body type.
+fn answer<C: ClickHandler, B>(
+    state: &PublicState<C>,
+    to: Route<'_>,
     req: &Request<B>,
     peer: SocketAddr,
 ) -> Resp {
-    let (label, resp) = match route(req.method(), req.uri().path()) {
+    let (label, resp) = match to {
         Route::Health => ("health", text(StatusCode::OK, "ok\n")),
         Route::Ready => ("health", state.ready.response()),
         Route::Redirect(code) => {
@@ -135,17 +133,20 @@ fn answer<C: ClickHandler, R, B>(
                 .observe(started.elapsed().as_secs_f64());
             ("redirect", resp)
         }
-        // Reached through `handle` only.
-        Route::Pixel | Route::Postback => {
-            ("other", text(StatusCode::SERVICE_UNAVAILABLE, "not here\n"))
-        }
+        Route::Pixel | Route::Postback => (
+            "conversion",
+            text(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "conversions are not taken here\n",
+            ),
+        ),
         // Counted with "other": the route labels are a fixed set in `metrics`.
         Route::Script => ("other", script()),
         Route::NotFound => ("other", text(StatusCode::NOT_FOUND, "not found\n")),
-        Route::MethodNotAllowed => {
+        Route::MethodNotAllowed(allow) => {
             let mut r = text(StatusCode::METHOD_NOT_ALLOWED, "method not allowed\n");
             r.headers_mut()
-                .insert(header::ALLOW, HeaderValue::from_static("GET, HEAD"));
+                .insert(header::ALLOW, HeaderValue::from_static(allow));
             ("other", r)
         }
         Route::BadTarget => (
@@ -225,7 +226,9 @@ mod tests {
             .body(())
             .unwrap();
         let peer: SocketAddr = "127.0.0.1:9".parse().unwrap();
-        let status = answer(&state, &req, peer).status().as_u16();
+        let status = answer(&state, route(req.method(), req.uri().path()), &req, peer)
+            .status()
+            .as_u16();
         let seen = state.clicks.0.lock().unwrap().pop();
         assert_eq!((status, seen.as_deref()), expected, "{method} {target}");
     }
@@ -272,9 +275,14 @@ mod tests {
         let (state, metrics) = state();
         let get = |path: &str| {
             let req = Request::get(path).body(()).unwrap();
-            answer(&state, &req, "127.0.0.1:9".parse().unwrap())
-                .status()
-                .as_u16()
+            answer(
+                &state,
+                route(req.method(), req.uri().path()),
+                &req,
+                "127.0.0.1:9".parse().unwrap(),
+            )
+            .status()
+            .as_u16()
         };
         assert_eq!(get("/readyz"), 503);
         state.ready.set(true);
