@@ -100,31 +100,11 @@ ALTER TABLE {database}.conversions ADD COLUMN payout_rule String AFTER attributi
 -- (GET /api/v1/conversions/{id}). `conversions` keeps only the latest
 -- version once ClickHouse merges its parts; the view below copies each
 -- version here as it is inserted there, so a status change never rewrites
--- or loses the history.
-CREATE TABLE IF NOT EXISTS {database}.conversion_history
-(
-    conversion_id String,
-    ts DateTime,
-    click_id String,
-    click_ts DateTime,
-    link_id UInt64,
-    partner_id UInt64,
-    offer_id UInt64,
-    order_id String,
-    event String,
-    amount Decimal(18, 4),
-    currency String,
-    payout Decimal(18, 4),
-    payout_currency String,
-    status String,
-    reason String,
-    customer_id String,
-    attribution String,
-    payout_rule String,
-    source String,
-    ip String,
-    version UInt64
-)
+-- or loses the history. Its columns are `conversions`' (created after
+-- that table's upgrades above): one list to keep, not two. A column added
+-- to `conversions` later must be added here in the same release, or the
+-- view's `SELECT *` refuses every insert.
+CREATE TABLE IF NOT EXISTS {database}.conversion_history AS {database}.conversions
 ENGINE = MergeTree()
 PARTITION BY toYYYYMM(ts)
 ORDER BY (conversion_id, version)
@@ -132,11 +112,7 @@ ORDER BY (conversion_id, version)
 
 CREATE MATERIALIZED VIEW IF NOT EXISTS {database}.conversion_history_mv
 TO {database}.conversion_history
-AS SELECT
-    conversion_id, ts, click_id, click_ts, link_id, partner_id, offer_id,
-    order_id, event, amount, currency, payout, payout_currency, status,
-    reason, customer_id, attribution, payout_rule, source, ip, version
-FROM {database}.conversions
+AS SELECT * FROM {database}.conversions
 ;
 -- One row per attempt to call a partner's postback URL (at least once: a
 -- retried batch may repeat an attempt's row).
