@@ -23,29 +23,6 @@ async fn setup(tag: &str) -> (Server, Value, Value) {
     (server, link, offer)
 }
 
-/// Follows the tracking link once (as a browser, or with `HEAD` as a bot
-/// would be judged) and answers the click id of its `Location`.
-async fn click(server: &Server, link: &Value, head: bool) -> String {
-    let url = format!("{}/{}", server.public, link["code"].as_str().unwrap());
-    let c = client();
-    let req = if head { c.head(&url) } else { c.get(&url) };
-    let resp = req
-        .header(
-            "user-agent",
-            "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/130.0 Safari/537.36",
-        )
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), 302);
-    let location = resp.headers()["location"].to_str().unwrap().to_string();
-    let url = url::Url::parse(&location).unwrap();
-    url.query_pairs()
-        .find(|(k, _)| k == "cid")
-        .map(|(_, v)| v.to_string())
-        .expect("the click id in the Location")
-}
-
 /// `POST /postback` with a JSON body; answers status and body.
 async fn postback(server: &Server, body: Value, signature: Option<String>) -> (u16, Value) {
     let mut req = client()
@@ -78,7 +55,7 @@ fn now() -> i64 {
 async fn postbacks_are_decided_deduplicated_and_recorded() {
     let (server, link, offer) = setup("conv").await;
     let token = offer["postback_token"].as_str().unwrap();
-    let cid = click(&server, &link, false).await;
+    let cid = click(&server, &link).await;
 
     let (s, v) = postback(
         &server,
@@ -156,7 +133,7 @@ async fn postbacks_are_decided_deduplicated_and_recorded() {
     assert_eq!((s, verdict(&v)), (200, ("approved", "ok")), "{v}");
 
     // A bot's click (HEAD) is never billed.
-    let bot = click(&server, &link, true).await;
+    let bot = click_with(&server, &link, true).await;
     let (s, v) = postback(
         &server,
         json!({"click_id": bot, "order_id": "B-1", "token": token}),
@@ -210,7 +187,7 @@ async fn postbacks_are_decided_deduplicated_and_recorded() {
 async fn twenty_identical_postbacks_count_once() {
     let (server, link, offer) = setup("conv20").await;
     let token = offer["postback_token"].as_str().unwrap().to_string();
-    let cid = click(&server, &link, false).await;
+    let cid = click(&server, &link).await;
     let tasks: Vec<_> = (0..20)
         .map(|_| {
             let body =
@@ -242,7 +219,7 @@ async fn twenty_identical_postbacks_count_once() {
 #[tokio::test]
 async fn pixels_land_as_the_offer_chooses_and_customers_carry_their_click() {
     let (server, link, offer) = setup("pixel").await;
-    let cid = click(&server, &link, false).await;
+    let cid = click(&server, &link).await;
     let resp = client()
         .get(format!(
             "{}/pixel?click_id={cid}&order_id=P-1&amount=3",
@@ -340,7 +317,7 @@ async fn the_most_specific_payout_rule_wins_and_is_recorded() {
     )
     .await;
     let token = offer["postback_token"].as_str().unwrap();
-    let cid = click(&server, &link, false).await;
+    let cid = click(&server, &link).await;
     let cases = [
         (
             json!({"click_id": cid, "event": "lead", "token": token}),
@@ -387,7 +364,7 @@ async fn caps_hold_across_concurrent_postbacks() {
     .await;
     assert_eq!(s, 200, "{v}");
     let token = offer["postback_token"].as_str().unwrap().to_string();
-    let cid = click(&server, &link, false).await;
+    let cid = click(&server, &link).await;
     let tasks: Vec<_> = (0..8)
         .map(|i| {
             let body = json!({"click_id": cid, "order_id": format!("C-{i}"), "token": token});

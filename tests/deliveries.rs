@@ -149,27 +149,6 @@ async fn seed(server: &Server, postback_url: &str) -> (Value, String) {
     (l, o["postback_token"].as_str().unwrap().to_string())
 }
 
-/// Follows the tracking link as a browser; answers the click id.
-async fn click(server: &Server, link: &Value) -> String {
-    let resp = client()
-        .get(format!("{}/{}", server.public, link["code"].as_str().unwrap()))
-        .header(
-            "user-agent",
-            "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/130.0 Safari/537.36",
-        )
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), 302);
-    let location = resp.headers()["location"].to_str().unwrap().to_string();
-    url::Url::parse(&location)
-        .unwrap()
-        .query_pairs()
-        .find(|(k, _)| k == "cid")
-        .map(|(_, v)| v.to_string())
-        .expect("the click id in the Location")
-}
-
 /// An approved postback for `cid`; answers the conversion id.
 async fn convert(server: &Server, token: &str, cid: &str, order: &str) -> String {
     let resp = client()

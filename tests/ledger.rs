@@ -9,29 +9,6 @@ use std::collections::HashMap;
 use common::*;
 use serde_json::{json, Value};
 
-/// Follows the tracking link once as a browser; answers the click id of
-/// its `Location`.
-async fn click(server: &Server, link: &Value) -> String {
-    let url = format!("{}/{}", server.public, link["code"].as_str().unwrap());
-    let resp = client()
-        .get(&url)
-        .header(
-            "user-agent",
-            "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/130.0 Safari/537.36",
-        )
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), 302);
-    let location = resp.headers()["location"].to_str().unwrap().to_string();
-    url::Url::parse(&location)
-        .unwrap()
-        .query_pairs()
-        .find(|(k, _)| k == "cid")
-        .map(|(_, v)| v.to_string())
-        .expect("the click id in the Location")
-}
-
 /// A pixel hit: lands `pending` / `pixel_untrusted` on a default offer.
 async fn pixel(server: &Server, cid: &str, order_id: &str) {
     let resp = client()

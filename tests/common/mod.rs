@@ -1032,3 +1032,29 @@ pub async fn seed_link(server: &Server, url: &str, code: Option<&str>) -> Value 
     assert_eq!(s, 201, "{l}");
     l
 }
+
+/// A desktop browser's user agent: clicks with it are not judged bots.
+pub const BROWSER_UA: &str =
+    "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/130.0 Safari/537.36";
+
+/// Follows the tracking link once as a browser; answers the click id of
+/// its `Location` (the offer URL's `cid` parameter).
+pub async fn click(server: &Server, link: &Value) -> String {
+    click_with(server, link, false).await
+}
+
+/// Like [`click`], with `HEAD` when `head` (judged a bot's click).
+pub async fn click_with(server: &Server, link: &Value, head: bool) -> String {
+    let url = format!("{}/{}", server.public, link["code"].as_str().unwrap());
+    let c = client();
+    let req = if head { c.head(&url) } else { c.get(&url) };
+    let resp = req.header("user-agent", BROWSER_UA).send().await.unwrap();
+    assert_eq!(resp.status(), 302);
+    let location = resp.headers()["location"].to_str().unwrap().to_string();
+    url::Url::parse(&location)
+        .unwrap()
+        .query_pairs()
+        .find(|(k, _)| k == "cid")
+        .map(|(_, v)| v.to_string())
+        .expect("the click id in the Location")
+}
