@@ -407,3 +407,77 @@ async fn caps_hold_across_concurrent_postbacks() {
         ]
     );
 }
+
+/// The claim protocol on real Redis, step by step: a holder that never
+/// confirms (it died between claim and row) is taken over under its own
+/// conversion id once its lease ends; a confirmed claim makes repeats
+/// duplicates of it; a released claim is claimed afresh.
+#[tokio::test]
+async fn an_unconfirmed_claim_is_taken_over_under_its_own_id() {
+    use std::time::Duration;
+    use trackedge::conversions::state::{Claim, ConversionState, DedupKey};
+
+    let redis = redis::Client::open(services().redis.url()).unwrap();
+    let conn = redis::aio::ConnectionManager::new(redis).await.unwrap();
+    let prefix = format!("{}:", unique_name("claims"));
+    let state = ConversionState::new(
+        conn,
+        &prefix,
+        Duration::from_secs(5),
+        3600,
+        Duration::from_millis(200),
+    );
+    let order = |o: &'static str| DedupKey::Order {
+        offer_id: 1,
+        order_id: o,
+    };
+    let fresh = |c: Claim| match c {
+        Claim::Fresh(l) => l,
+        other => panic!("expected a fresh claim, got {other:?}"),
+    };
+
+    // The first attempt claims and dies: no confirm, no release.
+    let dead = fresh(state.claim(&order("A"), "first").await.unwrap());
+    assert_eq!(dead.conversion_id, "first");
+    // Its retry waits out the lease and records under the same id.
+    let retry = match state.claim(&order("A"), "second").await.unwrap() {
+        Claim::TakenOver(l) => l,
+        other => panic!("expected a takeover, got {other:?}"),
+    };
+    assert_eq!(retry.conversion_id, "first");
+    // The dead holder's lease is gone: a late confirm of it changes nothing.
+    assert!(!state.confirm(&order("A"), &dead).await.unwrap());
+    assert!(state.confirm(&order("A"), &retry).await.unwrap());
+    assert_eq!(
+        state.claim(&order("A"), "third").await.unwrap(),
+        Claim::Duplicate("first".into())
+    );
+
+    // A repeat arriving while the holder is still writing waits for it.
+    let holder = fresh(state.claim(&order("B"), "b1").await.unwrap());
+    let waiting = {
+        let state = state.clone();
+        tokio::spawn(async move {
+            state
+                .claim(
+                    &DedupKey::Order {
+                        offer_id: 1,
+                        order_id: "B",
+                    },
+                    "b2",
+                )
+                .await
+                .unwrap()
+        })
+    };
+    assert!(state.confirm(&order("B"), &holder).await.unwrap());
+    assert_eq!(waiting.await.unwrap(), Claim::Duplicate("b1".into()));
+
+    // A released claim (its row was refused) is claimed afresh.
+    let refused = fresh(state.claim(&order("C"), "c1").await.unwrap());
+    state.release(&order("C"), &refused).await.unwrap();
+    assert_eq!(
+        fresh(state.claim(&order("C"), "c2").await.unwrap()).conversion_id,
+        "c2"
+    );
+}

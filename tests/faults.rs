@@ -532,3 +532,181 @@ async fn conversions_land_once_per_version_after_lost_answers_and_restarts() {
     ));
     assert_eq!(latest.trim(), "approved");
 }
+
+/// Merchants reporting one order after another, each order retried until
+/// it gets a verdict (through kills and restarts, as a merchant's retry
+/// queue would), keeping every verdict.
+struct Merchants {
+    /// The current server's public URL; swapped on restart.
+    base: Arc<Mutex<String>>,
+    /// Per order: the `(status, conversion_id)` it was finally answered.
+    answers: Arc<Mutex<std::collections::HashMap<String, (String, String)>>>,
+    /// Requests that got no answer (connection refused or cut by a kill).
+    unanswered: Arc<std::sync::atomic::AtomicU64>,
+    stop: Arc<AtomicBool>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl Merchants {
+    fn start(base: &str, token: &str, click_id: &str, workers: usize) -> Merchants {
+        let m = Merchants {
+            base: Arc::new(Mutex::new(base.to_string())),
+            answers: Arc::default(),
+            unanswered: Arc::default(),
+            stop: Arc::default(),
+            tasks: Vec::new(),
+        };
+        let tasks = (0..workers)
+            .map(|w| {
+                let (base, answers, unanswered, stop) = (
+                    m.base.clone(),
+                    m.answers.clone(),
+                    m.unanswered.clone(),
+                    m.stop.clone(),
+                );
+                let (token, click_id) = (token.to_string(), click_id.to_string());
+                tokio::spawn(async move {
+                    let c = client();
+                    let mut i = 0u64;
+                    while !stop.load(Ordering::Relaxed) {
+                        i += 1;
+                        let order = format!("w{w}-{i}");
+                        loop {
+                            let url = format!(
+                                "{}/postback?token={token}&click_id={click_id}&order_id={order}&amount=10.00",
+                                base.lock().unwrap()
+                            );
+                            let Ok(resp) = c.get(url).send().await else {
+                                unanswered.fetch_add(1, Ordering::Relaxed);
+                                continue;
+                            };
+                            if resp.status() != 200 {
+                                // 503 while the catalog loads or Redis
+                                // waits: the merchant retries.
+                                continue;
+                            }
+                            let Ok(v) = resp.json::<serde_json::Value>().await else {
+                                unanswered.fetch_add(1, Ordering::Relaxed);
+                                continue;
+                            };
+                            let answer = (
+                                v["status"].as_str().unwrap().to_string(),
+                                v["conversion_id"].as_str().unwrap().to_string(),
+                            );
+                            answers.lock().unwrap().insert(order, answer);
+                            break;
+                        }
+                    }
+                })
+            })
+            .collect();
+        Merchants { tasks, ..m }
+    }
+
+    fn answered(&self) -> usize {
+        self.answers.lock().unwrap().len()
+    }
+
+    async fn until(&self, n: usize) {
+        wait_for_async(&format!("{n} answered orders"), || async {
+            (self.answered() >= n).then_some(())
+        })
+        .await
+    }
+
+    async fn finish(self) -> (std::collections::HashMap<String, (String, String)>, u64) {
+        self.stop.store(true, Ordering::Relaxed);
+        for t in self.tasks {
+            t.await.unwrap();
+        }
+        let answers = std::mem::take(&mut *self.answers.lock().unwrap());
+        (answers, self.unanswered.load(Ordering::Relaxed))
+    }
+}
+
+/// `kill -9` of the server at random instants while postbacks are in
+/// flight, restarted on the same log each time, merchants retrying every
+/// unanswered order: every order ends as exactly one approved conversion,
+/// every conversion answered `approved` is in ClickHouse, and every retry
+/// of an order whose first attempt was counted is told `duplicate`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postbacks_killed_mid_flight_count_each_order_once() {
+    let cfg = ServerConfig::new("convkill9")
+        .with("TRACKEDGE_CLICKHOUSE_FLUSH_INTERVAL_MS", "200")
+        .with("TRACKEDGE_CONVERSIONS_CLAIM_LEASE_MS", "300")
+        .with("TRACKEDGE_CONVERSIONS_POSTBACKS_PER_OFFER_PER_SECOND", "0");
+    let mut server = Server::start(cfg.clone());
+    let link = seed_link(&server, OFFER_URL, None).await;
+    let (_, offer) = admin(
+        &server,
+        "GET",
+        &format!("/api/v1/offers/{}", link["offer_id"]),
+        None,
+    )
+    .await;
+    let token = offer["postback_token"].as_str().unwrap().to_string();
+    let click_id = click(&server, &link).await;
+
+    let merchants = Merchants::start(&server.public, &token, &click_id, 4);
+    let mut target = 0;
+    for round in 0..3u64 {
+        // A different instant in each round's stream of requests.
+        target += 150 + (std::process::id() as usize * 7919 + round as usize * 104_729) % 200;
+        merchants.until(target).await;
+        server.kill();
+        server = Server::start(cfg.clone());
+        *merchants.base.lock().unwrap() = server.public.clone();
+    }
+    merchants.until(target + 100).await;
+    let (answers, unanswered) = merchants.finish().await;
+    assert!(unanswered > 0, "no request was cut by a kill");
+
+    // Latest version of each conversion, raw rows included: a takeover may
+    // have written the same (conversion_id, version) twice, one conversion.
+    let ch = &services().clickhouse;
+    let db = &cfg.database;
+    let approved_by_order = || -> std::collections::HashMap<String, Vec<String>> {
+        let mut m: std::collections::HashMap<String, Vec<String>> = Default::default();
+        for line in ch
+            .query(&format!(
+                "SELECT order_id, conversion_id FROM (SELECT conversion_id, \
+                 argMax(order_id, version) AS order_id, argMax(status, version) AS status \
+                 FROM {db}.conversions GROUP BY conversion_id) WHERE status = 'approved' \
+                 ORDER BY order_id, conversion_id FORMAT TSV"
+            ))
+            .lines()
+        {
+            let (order, id) = line.split_once('\t').unwrap();
+            m.entry(order.into()).or_default().push(id.into());
+        }
+        m
+    };
+    wait_for("every answered order's conversion in clickhouse", || {
+        let held = approved_by_order();
+        answers
+            .keys()
+            .all(|order| held.contains_key(order))
+            .then_some(())
+    });
+    assert_eq!(server.terminate().code(), Some(0));
+
+    let held = approved_by_order();
+    let mut duplicates_told = 0;
+    for (order, (status, id)) in &answers {
+        let ids = &held[order];
+        assert_eq!(ids.len(), 1, "order {order} is {ids:?}");
+        match status.as_str() {
+            "approved" => assert_eq!(&ids[0], id, "order {order} answered {id}"),
+            // Its first attempt was recorded and confirmed, then its answer
+            // was cut: the retry must not count it again.
+            "duplicate" => duplicates_told += 1,
+            other => panic!("order {order} answered {other}"),
+        }
+    }
+    // Only orders the merchants reported are there.
+    assert!(held.keys().all(|o| answers.contains_key(o)), "{held:?}");
+    eprintln!(
+        "{} orders, {unanswered} requests cut, {duplicates_told} retries told duplicate",
+        answers.len()
+    );
+}

@@ -72,6 +72,11 @@ pub struct ConversionsConfig {
     /// Pixel hits per minute one client IP may make (burst: a quarter of
     /// that, at least 1); over it, the GIF and nothing recorded. 0 disables.
     pub pixels_per_ip_per_minute: u32,
+    /// Milliseconds a request that claimed an order has to record it
+    /// before a retry of the same order may take the claim over (the
+    /// holder died: `kill -9`, a lost node). Repeats arriving meanwhile
+    /// wait up to this long for the holder's outcome.
+    pub claim_lease_ms: u64,
 }
 
 impl Default for ConversionsConfig {
@@ -80,6 +85,7 @@ impl Default for ConversionsConfig {
             dedup_ttl_days: 400,
             postbacks_per_offer_per_second: 200,
             pixels_per_ip_per_minute: 60,
+            claim_lease_ms: 5_000,
         }
     }
 }
@@ -499,6 +505,12 @@ impl Config {
             u64::from(self.conversions.dedup_ttl_days),
             1,
             3650,
+        )?;
+        range(
+            "conversions.claim_lease_ms",
+            self.conversions.claim_lease_ms,
+            10,
+            600_000,
         )?;
         range(
             "postbacks.timeout_ms",

@@ -6,7 +6,11 @@
 //!
 //! The answer is never `approved` for a conversion that was not recorded:
 //! when the segment log refuses the row (disk budget reached), the claim
-//! is released and the merchant gets `503` to retry.
+//! is released and the merchant gets `503` to retry. The claim is
+//! provisional until the row is in the log, then confirmed; a retry that
+//! finds the claim of an attempt that died in between takes it over under
+//! that attempt's conversion id and arrival time ([`super::state`]), so an
+//! order is one conversion however the first attempt ended.
 
 use std::borrow::Cow;
 use std::net::IpAddr;
@@ -17,7 +21,7 @@ use rust_decimal::Decimal;
 use super::auth::{self, AuthError, Credentials};
 use super::deliver::{Announcement, Postbacks};
 use super::params::Params;
-use super::state::{Claim, ConversionState, DedupKey, StateError, Subject};
+use super::state::{Claim, ConversionState, DedupKey, Lease, StateError, Subject};
 use crate::attribution::{
     self, Caps, ClickFacts, Decision, Dedup, Input, LinkFacts, OfferRules, PartnerFacts,
     PartnerStatus, PixelTrust, Source,
@@ -106,6 +110,8 @@ pub struct Intake {
     sink: Arc<EventSink>,
     state: OnceLock<ConversionState>,
     dedup_ttl_secs: u64,
+    /// How long a claim's holder has to record it (see [`ConversionState`]).
+    claim_lease: std::time::Duration,
     metrics: Arc<crate::metrics::Metrics>,
     /// Postbacks per offer: a merchant's runaway retry loop must not take
     /// every other offer's capacity.
@@ -145,6 +151,7 @@ impl Intake {
             sink,
             state: OnceLock::new(),
             dedup_ttl_secs: u64::from(cfg.dedup_ttl_days) * 86_400,
+            claim_lease: std::time::Duration::from_millis(cfg.claim_lease_ms),
             metrics,
             postback_rate,
             pixels,
@@ -186,7 +193,7 @@ impl Intake {
         let catalog = self.catalog()?;
         Ok(self.state.get_or_init(|| {
             let (conn, prefix, timeout) = catalog.redis();
-            ConversionState::new(conn, prefix, timeout, self.dedup_ttl_secs)
+            ConversionState::new(conn, prefix, timeout, self.dedup_ttl_secs, self.claim_lease)
         }))
     }
 
@@ -306,24 +313,35 @@ impl Intake {
 
         // Only a conversion that would count claims its order: a rejected
         // one must not make the merchant's corrected retry a duplicate.
-        let conversion_id = new_conversion_id(r.now_ms);
+        let mut conversion_id = new_conversion_id(r.now_ms);
+        // When the row says it arrived: a takeover keeps the first attempt's.
+        let mut arrived_ms = r.now_ms;
         let dedup_key = dedup_key(offer.id, p, click_id.as_deref());
         let counts = matches!(
             decision.status,
             attribution::Status::Approved | attribution::Status::Pending
         );
-        let mut claimed = false;
+        let mut lease: Option<Lease> = None;
         if counts {
             if let Some(key) = &dedup_key {
                 match state.claim(key, &conversion_id).await? {
-                    Claim::Fresh => {
-                        claimed = true;
+                    Claim::Fresh(held) | Claim::TakenOver(held) => {
+                        if held.conversion_id != conversion_id {
+                            // A takeover: the first attempt's conversion,
+                            // decided as of its arrival.
+                            conversion_id = held.conversion_id.clone();
+                            if let Some(ms) = conversion_id_ms(&conversion_id) {
+                                arrived_ms = ms;
+                                input.now_ms = ms;
+                                decision = attribution::decide(&input);
+                            }
+                        }
                         // Caps count conversions that count, once each.
                         let counters = super::caps::counters(
                             &offer.caps,
                             offer.id,
                             decision.partner_id,
-                            r.now_ms,
+                            arrived_ms,
                         );
                         match state.take_caps(&counters).await {
                             Ok(true) => {}
@@ -332,10 +350,11 @@ impl Intake {
                                 decision = attribution::decide(&input);
                             }
                             Err(e) => {
-                                let _ = state.release(key, &conversion_id).await;
+                                let _ = state.release(key, &held).await;
                                 return Err(e.into());
                             }
                         }
+                        lease = Some(held);
                     }
                     Claim::Duplicate(_) => {
                         input.dedup = match key {
@@ -363,7 +382,7 @@ impl Intake {
         ) {
             (Ok(amount), Ok(payout)) => self.sink.record(&Event::Conversion(ConversionRow {
                 conversion_id: &conversion_id,
-                ts: (r.now_ms / 1000) as u32,
+                ts: (arrived_ms / 1000) as u32,
                 click_id: click_id.as_deref().unwrap_or(""),
                 click_ts: click_facts.map_or(0, |f| (f.ts_ms / 1000) as u32),
                 link_id: link.as_ref().map_or(0, |l| l.id),
@@ -391,13 +410,29 @@ impl Intake {
         };
         if !recorded {
             self.refused("not_recorded");
-            if let (true, Some(key)) = (claimed, &dedup_key) {
-                // Best effort: if Redis is gone too, the claim expires.
-                let _ = state.release(key, &conversion_id).await;
+            if let (Some(held), Some(key)) = (&lease, &dedup_key) {
+                // Best effort: if Redis is gone too, the lease ends and a
+                // retry takes the claim over.
+                let _ = state.release(key, held).await;
             }
             return Err(IntakeError::Unavailable(
                 "the conversion could not be made durable; retry".into(),
             ));
+        }
+        let claimed = lease.is_some();
+        if let (Some(held), Some(key)) = (&lease, &dedup_key) {
+            // The row is durable: a failure here only leaves the claim
+            // provisional, and a retry after the lease records the same
+            // conversion id again, which readers see as one.
+            match state.confirm(key, held).await {
+                Ok(true) => {}
+                Ok(false) => {
+                    tracing::warn!(conversion = %conversion_id, "claim taken over before it was confirmed")
+                }
+                Err(e) => {
+                    tracing::warn!(conversion = %conversion_id, error = %e, "claim not confirmed")
+                }
+            }
         }
         // A counted conversion with a click and a customer binds them, the
         // first binding winning (later ones name the customer only); one
@@ -520,4 +555,25 @@ fn dedup_key<'a>(offer_id: u64, p: &'a Params, click_id: Option<&'a str>) -> Opt
 fn new_conversion_id(now_ms: u64) -> String {
     let n = (u128::from(now_ms) << 64) | u128::from(rand::random::<u64>());
     format!("{:0>22}", base62::encode(n))
+}
+
+/// The arrival millisecond a conversion id starts with.
+fn conversion_id_ms(id: &str) -> Option<u64> {
+    let n = base62::decode(id.trim_start_matches('0')).ok()?;
+    u64::try_from(n >> 64).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_conversion_id_keeps_its_arrival() {
+        for ms in [0, 1, 1_790_000_123_456, u64::MAX >> 1] {
+            let id = new_conversion_id(ms);
+            assert_eq!(id.len(), 22, "{id}");
+            assert_eq!(conversion_id_ms(&id), Some(ms), "{id}");
+        }
+        assert_eq!(conversion_id_ms("not base62!"), None);
+    }
 }
