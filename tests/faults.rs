@@ -1,7 +1,8 @@
 //! Zero-loss fault tests: every click that got a 302 ends up in ClickHouse
 //! exactly once, through ClickHouse outages, lost INSERT answers, SIGKILL
 //! and SIGTERM of trackedge, a damaged spool, Redis restarts and a full
-//! spool.
+//! spool; and every postback answered for is one conversion through
+//! `kill -9` mid-flight and Redis outages.
 //!
 //! Each test drives the built server under load from clients that keep
 //! every click id they were redirected with, then compares with ClickHouse:
@@ -708,5 +709,70 @@ async fn postbacks_killed_mid_flight_count_each_order_once() {
     eprintln!(
         "{} orders, {unanswered} requests cut, {duplicates_told} retries told duplicate",
         answers.len()
+    );
+}
+
+/// With Redis gone a postback cannot be deduplicated, so it is never
+/// answered `2xx`: `503`, and the merchant's retry once Redis is back is
+/// the order's one conversion.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_postback_without_redis_is_503_and_its_retry_counts_once() {
+    let redis = Redis::start();
+    let mut cfg = ServerConfig::new("convnoredis").with("TRACKEDGE_REDIS_TIMEOUT_MS", "300");
+    cfg.redis_url = redis.url();
+    let mut server = Server::start(cfg.clone());
+    let link = seed_link(&server, OFFER_URL, None).await;
+    let (_, offer) = admin(
+        &server,
+        "GET",
+        &format!("/api/v1/offers/{}", link["offer_id"]),
+        None,
+    )
+    .await;
+    let token = offer["postback_token"].as_str().unwrap().to_string();
+    let cid = click(&server, &link).await;
+    let url = format!(
+        "{}/postback?token={token}&click_id={cid}&order_id=R-1&amount=10.00",
+        server.public
+    );
+    let get = |url: String| async move {
+        let resp = client().get(url).send().await.unwrap();
+        let status = resp.status().as_u16();
+        (status, resp.json::<serde_json::Value>().await.unwrap())
+    };
+
+    let (port, dir) = redis.save_and_kill();
+    let (s, v) = get(url.clone()).await;
+    assert_eq!(
+        (s, v["error"]["code"].clone()),
+        (503, json!("unavailable")),
+        "{v}"
+    );
+
+    let _redis = Redis::start_in(port, dir);
+    let v = wait_for_async("redis back for postbacks", || async {
+        let (s, v) = get(url.clone()).await;
+        (s == 200).then_some(v)
+    })
+    .await;
+    assert_eq!(v["status"], "approved", "{v}");
+    let (s, again) = get(url.clone()).await;
+    assert_eq!((s, again["status"].as_str()), (200, Some("duplicate")));
+
+    let ch = &services().clickhouse;
+    let db = &cfg.database;
+    wait_for("both verdicts in clickhouse", || {
+        (ch.count(&format!("SELECT count() FROM {db}.conversions")) >= 2).then_some(())
+    });
+    assert_eq!(server.terminate().code(), Some(0));
+    assert_eq!(
+        ch.query(&format!(
+            "SELECT status, conversion_id FROM {db}.conversions ORDER BY status FORMAT TSV"
+        )),
+        format!(
+            "approved\t{}\nduplicate\t{}\n",
+            v["conversion_id"].as_str().unwrap(),
+            again["conversion_id"].as_str().unwrap()
+        )
     );
 }
