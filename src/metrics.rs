@@ -67,6 +67,10 @@ pub struct Metrics {
     /// Payout of approved and pending conversions, in ten-thousandths of
     /// the offer's currency, by status (money is never a float, even here).
     pub conversion_payout: IntCounterVec,
+    /// Order claims in Redis by outcome (`fresh`, `taken_over`: a retry of
+    /// an attempt that died between claim and record, `duplicate`,
+    /// `released`: the log refused the row).
+    pub conversion_claims: IntCounterVec,
     /// Partner postback attempts and jobs by outcome (`delivered`,
     /// `failed_retrying`, `gave_up`, `refused_address`, `not_queued`).
     pub postback_deliveries: IntCounterVec,
@@ -203,6 +207,11 @@ impl Metrics {
                 "conversion_payout_ten_thousandths_total",
                 "Payout of recorded conversions in ten-thousandths of the offer currency, by status",
                 &["status"],
+            ),
+            conversion_claims: counter_vec(
+                "conversion_claims_total",
+                "Order claims by outcome: fresh, taken over from a dead attempt, duplicate, released",
+                &["outcome"],
             ),
             postback_deliveries: counter_vec(
                 "postback_deliveries_total",

@@ -660,6 +660,10 @@ async fn postbacks_killed_mid_flight_count_each_order_once() {
     }
     merchants.until(target + 100).await;
     let (answers, unanswered) = merchants.finish().await;
+    let taken_over = metric_if_any(
+        &server,
+        "trackedge_conversion_claims_total{outcome=\"taken_over\"}",
+    );
     assert!(unanswered > 0, "no request was cut by a kill");
 
     // Latest version of each conversion, raw rows included: a takeover may
@@ -707,7 +711,8 @@ async fn postbacks_killed_mid_flight_count_each_order_once() {
     // Only orders the merchants reported are there.
     assert!(held.keys().all(|o| answers.contains_key(o)), "{held:?}");
     eprintln!(
-        "{} orders, {unanswered} requests cut, {duplicates_told} retries told duplicate",
+        "{} orders, {unanswered} requests cut, {duplicates_told} retries told duplicate, \
+         {taken_over:?} claims taken over after the last kill",
         answers.len()
     );
 }

@@ -324,7 +324,16 @@ impl Intake {
         let mut lease: Option<Lease> = None;
         if counts {
             if let Some(key) = &dedup_key {
-                match state.claim(key, &conversion_id).await? {
+                let claim = state.claim(key, &conversion_id).await?;
+                self.metrics
+                    .conversion_claims
+                    .with_label_values(&[match &claim {
+                        Claim::Fresh(_) => "fresh",
+                        Claim::TakenOver(_) => "taken_over",
+                        Claim::Duplicate(_) => "duplicate",
+                    }])
+                    .inc();
+                match claim {
                     Claim::Fresh(held) | Claim::TakenOver(held) => {
                         if held.conversion_id != conversion_id {
                             // A takeover: the first attempt's conversion,
@@ -414,6 +423,10 @@ impl Intake {
                 // Best effort: if Redis is gone too, the lease ends and a
                 // retry takes the claim over.
                 let _ = state.release(key, held).await;
+                self.metrics
+                    .conversion_claims
+                    .with_label_values(&["released"])
+                    .inc();
             }
             return Err(IntakeError::Unavailable(
                 "the conversion could not be made durable; retry".into(),
