@@ -1,0 +1,392 @@
+//! One batch into ClickHouse: split by table, clicks and conversions
+//! exactly once (after any doubt, only what ClickHouse lacks), the other
+//! rows at least once, and rows ClickHouse refuses kept in a rejected file.
+
+use std::collections::{HashMap, HashSet};
+use std::time::Instant;
+
+use clickhouse::{Row, RowWrite};
+use serde::Deserialize;
+use tokio_util::sync::CancellationToken;
+use tracing::{error, info, warn};
+
+use super::retry::{classify, ErrorKind};
+use super::{yield_every, Shipper};
+use crate::backoff::{Backoff, Stopped};
+use crate::events::log::{Pos, Record};
+use crate::events::{ClickRow, ConversionRow, Event, EventKind, OrphanRow, PostbackDeliveryRow};
+
+/// One answer row of [`EXISTING_CONVERSIONS_SQL`].
+///
+/// [`EXISTING_CONVERSIONS_SQL`]: super::EXISTING_CONVERSIONS_SQL
+#[derive(Debug, Row, Deserialize)]
+struct HeldVersion {
+    conversion_id: String,
+    version: u64,
+}
+
+/// The versions ClickHouse holds, by conversion id.
+type HeldVersions = HashMap<String, HashSet<u64>>;
+
+/// The clicks among `records` (all tagged as clicks) that decode.
+fn decode_clicks<'r>(records: &'r [&'r [u8]]) -> impl Iterator<Item = ClickRow<'r>> + 'r {
+    records.iter().filter_map(|r| match Event::decode(r) {
+        Ok(Event::Click(c)) => Some(c),
+        _ => None,
+    })
+}
+
+impl Shipper {
+    /// Inserts one batch of records, each table exactly once where it can.
+    pub(super) async fn ship(
+        &self,
+        records: &[Record],
+        verify: bool,
+        stop: &CancellationToken,
+    ) -> Result<(), Stopped> {
+        // Clicks stay encoded until the INSERT writes them, so a batch costs
+        // its log bytes and not a second, decoded copy of every row.
+        let mut clicks: Vec<&[u8]> = Vec::with_capacity(records.len());
+        let mut orphans: Vec<OrphanRow<'_>> = Vec::new();
+        let mut conversions: Vec<ConversionRow<'_>> = Vec::new();
+        let mut deliveries: Vec<PostbackDeliveryRow<'_>> = Vec::new();
+        for (i, r) in records.iter().enumerate() {
+            yield_every(i).await;
+            match Event::kind(&r.payload) {
+                Ok(EventKind::Click) => clicks.push(&r.payload),
+                Ok(EventKind::Orphan) => match Event::decode(&r.payload) {
+                    Ok(Event::Orphan(o)) => orphans.push(o),
+                    _ => self.undecodable(r.pos, "orphan hit does not decode"),
+                },
+                Ok(EventKind::Conversion) => match Event::decode(&r.payload) {
+                    Ok(Event::Conversion(c)) => conversions.push(c),
+                    _ => self.undecodable(r.pos, "conversion does not decode"),
+                },
+                Ok(EventKind::Delivery) => match Event::decode(&r.payload) {
+                    Ok(Event::Delivery(d)) => deliveries.push(d),
+                    _ => self.undecodable(r.pos, "postback delivery does not decode"),
+                },
+                Err(e) => self.undecodable(r.pos, &e.to_string()),
+            }
+        }
+        if !clicks.is_empty() {
+            self.ship_clicks(&clicks, verify, stop).await?;
+        }
+        if !conversions.is_empty() {
+            self.ship_conversions(&conversions, verify, stop).await?;
+        }
+        if !orphans.is_empty() {
+            self.ship_at_least_once::<OrphanRow<'static>, _>(
+                "orphan_hits",
+                &orphans,
+                Event::Orphan,
+                stop,
+            )
+            .await?;
+        }
+        if !deliveries.is_empty() {
+            self.ship_at_least_once::<PostbackDeliveryRow<'static>, _>(
+                "postback_deliveries",
+                &deliveries,
+                Event::Delivery,
+                stop,
+            )
+            .await?;
+        }
+        Ok(())
+    }
+
+    fn undecodable(&self, pos: Pos, why: &str) {
+        self.metrics.events_undecodable.inc();
+        error!(error = why, pos = ?pos, "undecodable event in the spool; skipped");
+    }
+
+    /// Clicks, exactly once: after any doubt, only the ids ClickHouse lacks.
+    async fn ship_clicks(
+        &self,
+        records: &[&[u8]],
+        mut verify: bool,
+        stop: &CancellationToken,
+    ) -> Result<(), Stopped> {
+        let rows = || decode_clicks(records);
+        let mut backoff = self.retry.clone();
+        loop {
+            let attempt = async {
+                let held = if verify {
+                    self.existing_click_ids(rows())
+                        .await
+                        .map_err(|e| self.count_error(&e, "clicks", records.len()))?
+                } else {
+                    HashSet::new()
+                };
+                let send = || rows().filter(|r| held.is_empty() || !held.contains(r.click_id));
+                if !held.is_empty() {
+                    let count = send().count();
+                    info!(
+                        already_there = records.len() - count,
+                        "skipped clicks clickhouse already holds"
+                    );
+                    if count == 0 {
+                        return Ok(());
+                    }
+                }
+                match self.insert::<ClickRow<'static>, _>("clicks", send()).await {
+                    Ok(written) => {
+                        if held.is_empty() && written < records.len() {
+                            let bad = records.len() - written;
+                            self.metrics.events_undecodable.inc_by(bad as u64);
+                            error!(records = bad, "undecodable clicks in the spool; skipped");
+                        }
+                        Ok(())
+                    }
+                    Err(ErrorKind::Data) => {
+                        self.reject("clicks", send().map(Event::Click).collect());
+                        Ok(())
+                    }
+                    Err(e) => Err(e),
+                }
+            };
+            match attempt.await {
+                Ok(()) => return Ok(()),
+                Err(_) => {
+                    verify = true;
+                    self.wait(&mut backoff, stop).await?;
+                }
+            }
+        }
+    }
+
+    /// Conversions, exactly once per `(conversion_id, version)`: after any
+    /// doubt, only the pairs ClickHouse lacks.
+    async fn ship_conversions(
+        &self,
+        rows: &[ConversionRow<'_>],
+        mut verify: bool,
+        stop: &CancellationToken,
+    ) -> Result<(), Stopped> {
+        let mut backoff = self.retry.clone();
+        loop {
+            let attempt = async {
+                let held = if verify {
+                    self.existing_conversions(rows)
+                        .await
+                        .map_err(|e| self.count_error(&e, "conversions", rows.len()))?
+                } else {
+                    HeldVersions::new()
+                };
+                let send = || {
+                    rows.iter().filter(|r| {
+                        !held
+                            .get(r.conversion_id)
+                            .is_some_and(|v| v.contains(&r.version))
+                    })
+                };
+                if !held.is_empty() {
+                    let count = send().count();
+                    info!(
+                        already_there = rows.len() - count,
+                        "skipped conversions clickhouse already holds"
+                    );
+                    if count == 0 {
+                        return Ok(());
+                    }
+                }
+                match self
+                    .insert::<ConversionRow<'static>, _>("conversions", send().cloned())
+                    .await
+                {
+                    Ok(_) => Ok(()),
+                    Err(ErrorKind::Data) => {
+                        self.reject(
+                            "conversions",
+                            send().cloned().map(Event::Conversion).collect(),
+                        );
+                        Ok(())
+                    }
+                    Err(e) => Err(e),
+                }
+            };
+            match attempt.await {
+                Ok(()) => return Ok(()),
+                Err(_) => {
+                    verify = true;
+                    self.wait(&mut backoff, stop).await?;
+                }
+            }
+        }
+    }
+
+    /// Rows that carry no id (orphan hits, postback deliveries): retried
+    /// until taken, so at least once.
+    async fn ship_at_least_once<'r, T: RowWrite, R>(
+        &self,
+        table: &'static str,
+        rows: &[R],
+        to_event: fn(R) -> Event<'r>,
+        stop: &CancellationToken,
+    ) -> Result<(), Stopped>
+    where
+        R: Clone + Into<T::Value<'r>>,
+    {
+        let mut backoff = self.retry.clone();
+        loop {
+            match self
+                .insert::<T, _>(table, rows.iter().cloned().map(Into::into))
+                .await
+            {
+                Ok(_) => return Ok(()),
+                Err(ErrorKind::Data) => {
+                    self.reject(table, rows.iter().cloned().map(to_event).collect());
+                    return Ok(());
+                }
+                Err(ErrorKind::Transient) => self.wait(&mut backoff, stop).await?,
+            }
+        }
+    }
+
+    /// Waits before the next attempt at a batch, unless `stop` comes
+    /// first (the rows then stay in the log). The gauges are refreshed
+    /// first, so the spool's age keeps moving while an outage lasts.
+    async fn wait(&self, backoff: &mut Backoff, stop: &CancellationToken) -> Result<(), Stopped> {
+        self.refresh_gauges();
+        backoff.wait(stop).await
+    }
+
+    /// The click ids among `rows` that ClickHouse already holds.
+    async fn existing_click_ids<'r>(
+        &self,
+        rows: impl Iterator<Item = ClickRow<'r>>,
+    ) -> clickhouse::error::Result<HashSet<String>> {
+        let (mut min_ts, mut max_ts) = (u32::MAX, 0);
+        let (mut min_id, mut max_id) = ("", "");
+        for (i, r) in rows.enumerate() {
+            min_ts = min_ts.min(r.ts);
+            max_ts = max_ts.max(r.ts);
+            if i == 0 || r.click_id < min_id {
+                min_id = r.click_id;
+            }
+            max_id = max_id.max(r.click_id);
+        }
+        if min_ts > max_ts {
+            return Ok(HashSet::new());
+        }
+        let ids = self
+            .client
+            .query(&self.existing_sql)
+            .bind(min_ts)
+            .bind(max_ts)
+            .bind(min_id)
+            .bind(max_id)
+            .fetch_all::<String>()
+            .await?;
+        Ok(ids.into_iter().collect())
+    }
+
+    /// The `(conversion_id, version)` pairs among `rows` that ClickHouse
+    /// already holds.
+    async fn existing_conversions(
+        &self,
+        rows: &[ConversionRow<'_>],
+    ) -> clickhouse::error::Result<HeldVersions> {
+        let Some(first) = rows.first() else {
+            return Ok(HeldVersions::new());
+        };
+        let (mut min_ts, mut max_ts) = (first.ts, first.ts);
+        let (mut min_id, mut max_id) = (first.conversion_id, first.conversion_id);
+        for r in rows {
+            min_ts = min_ts.min(r.ts);
+            max_ts = max_ts.max(r.ts);
+            min_id = min_id.min(r.conversion_id);
+            max_id = max_id.max(r.conversion_id);
+        }
+        let found = self
+            .client
+            .query(&self.existing_conversions_sql)
+            .bind(min_ts)
+            .bind(max_ts)
+            .bind(min_id)
+            .bind(max_id)
+            .fetch_all::<HeldVersion>()
+            .await?;
+        let mut held = HeldVersions::new();
+        for h in found {
+            held.entry(h.conversion_id).or_default().insert(h.version);
+        }
+        Ok(held)
+    }
+
+    /// One INSERT attempt, measured and counted: the rows it wrote.
+    async fn insert<'r, T: RowWrite, I: Iterator<Item = T::Value<'r>>>(
+        &self,
+        table: &'static str,
+        rows: I,
+    ) -> Result<usize, ErrorKind> {
+        let started = Instant::now();
+        let mut written = 0;
+        let result = async {
+            let mut insert = self
+                .client
+                .insert::<T>(table)
+                .await?
+                .with_timeouts(Some(self.insert_timeout), Some(self.insert_timeout));
+            for row in rows {
+                yield_every(written).await;
+                insert.write(&row).await?;
+                written += 1;
+            }
+            insert.end().await
+        }
+        .await;
+        let outcome = if result.is_ok() { "ok" } else { "error" };
+        self.metrics
+            .flush_seconds
+            .with_label_values(&[outcome])
+            .observe(started.elapsed().as_secs_f64());
+        match result {
+            Ok(()) => {
+                self.metrics.batch_rows.observe(written as f64);
+                self.metrics
+                    .events_flushed
+                    .with_label_values(&[table])
+                    .inc_by(written as u64);
+                Ok(written)
+            }
+            Err(e) => Err(self.count_error(&e, table, written)),
+        }
+    }
+
+    fn count_error(
+        &self,
+        e: &clickhouse::error::Error,
+        table: &'static str,
+        rows: usize,
+    ) -> ErrorKind {
+        let kind = classify(e);
+        let label = match kind {
+            ErrorKind::Transient => "transient",
+            ErrorKind::Data => "data",
+        };
+        self.metrics
+            .clickhouse_errors
+            .with_label_values(&[label])
+            .inc();
+        warn!(table, rows, kind = label, error = %e, "clickhouse request failed");
+        kind
+    }
+
+    /// Keeps refused rows in a rejected file for an operator.
+    fn reject(&self, table: &'static str, events: Vec<Event<'_>>) {
+        self.metrics
+            .events_failed
+            .with_label_values(&[table])
+            .inc_by(events.len() as u64);
+        match self.rejected.write(&events) {
+            Ok(path) => {
+                error!(table, rows = events.len(), file = %path.display(), "clickhouse refused rows as bad data; kept in a rejected file")
+            }
+            Err(e) => {
+                error!(table, rows = events.len(), error = %e, "clickhouse refused rows and they could not be kept; rows lost")
+            }
+        }
+    }
+}
