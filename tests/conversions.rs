@@ -481,3 +481,55 @@ async fn an_unconfirmed_claim_is_taken_over_under_its_own_id() {
         "c2"
     );
 }
+
+/// A client firing pixels past its rate still gets the GIF every time; the
+/// hits over the rate are recorded as `rejected` / `rate_limited`, paying
+/// nothing, and a repeat of the counted order stays a duplicate.
+#[tokio::test]
+async fn pixels_over_the_client_rate_are_recorded_as_rejected() {
+    // One pixel a minute, a burst of one: the second hit is over.
+    let server = Server::start(
+        ServerConfig::new("pixelflood").with("TRACKEDGE_CONVERSIONS_PIXELS_PER_IP_PER_MINUTE", "1"),
+    );
+    let link = seed_link(&server, "https://shop.example.com/?cid={click_id}", None).await;
+    let cid = click(&server, &link).await;
+    for order in ["F-1", "F-2", "F-3"] {
+        let resp = client()
+            .get(format!(
+                "{}/pixel?click_id={cid}&order_id={order}&amount=3",
+                server.public
+            ))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 200);
+        assert_eq!(resp.headers()["content-type"], "image/gif");
+    }
+    let ch = &services().clickhouse;
+    let db = &server.config.database;
+    let rows = wait_for("the three pixel rows", || {
+        let text = ch
+            .try_query(&format!(
+                "SELECT order_id, status, reason, toInt64(payout * 10000), link_id = {}, \
+                 click_id = '{cid}' FROM {db}.conversions ORDER BY order_id FORMAT TSV",
+                link["id"]
+            ))
+            .ok()?;
+        (text.lines().count() >= 3).then_some(text)
+    });
+    assert_eq!(
+        rows.lines().collect::<Vec<_>>(),
+        [
+            "F-1\tpending\tpixel_untrusted\t50000\t1\t1",
+            "F-2\trejected\trate_limited\t0\t1\t1",
+            "F-3\trejected\trate_limited\t0\t1\t1",
+        ]
+    );
+    assert_eq!(
+        metric(
+            &server,
+            "trackedge_conversions_total{reason=\"rate_limited\",status=\"rejected\"}"
+        ),
+        2.0
+    );
+}

@@ -64,6 +64,9 @@ pub enum Reason {
     BotClick,
     /// Rejected: a customer bound to no click.
     UnknownCustomer,
+    /// Rejected: a pixel over its client IP's rate, judged before any
+    /// lookup (anyone can fire a pixel; a flood must cost nothing).
+    RateLimited,
 }
 
 /// How a conversion was attributed: the `attribution` column.
@@ -97,6 +100,21 @@ pub struct Decision {
     pub partner_id: Option<u64>,
 }
 
+impl Decision {
+    /// The verdict on a pixel over its client's rate: rejected, paying
+    /// nothing, crediting no one (no link or partner was looked up).
+    pub fn rate_limited() -> Decision {
+        Decision {
+            status: Status::Rejected,
+            reason: Reason::RateLimited,
+            payout: Decimal::ZERO,
+            payout_rule: None,
+            attribution: Attribution::Click,
+            partner_id: None,
+        }
+    }
+}
+
 impl Status {
     /// Every status, for metrics registered up front.
     pub const ALL: [Status; 5] = [
@@ -123,7 +141,7 @@ impl Reason {
     /// Every reason [`decide`] gives, for metrics registered up front.
     ///
     /// [`decide`]: crate::attribution::decide
-    pub const ALL: [Reason; 15] = [
+    pub const ALL: [Reason; 16] = [
         Reason::Ok,
         Reason::DealRegistration,
         Reason::PixelUntrusted,
@@ -139,6 +157,7 @@ impl Reason {
         Reason::PartnerInactive,
         Reason::BotClick,
         Reason::UnknownCustomer,
+        Reason::RateLimited,
     ];
 
     /// The interface's name of the reason.
@@ -159,6 +178,7 @@ impl Reason {
             Reason::PartnerInactive => "partner_inactive",
             Reason::BotClick => "bot_click",
             Reason::UnknownCustomer => "unknown_customer",
+            Reason::RateLimited => "rate_limited",
         }
     }
 }

@@ -713,6 +713,7 @@ fn names_are_the_interface_s() {
             "partner_inactive",
             "bot_click",
             "unknown_customer",
+            "rate_limited",
         ]
     );
     // serde agrees with as_str.

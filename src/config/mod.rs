@@ -70,7 +70,8 @@ pub struct ConversionsConfig {
     /// over it, `429` and nothing recorded. 0 disables.
     pub postbacks_per_offer_per_second: u32,
     /// Pixel hits per minute one client IP may make (burst: a quarter of
-    /// that, at least 1); over it, the GIF and nothing recorded. 0 disables.
+    /// that, at least 1); over it, the GIF, and the hit recorded as
+    /// `rejected` / `rate_limited` with no lookup. 0 disables.
     pub pixels_per_ip_per_minute: u32,
     /// Milliseconds a request that claimed an order has to record it
     /// before a retry of the same order may take the claim over (the

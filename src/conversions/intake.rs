@@ -79,7 +79,8 @@ pub enum IntakeError {
     /// `401`.
     #[error("{0}")]
     Unauthorized(#[from] AuthError),
-    /// Over the offer's postback rate (or the client's pixel rate): `429`.
+    /// Over the offer's postback rate: `429`, nothing recorded. (A pixel
+    /// over its client's rate is recorded as `rejected` / `rate_limited`.)
     #[error("too many conversions: slow down and retry")]
     RateLimited,
     /// Redis or the log cannot take it now: `503`, retry.
@@ -200,7 +201,7 @@ impl Intake {
     /// Decides one report and records it.
     pub async fn report(&self, r: Report<'_>) -> Result<Verdict, IntakeError> {
         if r.channel == Channel::Pixel && self.pixels.over_limit(r.ip) {
-            return Err(IntakeError::RateLimited);
+            return self.record_flooded(&r);
         }
         let p = &r.params;
         // The click, from its id alone: a forged or altered id is refused
@@ -508,6 +509,67 @@ impl Intake {
             decision,
             currency: offer.currency.clone(),
             offer_id: offer.id,
+        })
+    }
+
+    /// Records a pixel over its client's rate as `rejected` /
+    /// `rate_limited` with what is known without a lookup: the offer by
+    /// token from memory, the link and click time from the signed id.
+    fn record_flooded(&self, r: &Report<'_>) -> Result<Verdict, IntakeError> {
+        let p = &r.params;
+        let decision = Decision::rate_limited();
+        let offer = p
+            .token
+            .as_deref()
+            .and_then(|t| self.cache.offer_by_token(t));
+        let click = p
+            .click_id
+            .as_deref()
+            .and_then(|id| self.codec.verify(id).ok());
+        let conversion_id = new_conversion_id(r.now_ms);
+        let currency = offer.as_ref().map_or("", |o| o.currency.as_str());
+        let amount = Money::from_decimal(p.amount.unwrap_or_default());
+        let ip = r.ip.to_string();
+        let recorded = amount.is_ok_and(|amount| {
+            self.sink.record(&Event::Conversion(ConversionRow {
+                conversion_id: &conversion_id,
+                ts: (r.now_ms / 1000) as u32,
+                click_id: p.click_id.as_deref().unwrap_or(""),
+                click_ts: click.as_ref().map_or(0, |c| (c.ts_ms / 1000) as u32),
+                link_id: click.as_ref().map_or(0, |c| c.link_id),
+                partner_id: 0,
+                offer_id: offer.as_ref().map_or(0, |o| o.id),
+                order_id: p.order_id.as_deref().unwrap_or(""),
+                event: &p.event,
+                amount,
+                currency: p.currency.as_deref().unwrap_or(currency),
+                payout: Money::ZERO,
+                payout_currency: currency,
+                status: decision.status.as_str(),
+                reason: decision.reason.as_str(),
+                customer_id: p.customer_id.as_deref().unwrap_or(""),
+                attribution: decision.attribution.as_str(),
+                payout_rule: "",
+                source: "pixel",
+                ip: &ip,
+                version: 1,
+            }))
+        });
+        if !recorded {
+            self.refused("not_recorded");
+            return Err(IntakeError::Unavailable(
+                "the conversion could not be made durable; retry".into(),
+            ));
+        }
+        self.metrics
+            .conversions
+            .with_label_values(&[decision.status.as_str(), decision.reason.as_str()])
+            .inc();
+        Ok(Verdict {
+            conversion_id,
+            decision,
+            currency: currency.to_string(),
+            offer_id: offer.as_ref().map_or(0, |o| o.id),
         })
     }
 

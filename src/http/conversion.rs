@@ -120,13 +120,18 @@ fn money_text(d: rust_decimal::Decimal) -> String {
     n.to_string()
 }
 
-fn intake_error(intake: &Intake, e: &IntakeError) -> Resp {
-    let message = e.to_string();
-    intake.refused(match e {
+/// The `conversion_errors_total` kind of a refusal.
+fn error_kind(e: &IntakeError) -> &'static str {
+    match e {
         IntakeError::Unauthorized(_) | IntakeError::NoOffer => "unauthorized",
         IntakeError::RateLimited => "rate_limited",
         IntakeError::Unavailable(_) => "unavailable",
-    });
+    }
+}
+
+fn intake_error(intake: &Intake, e: &IntakeError) -> Resp {
+    let message = e.to_string();
+    intake.refused(error_kind(e));
     match e {
         IntakeError::Unauthorized(_) => {
             json_error(StatusCode::UNAUTHORIZED, "unauthorized", &message, None)
@@ -168,10 +173,11 @@ pub async fn pixel<B>(intake: &Intake, req: &Request<B>, ip: IpAddr) -> Resp {
             ip,
             now_ms: now_ms(),
         };
-        match intake.report(report).await {
-            Ok(_) => {}
-            Err(IntakeError::RateLimited) => intake.refused("rate_limited"),
-            Err(e) => tracing::debug!(error = %e, "pixel conversion not recorded"),
+        // A pixel over its client's rate is recorded as rejected, so only
+        // refusals (counted by the intake) land here.
+        if let Err(e) = intake.report(report).await {
+            intake.refused(error_kind(&e));
+            tracing::debug!(error = %e, "pixel conversion not recorded");
         }
     }
     gif()
