@@ -99,7 +99,7 @@ pub async fn migrate(client: &Client, database: &str) -> clickhouse::error::Resu
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::events::{ClickRow, ConversionRow, OrphanRow, PostbackDeliveryRow};
+    use crate::events::{ConversionRow, OrphanRow, PostbackDeliveryRow, ShippedClick};
     use clickhouse::Row;
 
     #[test]
@@ -197,7 +197,7 @@ mod tests {
         // The crate names a row type's fields, in declaration order, in the
         // INSERT and sends RowBinary in that order: the table must agree
         // field for field, so a renamed, added or reordered field fails here.
-        check("clicks", ClickRow::COLUMN_NAMES);
+        check("clicks", ShippedClick::COLUMN_NAMES);
         check("orphan_hits", OrphanRow::COLUMN_NAMES);
         check("conversions", ConversionRow::COLUMN_NAMES);
         check("postback_deliveries", PostbackDeliveryRow::COLUMN_NAMES);

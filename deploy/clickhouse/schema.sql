@@ -30,11 +30,24 @@ CREATE TABLE IF NOT EXISTS {database}.clicks
     is_rate_limited UInt8,
     country String,
     device String,
+    os String,
+    browser String,
+    visitor UInt64,
     node String
 )
 ENGINE = ReplacingMergeTree()
 PARTITION BY toYYYYMM(ts)
 ORDER BY (partner_id, offer_id, ts, click_id)
+;
+-- Columns added to clicks after its first release (see the conversions
+-- ALTERs below for why each is its own statement): derived by the shipper
+-- off the redirect path. `visitor` is a keyed hash of IP and user agent
+-- under a key that changes every UTC day (unique clicks; 0 = unknown).
+ALTER TABLE {database}.clicks ADD COLUMN os String AFTER device
+;
+ALTER TABLE {database}.clicks ADD COLUMN browser String AFTER os
+;
+ALTER TABLE {database}.clicks ADD COLUMN visitor UInt64 AFTER browser
 ;
 -- Requests for unknown or disabled codes: not clicks, kept for diagnosis.
 CREATE TABLE IF NOT EXISTS {database}.orphan_hits

@@ -11,7 +11,10 @@
 pub mod log;
 pub mod money;
 pub mod rejected;
+pub mod shipped;
 pub mod shipper;
+
+pub use self::shipped::ShippedClick;
 
 use std::cell::RefCell;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -32,8 +35,8 @@ use crate::metrics::Metrics;
 /// before it existed keep their tags and meaning.)
 pub const FORMAT_VERSION: u8 = 1;
 
-/// One row of the `clicks` table. Field order is the table's column order
-/// (RowBinary is positional). Borrowed, so recording a click copies request
+/// One recorded click, as the redirect wrote it to the log; shipped as a
+/// [`ShippedClick`] (this plus columns derived off the redirect path). Borrowed, so recording a click copies request
 /// bytes only into the log, and shipping decodes without allocating.
 #[derive(Debug, Clone, PartialEq, Eq, Row, Serialize, Deserialize)]
 pub struct ClickRow<'a> {

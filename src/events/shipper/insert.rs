@@ -14,7 +14,9 @@ use super::retry::{classify, ErrorKind};
 use super::{yield_every, Shipper};
 use crate::backoff::{Backoff, Stopped};
 use crate::events::log::{Pos, Record};
-use crate::events::{ClickRow, ConversionRow, Event, EventKind, OrphanRow, PostbackDeliveryRow};
+use crate::events::{
+    ClickRow, ConversionRow, Event, EventKind, OrphanRow, PostbackDeliveryRow, ShippedClick,
+};
 
 /// One answer row of [`EXISTING_CONVERSIONS_SQL`].
 ///
@@ -130,7 +132,10 @@ impl Shipper {
                         return Ok(());
                     }
                 }
-                match self.insert::<ClickRow<'static>, _>("clicks", send()).await {
+                match self
+                    .insert::<ShippedClick<'static>, _>("clicks", send().map(ShippedClick::from))
+                    .await
+                {
                     Ok(written) => {
                         if held.is_empty() && written < records.len() {
                             let bad = records.len() - written;
