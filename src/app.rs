@@ -302,7 +302,7 @@ pub async fn run(config: Config, migrate: bool, stop: CancellationToken) -> anyh
             sink.clone(),
         )
         .with_postbacks(postbacks.clone()),
-        token: AdminToken::new(&config.admin_token),
+        token: AdminToken::new(&config.admin_token).with_read_only(&config.read_only_token_sha256),
         public_base: config.public_base(listen),
         metrics: metrics.clone(),
         requests: RequestCounters::new(&metrics, "admin"),

@@ -36,6 +36,12 @@ pub struct Config {
     pub previous_secrets: Vec<String>,
     /// Bearer token of the admin API; empty means the admin API refuses all.
     pub admin_token: String,
+    /// SHA-256 digests (64 hex digits) of read-only bearer tokens for
+    /// analysts: every `GET` of the admin API (stats, reports, lists),
+    /// never a write (`403`). Only digests are configured, so the config
+    /// never holds these tokens. Make one with
+    /// `printf %s "$TOKEN" | sha256sum`.
+    pub read_only_token_sha256: Vec<String>,
     /// Peers whose `X-Forwarded-For` is believed.
     pub trusted_proxies: Vec<IpNet>,
     /// Where unknown or disabled codes are redirected; empty means a 404 page.
@@ -230,6 +236,7 @@ impl Default for Config {
             secret: String::new(),
             previous_secrets: Vec::new(),
             admin_token: String::new(),
+            read_only_token_sha256: Vec::new(),
             trusted_proxies: vec![
                 "127.0.0.0/8".parse().expect("literal network"),
                 "::1/128".parse().expect("literal network"),
@@ -388,6 +395,14 @@ impl Config {
 
     /// Checks every value once, so the rest of the program can trust them.
     pub fn validate(&self) -> Result<(), ConfigError> {
+        for digest in &self.read_only_token_sha256 {
+            if digest.len() != 64 || !digest.bytes().all(|b| b.is_ascii_hexdigit()) {
+                return Err(ConfigError::new(
+                    "read_only_token_sha256",
+                    "each entry must be a SHA-256 digest in 64 hex digits".to_string(),
+                ));
+            }
+        }
         let range = |key: &str, v: u64, lo: u64, hi: u64| {
             if v < lo || v > hi {
                 Err(ConfigError::new(

@@ -76,33 +76,83 @@ impl AdminState {
     }
 }
 
-/// The admin bearer token, kept only as its SHA-256 digest: comparing
-/// digests in constant time leaks neither the token's bytes nor its length.
-pub struct AdminToken(Option<[u8; 32]>);
+/// The admin API's bearer tokens, kept only as SHA-256 digests: comparing
+/// digests in constant time leaks neither a token's bytes nor its length.
+pub struct AdminToken {
+    /// The admin token's digest: every route. `None` when unset.
+    admin: Option<[u8; 32]>,
+    /// Read-only tokens' digests: `GET` and `HEAD` only.
+    read_only: Vec<[u8; 32]>,
+}
+
+/// What a valid token may do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scope {
+    /// Everything.
+    Admin,
+    /// Reads only: stats, reports and lists.
+    ReadOnly,
+}
 
 impl AdminToken {
-    /// The token; an empty one refuses every request.
+    /// The admin token alone; an empty one refuses every request.
     pub fn new(token: &str) -> AdminToken {
-        AdminToken((!token.is_empty()).then(|| Sha256::digest(token.as_bytes()).into()))
+        AdminToken {
+            admin: (!token.is_empty()).then(|| Sha256::digest(token.as_bytes()).into()),
+            read_only: Vec::new(),
+        }
     }
 
-    /// Checks an `Authorization` header value.
-    fn check(&self, authorization: Option<&HeaderValue>) -> Result<(), ApiError> {
-        let Some(expected) = &self.0 else {
+    /// The same, also accepting for reads the tokens whose SHA-256
+    /// digests are `digests` (64 hex digits each, as config validated;
+    /// a malformed one is skipped).
+    pub fn with_read_only(mut self, digests: &[String]) -> AdminToken {
+        self.read_only = digests.iter().filter_map(|d| parse_digest(d)).collect();
+        self
+    }
+
+    /// Checks an `Authorization` header value: the scope it grants.
+    fn check(&self, authorization: Option<&HeaderValue>) -> Result<Scope, ApiError> {
+        if self.admin.is_none() && self.read_only.is_empty() {
             return Err(ApiError::unauthorized(
                 "the admin API is disabled: no admin token is configured",
             ));
-        };
+        }
         let given = authorization
             .and_then(|v| v.as_bytes().strip_prefix(b"Bearer "))
             .ok_or_else(|| ApiError::unauthorized("missing bearer token"))?;
         let given: [u8; 32] = Sha256::digest(given).into();
-        if bool::from(given.ct_eq(expected)) {
-            Ok(())
+        let admin = self
+            .admin
+            .as_ref()
+            .map_or(subtle::Choice::from(0), |d| given.ct_eq(d));
+        // Every digest is compared: the time taken says nothing of which.
+        let read_only = self
+            .read_only
+            .iter()
+            .fold(subtle::Choice::from(0), |any, d| any | given.ct_eq(d));
+        if bool::from(admin) {
+            Ok(Scope::Admin)
+        } else if bool::from(read_only) {
+            Ok(Scope::ReadOnly)
         } else {
             Err(ApiError::unauthorized("wrong bearer token"))
         }
     }
+}
+
+/// 64 hex digits → 32 bytes.
+fn parse_digest(hex: &str) -> Option<[u8; 32]> {
+    let bytes = hex.as_bytes();
+    if bytes.len() != 64 {
+        return None;
+    }
+    let mut out = [0u8; 32];
+    for (i, pair) in bytes.chunks(2).enumerate() {
+        let text = std::str::from_utf8(pair).ok()?;
+        out[i] = u8::from_str_radix(text, 16).ok()?;
+    }
+    Some(out)
 }
 
 /// The path of the OpenAPI document, the one `/api/v1` route without auth.
@@ -191,8 +241,23 @@ pub fn router(state: Arc<AdminState>) -> Router {
 async fn require_token(State(s): State<Arc<AdminState>>, req: Request, next: Next) -> Response {
     let path = req.uri().path();
     if path.starts_with("/api/v1/") && path != OPENAPI_PATH {
-        if let Err(e) = s.token.check(req.headers().get(header::AUTHORIZATION)) {
-            return e.into_response();
+        match s.token.check(req.headers().get(header::AUTHORIZATION)) {
+            Err(e) => return e.into_response(),
+            Ok(Scope::ReadOnly)
+                if !matches!(
+                    *req.method(),
+                    axum::http::Method::GET | axum::http::Method::HEAD
+                ) =>
+            {
+                return ApiError::new(
+                    StatusCode::FORBIDDEN,
+                    "forbidden",
+                    "a read-only token cannot change anything: use the admin token",
+                    Some("authorization"),
+                )
+                .into_response();
+            }
+            Ok(_) => {}
         }
     }
     next.run(req).await

@@ -426,3 +426,107 @@ fn the_committed_document_is_current() {
         "docs/openapi.json differs from the generated document: run `cargo run -- openapi > docs/openapi.json`"
     );
 }
+
+#[tokio::test]
+async fn read_only_tokens_read_and_never_write() {
+    const READER: &str = "analyst-token";
+    let digest: String = Sha256::digest(READER.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    let with_reader = |admin: &str| {
+        let metrics = Arc::new(Metrics::new());
+        Arc::new(AdminState {
+            catalog: CatalogSlot::default(),
+            conversions: ledger(&metrics),
+            token: AdminToken::new(admin).with_read_only(std::slice::from_ref(&digest)),
+            public_base: "http://t.example".into(),
+            requests: RequestCounters::new(&metrics, "admin"),
+            metrics,
+            ready: Readiness::new(),
+            max_body_bytes: 1024,
+        })
+    };
+    let s = with_reader(TOKEN);
+    // (method, path, token, body) → (status, error code or "" when past auth)
+    let cases: [(Method, &str, &str, &str, u16, &str); 8] = [
+        // A read passes auth (then 503: the catalog is not loaded here).
+        (
+            Method::GET,
+            "/api/v1/partners",
+            READER,
+            "",
+            503,
+            "unavailable",
+        ),
+        (Method::GET, "/api/v1/links", TOKEN, "", 503, "unavailable"),
+        // Every write is refused to the reader before anything else.
+        (
+            Method::POST,
+            "/api/v1/partners",
+            READER,
+            "{}",
+            403,
+            "forbidden",
+        ),
+        (
+            Method::PATCH,
+            "/api/v1/links/1",
+            READER,
+            "{}",
+            403,
+            "forbidden",
+        ),
+        (
+            Method::DELETE,
+            "/api/v1/links/1",
+            READER,
+            "",
+            403,
+            "forbidden",
+        ),
+        (
+            Method::PATCH,
+            "/api/v1/conversions/0000AbC",
+            READER,
+            "{}",
+            403,
+            "forbidden",
+        ),
+        // The admin token still writes (past auth: invalid body).
+        (
+            Method::POST,
+            "/api/v1/partners",
+            TOKEN,
+            "{}",
+            400,
+            "invalid",
+        ),
+        // A token that is neither.
+        (
+            Method::GET,
+            "/api/v1/partners",
+            "analyst-token2",
+            "",
+            401,
+            "unauthorized",
+        ),
+    ];
+    for (method, path, token, body, status, code) in cases {
+        let (got, v) = call(&s, method.clone(), path, Some(token), body).await;
+        assert_eq!(
+            (got.as_u16(), v["error"]["code"].as_str().unwrap_or("")),
+            (status, code),
+            "{method} {path} with {token}: {v}"
+        );
+        if status == 403 {
+            assert_eq!(v["error"]["field"], "authorization", "{v}");
+        }
+    }
+    // Read-only tokens alone open reads, with no admin token configured.
+    let s = with_reader("");
+    let (got, _) = call(&s, Method::GET, "/api/v1/partners", Some(READER), "").await;
+    assert_eq!(got, StatusCode::SERVICE_UNAVAILABLE);
+    let (got, _) = call(&s, Method::GET, "/api/v1/partners", Some(""), "").await;
+    assert_eq!(got, StatusCode::UNAUTHORIZED);
+}
