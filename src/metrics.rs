@@ -68,7 +68,10 @@ pub struct Metrics {
     /// the offer's currency, by status (money is never a float, even here).
     pub conversion_payout: IntCounterVec,
     /// Partner postback attempts and jobs by outcome (`delivered`,
-    /// `failed_retrying`, `gave_up`, `refused_address`, `not_queued`).
+    /// `failed_retrying`, `gave_up`, `refused_address`, `not_queued`;
+    /// before a call, `waiting_for_click`: put back because the click whose
+    /// sub-ids the URL names is not in ClickHouse yet, and
+    /// `sent_without_subs`: past the age limit, sent without them).
     pub postback_deliveries: IntCounterVec,
     /// Partner postbacks waiting in the shared queue (every node's).
     pub postback_queue_depth: IntGauge,

@@ -1,8 +1,9 @@
 //! Partner postbacks end to end: a local HTTP listener stands in for the
 //! partner; a click, then a merchant's postback, and the partner's URL is
-//! called with its macros filled, retried until it answers 2xx (across a
-//! restart of trackedge), every attempt recorded in `postback_deliveries`;
-//! loopback addresses are refused unless allowed.
+//! called with its macros filled (the click's sub-ids read from ClickHouse,
+//! waited for while the click is not there), retried until it answers 2xx
+//! (across a restart of trackedge), every attempt recorded in
+//! `postback_deliveries`; loopback addresses are refused unless allowed.
 
 mod common;
 
@@ -190,6 +191,30 @@ fn deliveries_until(
     })
 }
 
+/// A browser's click on `link` with sub-ids `subs` (name, value; the
+/// values URL-encoded into the query); answers the click id.
+async fn click_with_subs(server: &Server, link: &Value, subs: &[(&str, &str)]) -> String {
+    let url = reqwest::Url::parse_with_params(
+        &format!("{}/{}", server.public, link["code"].as_str().unwrap()),
+        subs,
+    )
+    .unwrap();
+    let resp = client()
+        .get(url)
+        .header("user-agent", BROWSER_UA)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 302);
+    let location = resp.headers()["location"].to_str().unwrap().to_string();
+    url::Url::parse(&location)
+        .unwrap()
+        .query_pairs()
+        .find(|(k, _)| k == "cid")
+        .map(|(_, v)| v.to_string())
+        .expect("the click id in the Location")
+}
+
 /// Waits until metric `name` reads `value`.
 fn wait_for_metric(server: &Server, name: &str, value: f64) {
     wait_for(&format!("{name} to be {value}"), || {
@@ -348,5 +373,126 @@ async fn a_reversal_is_announced_to_the_partner_too() {
     assert_eq!(
         partner.next_request(),
         format!("GET /pb?cid={cid}&st=reversed")
+    );
+}
+
+#[tokio::test]
+async fn the_partner_gets_the_sub_ids_of_the_original_click() {
+    let partner = Partner::up(&[]);
+    let server = Server::start(
+        server_config("pbsubs", true).with("TRACKEDGE_POSTBACKS_CLICK_LOOKUP_RETRY_MS", "50"),
+    );
+    let template = partner.url(
+        "127.0.0.1",
+        "/pb/{sub3}?cid={click_id}&s1={sub1}&s2={sub2}&s5={sub5}",
+    );
+    let (link, token) = seed(&server, &template).await;
+    let cid = click_with_subs(
+        &server,
+        &link,
+        &[("sub1", "a b/ü"), ("sub2", "x&y=z"), ("sub3", "camp 7")],
+    )
+    .await;
+    // Queued at once, while the click may still be on its way to
+    // ClickHouse: the worker waits for it rather than send empty sub-ids.
+    let conversion = convert(&server, &token, &cid, "S-1").await;
+
+    let expected = format!("GET /pb/camp%207?cid={cid}&s1=a%20b%2F%C3%BC&s2=x%26y%3Dz&s5=");
+    assert_eq!(partner.next_request(), expected);
+    let rows = deliveries(&server, &conversion, 1);
+    assert_eq!(
+        rows,
+        [format!(
+            "1\t200\t\t{}",
+            partner.url("127.0.0.1", &expected[4..])
+        )]
+    );
+    assert_eq!(
+        metric_if_any(
+            &server,
+            "trackedge_postback_deliveries_total{outcome=\"sent_without_subs\"}"
+        ),
+        None
+    );
+    assert!(partner.no_more_requests());
+}
+
+#[tokio::test]
+async fn a_click_never_shipped_leaves_the_sub_ids_empty_once_the_age_limit_passes() {
+    use trackedge::click_id::{ClickFlags, ClickIdCodec};
+
+    let partner = Partner::up(&[]);
+    let server = Server::start(
+        server_config("pbnoclick", true)
+            .with("TRACKEDGE_POSTBACKS_CLICK_LOOKUP_RETRY_MS", "50")
+            .with("TRACKEDGE_POSTBACKS_GIVE_UP_AFTER_SECS", "1"),
+    );
+    let template = partner.url("127.0.0.1", "/pb?cid={click_id}&s1={sub1}");
+    let (link, token) = seed(&server, &template).await;
+    // A valid id for the link whose click was never recorded: its row
+    // never reaches ClickHouse.
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64;
+    let codec = ClickIdCodec::new(SECRET.as_bytes(), &[], 0);
+    let link_id = link["id"].as_u64().unwrap();
+    let cid = codec
+        .issue(link_id, now_ms, ClickFlags::default())
+        .as_str()
+        .to_string();
+    let conversion = convert(&server, &token, &cid, "N-1").await;
+
+    assert_eq!(partner.next_request(), format!("GET /pb?cid={cid}&s1="));
+    let rows = deliveries(&server, &conversion, 1);
+    assert!(rows[0].starts_with("1\t200\t"), "{rows:?}");
+    wait_for_metric(
+        &server,
+        "trackedge_postback_deliveries_total{outcome=\"sent_without_subs\"}",
+        1.0,
+    );
+    // It looked, and waited, before it gave up on the click.
+    assert!(
+        metric(
+            &server,
+            "trackedge_postback_deliveries_total{outcome=\"waiting_for_click\"}"
+        ) >= 1.0
+    );
+    let log = server.log_text();
+    assert!(
+        log.contains("partner postback sent without the click's sub-ids")
+            && log.contains("the click is not in clickhouse"),
+        "{log}"
+    );
+}
+
+#[tokio::test]
+async fn a_job_queued_by_an_earlier_version_is_still_delivered() {
+    let partner = Partner::up(&[]);
+    let config = server_config("pbold", true);
+    let key = format!("{}postbacks", config.prefix);
+    let server = Server::start(config);
+    // The job layout before jobs carried their facts: the URL rendered
+    // when queued.
+    let url = partner.url("127.0.0.1", "/pb?cid=old-click&st=approved");
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64;
+    let job = json!({
+        "id": 1, "conversion_id": "old-conversion", "partner_id": 1,
+        "url": url, "attempt": 1, "first_ms": now_ms,
+    });
+    let _: i64 = redis::cmd("ZADD")
+        .arg(&key)
+        .arg(0)
+        .arg(job.to_string())
+        .query(&mut services().redis.connection())
+        .unwrap();
+
+    assert_eq!(partner.next_request(), "GET /pb?cid=old-click&st=approved");
+    assert_eq!(
+        deliveries(&server, "old-conversion", 1),
+        [format!("1\t200\t\t{url}")]
     );
 }

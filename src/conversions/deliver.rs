@@ -1,15 +1,25 @@
 //! Partner postbacks: a partner with a `postback_url` is called for every
 //! conversion status it can see (`approved`, `pending`, `reversed`).
 //!
-//! [`Postbacks::enqueue`] renders the partner's URL with the conversion's
-//! macros and puts a job into a queue in Redis shared by every node: a
-//! sorted set of job JSON scored by the next attempt's Unix millisecond.
-//! [`Deliverer::run`] claims due jobs with one Lua script that also pushes
-//! their score past a lease (so no other node takes the same attempt, and
-//! a node killed mid-call leaves the job to be taken again once the lease
-//! ends), calls the URL, records the attempt as a `postback_deliveries` row,
-//! and removes the job or puts it back for a later attempt with capped
-//! exponential backoff, until the configured age, when it gives up.
+//! [`Postbacks::enqueue`] checks the partner's URL template and puts a job
+//! holding the template and the conversion's facts into a queue in Redis
+//! shared by every node: a sorted set of job JSON scored by the next
+//! attempt's Unix millisecond. [`Deliverer::run`] claims due jobs with one
+//! Lua script that also pushes their score past a lease (so no other node
+//! takes the same attempt, and a node killed mid-call leaves the job to be
+//! taken again once the lease ends), renders the URL, calls it, records the
+//! attempt as a `postback_deliveries` row, and removes the job or puts it
+//! back for a later attempt with capped exponential backoff, until the
+//! configured age, when it gives up.
+//!
+//! The URL is rendered when it is sent, not when it is queued, because
+//! `{sub1}`…`{sub5}` are the original click's sub-ids, which live only in
+//! the click's ClickHouse row, and the conversion's answer must not wait
+//! for ClickHouse. The worker reads them ([`ClickLookup`]) before the
+//! first call of a job whose URL names one; a click not shipped yet, or
+//! ClickHouse being down, puts the job back for a short while (not a
+//! failed call, but bounded by the same age), after which it is sent with
+//! empty sub-ids and a warning.
 //!
 //! Outbound calls follow no redirects, have a timeout, and by default
 //! refuse every address that is not public ([`is_forbidden`]). The check is
@@ -64,7 +74,9 @@ pub struct Announcement<'a> {
     /// The status announced: only `approved`, `pending` and `reversed` are
     /// sent.
     pub status: Status,
-    /// The original click's `sub1`…`sub5` (empty when unknown).
+    /// The original click's `sub1`…`sub5` when the caller has them; all
+    /// empty: unknown, and looked up by the delivery worker when the
+    /// partner's URL names one.
     pub subs: [&'a str; 5],
 }
 
@@ -156,22 +168,34 @@ impl Postbacks {
         let Some(template) = partner.postback_url.as_deref().filter(|u| !u.is_empty()) else {
             return Ok(Enqueued::Nothing);
         };
-        let url = render(template, a).map_err(|problem| QueueError::BadUrl {
-            partner_id: a.partner_id,
-            problem,
-        })?;
+        let parsed =
+            Template::parse(template, POSTBACK_MACROS).map_err(|e| QueueError::BadUrl {
+                partner_id: a.partner_id,
+                problem: e.to_string(),
+            })?;
         let catalog = self
             .catalog
             .get()
             .ok_or_else(|| QueueError::Unavailable("the catalog is still loading".into()))?;
         let now = now_ms();
+        let facts = Facts::of(a, now);
+        let known = a.subs.iter().any(|s| !s.is_empty());
+        let subs: Subs = a.subs.map(str::to_string);
         let job = Job {
             id: rand::random(),
             conversion_id: a.conversion_id.to_string(),
             partner_id: a.partner_id,
-            url,
+            // What a node of an earlier version sends (it does not know
+            // `message`): the URL with the sub-ids known now.
+            url: render(&parsed, &facts, &subs),
             attempt: 1,
             first_ms: now,
+            message: Some(Message {
+                template: template.to_string(),
+                facts,
+                subs: known.then_some(subs),
+                lookups: 0,
+            }),
         };
         Queue::of(catalog).push(&job, now).await?;
         self.waker.notify_one();
@@ -179,34 +203,89 @@ impl Postbacks {
     }
 }
 
-/// `template` with the announcement's values, each URL-encoded.
-fn render(template: &str, a: &Announcement<'_>) -> Result<String, String> {
-    let t = Template::parse(template, POSTBACK_MACROS).map_err(|e| e.to_string())?;
-    let payout = a.payout.to_string();
-    let offer = a.offer_id.to_string();
-    let partner = a.partner_id.to_string();
+/// The original click's `sub1`…`sub5`.
+type Subs = [String; 5];
+
+/// Everything a partner can be told about one conversion status: the
+/// values of its postback URL's macros, but the click's sub-ids.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+struct Facts {
+    conversion_id: String,
+    partner_id: u64,
+    offer_id: u64,
+    /// Empty when the conversion has no click.
+    click_id: String,
+    order_id: String,
+    event: String,
+    /// A decimal string in the job's JSON.
+    payout: Decimal,
+    currency: String,
+    status: String,
+    /// Unix milliseconds of the status change (its queueing).
+    at_ms: u64,
+}
+
+impl Facts {
+    fn of(a: &Announcement<'_>, at_ms: u64) -> Facts {
+        Facts {
+            conversion_id: a.conversion_id.to_string(),
+            partner_id: a.partner_id,
+            offer_id: a.offer_id,
+            click_id: a.click_id.to_string(),
+            order_id: a.order_id.to_string(),
+            event: a.event.to_string(),
+            payout: a.payout,
+            currency: a.currency.to_string(),
+            status: a.status.as_str().to_string(),
+            at_ms,
+        }
+    }
+}
+
+/// Indexes of `{sub1}`…`{sub5}` in [`POSTBACK_MACROS`].
+const SUB_MACROS: std::ops::Range<usize> = 9..14;
+const _: () = assert!(POSTBACK_MACROS.len() == SUB_MACROS.end);
+
+/// True when `template` names a click sub-id, so the click must be looked
+/// up before it is rendered.
+fn needs_subs(template: &Template) -> bool {
+    SUB_MACROS.into_iter().any(|i| template.uses(i))
+}
+
+/// `template` with the values of `facts` and `subs`, each URL-encoded.
+fn render(template: &Template, facts: &Facts, subs: &Subs) -> String {
+    let payout = facts.payout.to_string();
+    let offer = facts.offer_id.to_string();
+    let partner = facts.partner_id.to_string();
     // In the order of POSTBACK_MACROS.
     let values = [
-        a.click_id,
-        a.conversion_id,
-        a.order_id,
+        facts.click_id.as_str(),
+        &facts.conversion_id,
+        &facts.order_id,
         &payout,
-        a.currency,
-        a.status.as_str(),
-        a.event,
+        &facts.currency,
+        &facts.status,
+        &facts.event,
         &offer,
         &partner,
-        a.subs[0],
-        a.subs[1],
-        a.subs[2],
-        a.subs[3],
-        a.subs[4],
+        &subs[0],
+        &subs[1],
+        &subs[2],
+        &subs[3],
+        &subs[4],
     ];
-    Ok(t.render(&values))
+    let mut out = String::with_capacity(256);
+    template.render_into(&values, &mut out);
+    out
 }
 
 /// One queued postback: its JSON is the sorted set's member, so every
 /// attempt is a new member (the attempt number is in it).
+///
+/// Jobs queued by earlier versions hold only the fields up to
+/// `first_ms`, with `url` rendered; they are sent as they are. Jobs queued
+/// now hold `message` too, and `url` only for a node of an earlier version
+/// still running beside this one (which ignores `message`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 struct Job {
     /// Keeps two announcements of the same conversion apart.
@@ -214,11 +293,30 @@ struct Job {
     conversion_id: String,
     partner_id: u64,
     /// Rendered, secrets included (masked only when recorded).
+    #[serde(default)]
     url: String,
     /// The number of the attempt this job waits for, from 1.
     attempt: u32,
     /// Unix milliseconds of queueing: the age limit counts from here.
     first_ms: u64,
+    /// What to render and send; absent in jobs of earlier versions.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    message: Option<Message>,
+}
+
+/// The unrendered postback of a [`Job`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+struct Message {
+    /// The partner's `postback_url` when the status changed.
+    template: String,
+    facts: Facts,
+    /// The click's sub-ids once known (looked up, given by the caller, or
+    /// given up on); `None`: not looked up yet.
+    #[serde(default)]
+    subs: Option<Subs>,
+    /// Looks for the click so far: its waits back off.
+    #[serde(default)]
+    lookups: u32,
 }
 
 /// Claims up to ARGV[2] members due by ARGV[1] and moves their score to
@@ -343,6 +441,9 @@ pub struct Settings {
     pub concurrency: usize,
     /// Looks at the queue at least this often.
     pub poll_interval: Duration,
+    /// First wait for a click not in ClickHouse yet, doubled up to
+    /// `retry_max`.
+    pub click_lookup_retry: Duration,
 }
 
 impl From<&PostbacksConfig> for Settings {
@@ -355,6 +456,7 @@ impl From<&PostbacksConfig> for Settings {
             give_up_after: Duration::from_secs(c.give_up_after_secs),
             concurrency: c.concurrency,
             poll_interval: Duration::from_millis(c.poll_interval_ms),
+            click_lookup_retry: Duration::from_millis(c.click_lookup_retry_ms),
         }
     }
 }
@@ -368,6 +470,7 @@ pub struct Deliverer {
 struct Ctx {
     queue: Queue,
     client: reqwest::Client,
+    clicks: ClickLookup,
     settings: Settings,
     sink: Arc<EventSink>,
     metrics: Arc<Metrics>,
@@ -397,11 +500,13 @@ pub fn client(settings: &Settings) -> Result<reqwest::Client, ClientError> {
 
 impl Deliverer {
     /// A worker calling through `client` (see [`client`]) from the queue
-    /// in the Redis of `catalog`, recording attempts into `sink`, woken by
-    /// `waker` ([`Postbacks::waker`]).
+    /// in the Redis of `catalog`, reading clicks' sub-ids through
+    /// `clicks`, recording attempts into `sink`, woken by `waker`
+    /// ([`Postbacks::waker`]).
     pub fn new(
         settings: Settings,
         client: reqwest::Client,
+        clicks: ClickLookup,
         catalog: &Catalog,
         sink: Arc<EventSink>,
         metrics: Arc<Metrics>,
@@ -411,6 +516,7 @@ impl Deliverer {
             ctx: Arc::new(Ctx {
                 queue: Queue::of(catalog),
                 client,
+                clicks,
                 settings,
                 sink,
                 metrics,
@@ -557,19 +663,51 @@ fn next_step(job: &Job, result: &CallResult, now_ms: u64, s: &Settings) -> Next 
 /// The wait after failed attempt `attempt` (1-based): the Backoff
 /// sequence, doubling from the initial delay up to the cap.
 fn retry_delay(s: &Settings, attempt: u32) -> Duration {
-    let mut b = Backoff::new(s.retry_initial, s.retry_max);
+    nth_delay(s.retry_initial, s.retry_max, attempt)
+}
+
+/// The `n`th wait (1-based) of a [`Backoff`] from `initial` up to `max`.
+fn nth_delay(initial: Duration, max: Duration, n: u32) -> Duration {
+    let mut b = Backoff::new(initial, max);
     // Past 64 doublings every delay is the cap.
-    for _ in 1..attempt.min(64) {
+    for _ in 1..n.min(64) {
         b.step();
     }
     b.step()
 }
 
+/// When a job queued at `first_ms` whose click is not found yet (after
+/// `lookups` looks, counting this one) looks again: `None` once that would
+/// fall past the age limit, when it is sent without the sub-ids.
+fn next_lookup(first_ms: u64, lookups: u32, now_ms: u64, s: &Settings) -> Option<u64> {
+    let at = now_ms + nth_delay(s.click_lookup_retry, s.retry_max, lookups).as_millis() as u64;
+    (at.saturating_sub(first_ms) <= s.give_up_after.as_millis() as u64).then_some(at)
+}
+
+/// What one claim of a job does.
+#[derive(Debug, PartialEq, Eq)]
+enum Step {
+    /// Calls the partner at this URL.
+    Call(String),
+    /// Waits for the click's row: the job goes back, for this Unix
+    /// millisecond.
+    Wait(u64),
+    /// The stored template does not parse any more (a macro was dropped
+    /// since): recorded and removed like a refused address.
+    Broken {
+        /// The template, as the recorded URL.
+        url: String,
+        /// Why it does not parse.
+        problem: String,
+    },
+}
+
 impl Ctx {
-    /// One attempt of the job `member`: call, record, then finish,
-    /// reschedule or give up.
+    /// One attempt of the job `member`: render (after looking for the
+    /// click when needed), call, record, then finish, reschedule or give
+    /// up.
     async fn attempt(&self, member: String) {
-        let job: Job = match serde_json::from_str(&member) {
+        let mut job: Job = match serde_json::from_str(&member) {
             Ok(j) => j,
             Err(e) => {
                 error!(error = %e, "undecodable postback job dropped from the queue");
@@ -579,7 +717,17 @@ impl Ctx {
         };
         let started_ms = now_ms();
         let clock = Instant::now();
-        let result = self.call(&job.url).await;
+        let (url, result) = match self.prepare(&mut job).await {
+            Step::Call(url) => {
+                let result = self.call(&url).await;
+                (url, result)
+            }
+            Step::Wait(at) => {
+                self.wait_for_click(&member, &job, at).await;
+                return;
+            }
+            Step::Broken { url, problem } => (url, CallResult::Refused(problem)),
+        };
         let duration_ms = clock.elapsed().as_millis().min(u32::MAX as u128) as u32;
         let (http_status, error) = match &result {
             CallResult::Answered(s) if (200..300).contains(s) => (*s, String::new()),
@@ -587,7 +735,7 @@ impl Ctx {
             CallResult::NoAnswer(e) => (0, e.clone()),
             CallResult::Refused(e) => (0, e.clone()),
         };
-        let masked = mask_url(&job.url);
+        let masked = mask_url(&url);
         let recorded = self.sink.record(&Event::Delivery(PostbackDeliveryRow {
             conversion_id: &job.conversion_id,
             partner_id: job.partner_id,
@@ -634,6 +782,78 @@ impl Ctx {
         self.waker.notify_one();
     }
 
+    /// The URL of `job`'s next call, after looking up the click's
+    /// sub-ids when the URL names one and they are not known yet (which
+    /// may put the job back to wait instead). A job of an earlier version
+    /// is sent as it was rendered.
+    async fn prepare(&self, job: &mut Job) -> Step {
+        let first_ms = job.first_ms;
+        let Some(message) = job.message.as_mut() else {
+            return Step::Call(job.url.clone());
+        };
+        let template = match Template::parse(&message.template, POSTBACK_MACROS) {
+            Ok(t) => t,
+            Err(e) => {
+                return Step::Broken {
+                    url: message.template.clone(),
+                    problem: format!("postback_url no longer valid: {e}"),
+                }
+            }
+        };
+        let subs = match &message.subs {
+            Some(subs) => subs.clone(),
+            None => match self.click_subs(&template, &message.facts).await {
+                Ok(subs) => subs,
+                Err(why) => {
+                    let lookups = message.lookups.saturating_add(1);
+                    if let Some(at) = next_lookup(first_ms, lookups, now_ms(), &self.settings) {
+                        message.lookups = lookups;
+                        return Step::Wait(at);
+                    }
+                    let f = &message.facts;
+                    warn!(partner = f.partner_id, conversion = %f.conversion_id, lookups, reason = %why, "partner postback sent without the click's sub-ids");
+                    self.metrics
+                        .postback_deliveries
+                        .with_label_values(&["sent_without_subs"])
+                        .inc();
+                    Subs::default()
+                }
+            },
+        };
+        let url = render(&template, &message.facts, &subs);
+        // Kept in the job, so a retried call does not look again.
+        message.subs = Some(subs);
+        Step::Call(url)
+    }
+
+    /// The sub-ids `template` needs from the click of `facts`: empty when
+    /// it names none or there is no click; an error saying why when the
+    /// click cannot be read (yet).
+    async fn click_subs(&self, template: &Template, facts: &Facts) -> Result<Subs, String> {
+        if !needs_subs(template) || facts.click_id.is_empty() {
+            return Ok(Subs::default());
+        }
+        match self.clicks.subs(&facts.click_id, facts.partner_id).await {
+            Ok(Some(subs)) => Ok(subs),
+            Ok(None) => Err("the click is not in clickhouse".into()),
+            Err(e) => Err(e.to_string()),
+        }
+    }
+
+    /// Puts `job` (claimed as `member`) back for another look for its
+    /// click at `at`.
+    async fn wait_for_click(&self, member: &str, job: &Job, at: u64) {
+        self.metrics
+            .postback_deliveries
+            .with_label_values(&["waiting_for_click"])
+            .inc();
+        if let Err(e) = self.queue.reschedule(member, job, at).await {
+            // The lease runs out and the job is taken again: only later.
+            warn!(conversion = %job.conversion_id, error = %e, "postback queue not updated after a click lookup");
+        }
+        self.waker.notify_one();
+    }
+
     async fn call(&self, url: &str) -> CallResult {
         let url = match url::Url::parse(url) {
             Ok(u) => u,
@@ -662,6 +882,90 @@ impl Ctx {
                 CallResult::NoAnswer(describe(&e))
             }
         }
+    }
+}
+
+/// The query of [`ClickLookup`].
+pub const CLICK_SUBS_SQL: &str = include_str!("../sql/click_subs.sql");
+
+/// Reads a click's sub-ids from ClickHouse's `clicks` table.
+pub struct ClickLookup {
+    client: clickhouse::Client,
+    /// [`CLICK_SUBS_SQL`] for the configured database.
+    sql: String,
+    /// Bounds every query, so a hung ClickHouse delays a postback but does
+    /// not hold a delivery slot.
+    timeout: Duration,
+}
+
+/// Why a click could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum LookupError {
+    /// ClickHouse answered with an error, or not at all.
+    #[error("clickhouse: {0}")]
+    ClickHouse(#[from] clickhouse::error::Error),
+    /// ClickHouse did not answer in time.
+    #[error("clickhouse timed out")]
+    TimedOut,
+}
+
+/// One answer row of [`CLICK_SUBS_SQL`].
+#[derive(Debug, clickhouse::Row, Deserialize)]
+struct ClickSubsRow {
+    partner_id: u64,
+    sub1: String,
+    sub2: String,
+    sub3: String,
+    sub4: String,
+    sub5: String,
+}
+
+impl ClickLookup {
+    /// Reads from `database` through `client`, each query bounded by
+    /// `timeout`.
+    pub fn new(client: clickhouse::Client, database: &str, timeout: Duration) -> ClickLookup {
+        let sql = CLICK_SUBS_SQL
+            .lines()
+            .filter(|l| !l.trim_start().starts_with("--"))
+            .collect::<Vec<_>>()
+            .join("\n")
+            .replace("{database}", database);
+        ClickLookup {
+            client,
+            sql,
+            timeout,
+        }
+    }
+
+    /// The sub-ids of click `click_id` as `partner_id` may see them:
+    /// `None` while the click is not in ClickHouse; empty when `click_id`
+    /// is not one of ours or its click is another partner's (a deal's
+    /// partner is credited over it), whose sub-ids are not this partner's
+    /// to see.
+    async fn subs(&self, click_id: &str, partner_id: u64) -> Result<Option<Subs>, LookupError> {
+        let Some(ms) = crate::click_id::issued_ms(click_id) else {
+            return Ok(Some(Subs::default()));
+        };
+        let second = (ms / 1000).min(u64::from(u32::MAX)) as u32;
+        let query = self
+            .client
+            .query(&self.sql)
+            // One second either way costs nothing and keeps the row found
+            // should the row's time and the id's ever be taken apart.
+            .bind(second.saturating_sub(1))
+            .bind(second.saturating_add(1))
+            .bind(click_id)
+            .fetch_optional::<ClickSubsRow>();
+        let row = tokio::time::timeout(self.timeout, query)
+            .await
+            .map_err(|_| LookupError::TimedOut)??;
+        Ok(row.map(|r| {
+            if r.partner_id == partner_id {
+                [r.sub1, r.sub2, r.sub3, r.sub4, r.sub5]
+            } else {
+                Subs::default()
+            }
+        }))
     }
 }
 
@@ -931,6 +1235,7 @@ mod tests {
             give_up_after: Duration::from_secs(86_400),
             concurrency: 4,
             poll_interval: Duration::from_secs(1),
+            click_lookup_retry: Duration::from_secs(2),
         }
     }
 
@@ -954,6 +1259,7 @@ mod tests {
             url: "https://p.example/".into(),
             attempt,
             first_ms: now - age_secs * 1000,
+            message: None,
         };
         assert_eq!(
             next_step(&job, &result, now, &s),
@@ -991,9 +1297,8 @@ mod tests {
         assert!(client(&settings()).is_ok());
     }
 
-    #[test]
-    fn macros_are_rendered_encoded() {
-        let a = Announcement {
+    fn announcement() -> Announcement<'static> {
+        Announcement {
             conversion_id: "cv1",
             partner_id: 3,
             offer_id: 9,
@@ -1003,17 +1308,124 @@ mod tests {
             payout: Decimal::new(500, 2),
             currency: "USD",
             status: Status::Approved,
-            subs: ["s1", "", "", "", "ü"],
-        };
-        let url = render(
-            "https://p.example/pb?c={click_id}&v={conversion_id}&o={order_id}&p={payout}&cur={currency}&st={status}&e={event}&of={offer_id}&pa={partner_id}&s1={sub1}&s5={sub5}",
-            &a,
-        )
-        .unwrap();
+            subs: ["", "", "", "", ""],
+        }
+    }
+
+    fn check_render(template: &str, subs: [&str; 5], expected: &str) {
+        let t = Template::parse(template, POSTBACK_MACROS).unwrap();
+        let facts = Facts::of(&announcement(), 0);
         assert_eq!(
-            url,
-            "https://p.example/pb?c=abc&v=cv1&o=A%201%26x%3D2&p=5.00&cur=USD&st=approved&e=sale&of=9&pa=3&s1=s1&s5=%C3%BC"
+            render(&t, &facts, &subs.map(String::from)),
+            expected,
+            "{template}"
         );
-        assert!(render("https://p.example/{nope}", &a).is_err());
+    }
+
+    #[test]
+    fn macros_are_rendered_encoded() {
+        check_render(
+            "https://p.example/pb?c={click_id}&v={conversion_id}&o={order_id}&p={payout}&cur={currency}&st={status}&e={event}&of={offer_id}&pa={partner_id}&s1={sub1}&s5={sub5}",
+            ["s1", "", "", "", "ü"],
+            "https://p.example/pb?c=abc&v=cv1&o=A%201%26x%3D2&p=5.00&cur=USD&st=approved&e=sale&of=9&pa=3&s1=s1&s5=%C3%BC",
+        );
+        check_render(
+            "https://p.example/{sub2}/{sub3}?x={sub4}",
+            ["", "a b", "c/d", "e&f=g", ""],
+            "https://p.example/a%20b/c%2Fd?x=e%26f%3Dg",
+        );
+        check_render(
+            "https://p.example/pb?s={sub1}",
+            [""; 5],
+            "https://p.example/pb?s=",
+        );
+    }
+
+    #[test]
+    fn only_urls_naming_a_sub_id_need_the_click() {
+        for (template, needs) in [
+            ("https://p.example/pb?c={click_id}&st={status}", false),
+            ("https://p.example/pb", false),
+            ("https://p.example/pb?s={sub1}", true),
+            ("https://p.example/{sub5}", true),
+            ("https://p.example/pb?a={partner_id}&s3={sub3}", true),
+        ] {
+            let t = Template::parse(template, POSTBACK_MACROS).unwrap();
+            assert_eq!(needs_subs(&t), needs, "{template}");
+        }
+        assert_eq!(POSTBACK_MACROS[SUB_MACROS.start], "sub1");
+        assert_eq!(POSTBACK_MACROS[SUB_MACROS.end - 1], "sub5");
+    }
+
+    fn check_lookup(lookups: u32, age_secs: u64, expected: Option<u64>) {
+        let now = 10_000_000_000;
+        assert_eq!(
+            next_lookup(now - age_secs * 1000, lookups, now, &settings()),
+            expected,
+            "look {lookups}, age {age_secs} s"
+        );
+    }
+
+    #[test]
+    fn a_missing_click_is_looked_for_again_until_the_age_limit() {
+        let now = 10_000_000_000;
+        check_lookup(1, 0, Some(now + 2_000));
+        check_lookup(2, 2, Some(now + 4_000));
+        check_lookup(5, 60, Some(now + 32_000));
+        // Doubling stops at retry_max, as for calls.
+        check_lookup(40, 3600, Some(now + 3_600_000));
+        check_lookup(40, 86_400 - 3600, Some(now + 3_600_000));
+        // Past the age limit: sent without the sub-ids.
+        check_lookup(40, 86_400 - 3599, None);
+        check_lookup(1, 86_400, None);
+    }
+
+    #[test]
+    fn jobs_queued_by_earlier_versions_still_decode() {
+        let old = r#"{"id":7,"conversion_id":"cv1","partner_id":3,"url":"https://p.example/pb?c=abc","attempt":2,"first_ms":1700000000000}"#;
+        let job: Job = serde_json::from_str(old).unwrap();
+        assert_eq!(job.url, "https://p.example/pb?c=abc");
+        assert_eq!((job.attempt, job.message), (2, None));
+    }
+
+    #[test]
+    fn new_jobs_carry_what_earlier_versions_read() {
+        let a = announcement();
+        let t = "https://p.example/pb?c={click_id}&s={sub1}";
+        let facts = Facts::of(&a, 5);
+        let job = Job {
+            id: 1,
+            conversion_id: "cv1".into(),
+            partner_id: 3,
+            url: render(
+                &Template::parse(t, POSTBACK_MACROS).unwrap(),
+                &facts,
+                &Subs::default(),
+            ),
+            attempt: 1,
+            first_ms: 5,
+            message: Some(Message {
+                template: t.into(),
+                facts,
+                subs: None,
+                lookups: 0,
+            }),
+        };
+        let json = serde_json::to_string(&job).unwrap();
+        // The fields of the earlier layout, as it reads them.
+        let v: serde_json::Value = serde_json::from_str(&json).unwrap();
+        for key in [
+            "id",
+            "conversion_id",
+            "partner_id",
+            "url",
+            "attempt",
+            "first_ms",
+        ] {
+            assert!(v.get(key).is_some(), "{key} in {json}");
+        }
+        assert_eq!(v["url"], "https://p.example/pb?c=abc&s=");
+        assert_eq!(v["message"]["facts"]["payout"], "5.00");
+        assert_eq!(serde_json::from_str::<Job>(&json).unwrap(), job);
     }
 }
