@@ -21,6 +21,12 @@
 //! failed call, but bounded by the same age), after which it is sent with
 //! empty sub-ids and a warning.
 //!
+//! A partner whose `postback_format` is `json` gets a `POST` of the
+//! conversion's facts as JSON ([`webhook_body`]) to its rendered URL
+//! instead, with `X-Trackedge-Signature: t=<unix seconds>,v1=<hex
+//! HMAC-SHA256 over "<t>.<body>">` keyed by its `webhook_secret`: the same
+//! scheme merchants sign their postbacks with, computed at each attempt.
+//!
 //! Outbound calls follow no redirects, have a timeout, and by default
 //! refuse every address that is not public ([`is_forbidden`]). The check is
 //! made on the address connected to: IP literals before the call, names in
@@ -47,10 +53,14 @@ use crate::catalog::{Catalog, RouteCache};
 use crate::config::PostbacksConfig;
 use crate::events::{Event, EventSink, PostbackDeliveryRow};
 use crate::metrics::Metrics;
+use crate::model::PostbackFormat;
 use crate::template::{Template, POSTBACK_MACROS};
 
 /// What a masked secret reads as in a recorded URL.
 pub const MASKED: &str = "***";
+
+/// The header of a JSON postback's signature.
+pub const SIGNATURE_HEADER: &str = "X-Trackedge-Signature";
 
 /// One conversion status a partner is told about.
 #[derive(Debug, Clone)]
@@ -74,6 +84,9 @@ pub struct Announcement<'a> {
     /// The status announced: only `approved`, `pending` and `reversed` are
     /// sent.
     pub status: Status,
+    /// Why the conversion has that status (a reversal's text for
+    /// `reversed`); sent in JSON postbacks.
+    pub reason: &'a str,
     /// The original click's `sub1`…`sub5` when the caller has them; all
     /// empty: unknown, and looked up by the delivery worker when the
     /// partner's URL names one.
@@ -104,6 +117,11 @@ pub enum QueueError {
         /// What is wrong with the URL.
         problem: String,
     },
+    /// The partner wants signed JSON postbacks but has no secret to sign
+    /// them with (the store gives every partner one; only a record edited
+    /// past it lacks it).
+    #[error("webhook_secret of partner {0} is empty: a json postback cannot be signed")]
+    NoSecret(u64),
 }
 
 impl From<redis::RedisError> for QueueError {
@@ -173,6 +191,10 @@ impl Postbacks {
                 partner_id: a.partner_id,
                 problem: e.to_string(),
             })?;
+        let format = partner.postback_format;
+        if format == PostbackFormat::Json && partner.webhook_secret.is_empty() {
+            return Err(QueueError::NoSecret(a.partner_id));
+        }
         let catalog = self
             .catalog
             .get()
@@ -186,12 +208,21 @@ impl Postbacks {
             conversion_id: a.conversion_id.to_string(),
             partner_id: a.partner_id,
             // What a node of an earlier version sends (it does not know
-            // `message`): the URL with the sub-ids known now.
-            url: render(&parsed, &facts, &subs),
+            // `message`): the URL with the sub-ids known now. It cannot
+            // sign, so a JSON postback has none, and such a node drops it.
+            url: match format {
+                PostbackFormat::Get => render(&parsed, &facts, &subs),
+                PostbackFormat::Json => String::new(),
+            },
             attempt: 1,
             first_ms: now,
             message: Some(Message {
                 template: template.to_string(),
+                format,
+                secret: match format {
+                    PostbackFormat::Get => String::new(),
+                    PostbackFormat::Json => partner.webhook_secret.clone(),
+                },
                 facts,
                 subs: known.then_some(subs),
                 lookups: 0,
@@ -221,6 +252,8 @@ struct Facts {
     payout: Decimal,
     currency: String,
     status: String,
+    #[serde(default)]
+    reason: String,
     /// Unix milliseconds of the status change (its queueing).
     at_ms: u64,
 }
@@ -237,6 +270,7 @@ impl Facts {
             payout: a.payout,
             currency: a.currency.to_string(),
             status: a.status.as_str().to_string(),
+            reason: a.reason.to_string(),
             at_ms,
         }
     }
@@ -246,10 +280,11 @@ impl Facts {
 const SUB_MACROS: std::ops::Range<usize> = 9..14;
 const _: () = assert!(POSTBACK_MACROS.len() == SUB_MACROS.end);
 
-/// True when `template` names a click sub-id, so the click must be looked
-/// up before it is rendered.
-fn needs_subs(template: &Template) -> bool {
-    SUB_MACROS.into_iter().any(|i| template.uses(i))
+/// True when a postback of `format` to `template` tells the click's
+/// sub-ids (a JSON body always does), so the click must be looked up
+/// first.
+fn needs_subs(template: &Template, format: PostbackFormat) -> bool {
+    format == PostbackFormat::Json || SUB_MACROS.into_iter().any(|i| template.uses(i))
 }
 
 /// `template` with the values of `facts` and `subs`, each URL-encoded.
@@ -277,6 +312,54 @@ fn render(template: &Template, facts: &Facts, subs: &Subs) -> String {
     let mut out = String::with_capacity(256);
     template.render_into(&values, &mut out);
     out
+}
+
+/// The body of a JSON postback.
+#[derive(Serialize)]
+struct WebhookBody<'a> {
+    conversion_id: &'a str,
+    status: &'a str,
+    reason: &'a str,
+    event: &'a str,
+    order_id: &'a str,
+    /// A decimal string, never a float.
+    payout: String,
+    currency: &'a str,
+    offer_id: u64,
+    partner_id: u64,
+    click_id: &'a str,
+    sub1: &'a str,
+    sub2: &'a str,
+    sub3: &'a str,
+    sub4: &'a str,
+    sub5: &'a str,
+    /// RFC 3339 time of the status change.
+    timestamp: String,
+}
+
+/// The JSON body telling `facts` and the click's `subs`: every macro's
+/// value (absent ones empty), the reason, and the status change's time.
+fn webhook_body(facts: &Facts, subs: &Subs) -> String {
+    let at = UNIX_EPOCH + Duration::from_millis(facts.at_ms);
+    let body = WebhookBody {
+        conversion_id: &facts.conversion_id,
+        status: &facts.status,
+        reason: &facts.reason,
+        event: &facts.event,
+        order_id: &facts.order_id,
+        payout: facts.payout.to_string(),
+        currency: &facts.currency,
+        offer_id: facts.offer_id,
+        partner_id: facts.partner_id,
+        click_id: &facts.click_id,
+        sub1: &subs[0],
+        sub2: &subs[1],
+        sub3: &subs[2],
+        sub4: &subs[3],
+        sub5: &subs[4],
+        timestamp: humantime::format_rfc3339_seconds(at).to_string(),
+    };
+    serde_json::to_string(&body).expect("strings and numbers serialize")
 }
 
 /// One queued postback: its JSON is the sorted set's member, so every
@@ -309,6 +392,14 @@ struct Job {
 struct Message {
     /// The partner's `postback_url` when the status changed.
     template: String,
+    /// GET with macros, or signed JSON POST.
+    #[serde(default)]
+    format: PostbackFormat,
+    /// The partner's `webhook_secret` when the status changed (JSON
+    /// only): the job is signed as the partner expected when it was
+    /// queued.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    secret: String,
     facts: Facts,
     /// The click's sub-ids once known (looked up, given by the caller, or
     /// given up on); `None`: not looked up yet.
@@ -684,11 +775,25 @@ fn next_lookup(first_ms: u64, lookups: u32, now_ms: u64, s: &Settings) -> Option
     (at.saturating_sub(first_ms) <= s.give_up_after.as_millis() as u64).then_some(at)
 }
 
+/// One call to a partner.
+struct Request {
+    /// Rendered, secrets included.
+    url: String,
+    /// `None`: a GET; else a signed JSON POST.
+    json: Option<SignedBody>,
+}
+
+/// A JSON postback's body and the key its signature is made with (at the
+/// call, so its time is the call's).
+struct SignedBody {
+    body: String,
+    secret: String,
+}
+
 /// What one claim of a job does.
-#[derive(Debug, PartialEq, Eq)]
 enum Step {
-    /// Calls the partner at this URL.
-    Call(String),
+    /// Calls the partner.
+    Call(Request),
     /// Waits for the click's row: the job goes back, for this Unix
     /// millisecond.
     Wait(u64),
@@ -718,9 +823,9 @@ impl Ctx {
         let started_ms = now_ms();
         let clock = Instant::now();
         let (url, result) = match self.prepare(&mut job).await {
-            Step::Call(url) => {
-                let result = self.call(&url).await;
-                (url, result)
+            Step::Call(request) => {
+                let result = self.call(&request).await;
+                (request.url, result)
             }
             Step::Wait(at) => {
                 self.wait_for_click(&member, &job, at).await;
@@ -789,7 +894,10 @@ impl Ctx {
     async fn prepare(&self, job: &mut Job) -> Step {
         let first_ms = job.first_ms;
         let Some(message) = job.message.as_mut() else {
-            return Step::Call(job.url.clone());
+            return Step::Call(Request {
+                url: job.url.clone(),
+                json: None,
+            });
         };
         let template = match Template::parse(&message.template, POSTBACK_MACROS) {
             Ok(t) => t,
@@ -802,7 +910,7 @@ impl Ctx {
         };
         let subs = match &message.subs {
             Some(subs) => subs.clone(),
-            None => match self.click_subs(&template, &message.facts).await {
+            None => match self.click_subs(&template, message).await {
                 Ok(subs) => subs,
                 Err(why) => {
                     let lookups = message.lookups.saturating_add(1);
@@ -820,17 +928,27 @@ impl Ctx {
                 }
             },
         };
-        let url = render(&template, &message.facts, &subs);
+        let request = Request {
+            url: render(&template, &message.facts, &subs),
+            json: match message.format {
+                PostbackFormat::Get => None,
+                PostbackFormat::Json => Some(SignedBody {
+                    body: webhook_body(&message.facts, &subs),
+                    secret: message.secret.clone(),
+                }),
+            },
+        };
         // Kept in the job, so a retried call does not look again.
         message.subs = Some(subs);
-        Step::Call(url)
+        Step::Call(request)
     }
 
-    /// The sub-ids `template` needs from the click of `facts`: empty when
-    /// it names none or there is no click; an error saying why when the
-    /// click cannot be read (yet).
-    async fn click_subs(&self, template: &Template, facts: &Facts) -> Result<Subs, String> {
-        if !needs_subs(template) || facts.click_id.is_empty() {
+    /// The sub-ids `message` tells from its click: empty when it tells
+    /// none or there is no click; an error saying why when the click
+    /// cannot be read (yet).
+    async fn click_subs(&self, template: &Template, message: &Message) -> Result<Subs, String> {
+        let facts = &message.facts;
+        if !needs_subs(template, message.format) || facts.click_id.is_empty() {
             return Ok(Subs::default());
         }
         match self.clicks.subs(&facts.click_id, facts.partner_id).await {
@@ -854,8 +972,8 @@ impl Ctx {
         self.waker.notify_one();
     }
 
-    async fn call(&self, url: &str) -> CallResult {
-        let url = match url::Url::parse(url) {
+    async fn call(&self, request: &Request) -> CallResult {
+        let url = match url::Url::parse(&request.url) {
             Ok(u) => u,
             Err(e) => return CallResult::Refused(format!("invalid url: {e}")),
         };
@@ -869,7 +987,20 @@ impl Ctx {
                 return CallResult::Refused(refusal(ip));
             }
         }
-        match self.client.get(url).send().await {
+        let call = match &request.json {
+            None => self.client.get(url),
+            Some(signed) => {
+                let t = (now_ms() / 1000) as i64;
+                let signature =
+                    crate::conversions::auth::sign(&signed.secret, t, signed.body.as_bytes());
+                self.client
+                    .post(url)
+                    .header(reqwest::header::CONTENT_TYPE, "application/json")
+                    .header(SIGNATURE_HEADER, signature)
+                    .body(signed.body.clone())
+            }
+        };
+        match call.send().await {
             Ok(resp) => CallResult::Answered(resp.status().as_u16()),
             Err(e) => {
                 let mut source: Option<&dyn std::error::Error> = Some(&e);
@@ -1308,6 +1439,7 @@ mod tests {
             payout: Decimal::new(500, 2),
             currency: "USD",
             status: Status::Approved,
+            reason: "ok",
             subs: ["", "", "", "", ""],
         }
     }
@@ -1342,16 +1474,19 @@ mod tests {
     }
 
     #[test]
-    fn only_urls_naming_a_sub_id_need_the_click() {
-        for (template, needs) in [
-            ("https://p.example/pb?c={click_id}&st={status}", false),
-            ("https://p.example/pb", false),
-            ("https://p.example/pb?s={sub1}", true),
-            ("https://p.example/{sub5}", true),
-            ("https://p.example/pb?a={partner_id}&s3={sub3}", true),
+    fn only_urls_naming_a_sub_id_and_json_bodies_need_the_click() {
+        use PostbackFormat::{Get, Json};
+        for (template, format, needs) in [
+            ("https://p.example/pb?c={click_id}&st={status}", Get, false),
+            ("https://p.example/pb", Get, false),
+            ("https://p.example/pb?s={sub1}", Get, true),
+            ("https://p.example/{sub5}", Get, true),
+            ("https://p.example/pb?a={partner_id}&s3={sub3}", Get, true),
+            ("https://p.example/pb", Json, true),
+            ("https://p.example/pb?s={sub2}", Json, true),
         ] {
             let t = Template::parse(template, POSTBACK_MACROS).unwrap();
-            assert_eq!(needs_subs(&t), needs, "{template}");
+            assert_eq!(needs_subs(&t, format), needs, "{template} {format:?}");
         }
         assert_eq!(POSTBACK_MACROS[SUB_MACROS.start], "sub1");
         assert_eq!(POSTBACK_MACROS[SUB_MACROS.end - 1], "sub5");
@@ -1406,6 +1541,8 @@ mod tests {
             first_ms: 5,
             message: Some(Message {
                 template: t.into(),
+                format: PostbackFormat::Get,
+                secret: String::new(),
                 facts,
                 subs: None,
                 lookups: 0,
@@ -1427,5 +1564,28 @@ mod tests {
         assert_eq!(v["url"], "https://p.example/pb?c=abc&s=");
         assert_eq!(v["message"]["facts"]["payout"], "5.00");
         assert_eq!(serde_json::from_str::<Job>(&json).unwrap(), job);
+    }
+
+    #[test]
+    fn a_json_body_tells_every_fact_with_money_as_a_string() {
+        let mut a = announcement();
+        a.status = Status::Reversed;
+        a.reason = "refund \"late\"";
+        let subs = ["s1", "", "", "", "ü"].map(String::from);
+        // 2024-05-01T12:00:00Z, and a millisecond more (dropped).
+        let body = webhook_body(&Facts::of(&a, 1_714_564_800_001), &subs);
+        assert_eq!(
+            body,
+            r#"{"conversion_id":"cv1","status":"reversed","reason":"refund \"late\"","event":"sale","order_id":"A 1&x=2","payout":"5.00","currency":"USD","offer_id":9,"partner_id":3,"click_id":"abc","sub1":"s1","sub2":"","sub3":"","sub4":"","sub5":"ü","timestamp":"2024-05-01T12:00:00Z"}"#
+        );
+    }
+
+    #[test]
+    fn a_message_without_format_secret_or_reason_reads_as_a_get() {
+        let json = r#"{"id":1,"conversion_id":"c","partner_id":3,"url":"u","attempt":1,"first_ms":5,"message":{"template":"https://p.example/","facts":{"conversion_id":"c","partner_id":3,"offer_id":9,"click_id":"","order_id":"","event":"sale","payout":"1.5","currency":"USD","status":"approved","at_ms":5},"subs":null}}"#;
+        let job: Job = serde_json::from_str(json).unwrap();
+        let m = job.message.unwrap();
+        assert_eq!((m.format, m.secret.as_str()), (PostbackFormat::Get, ""));
+        assert_eq!((m.facts.reason.as_str(), m.lookups), ("", 0));
     }
 }
