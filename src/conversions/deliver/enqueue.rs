@@ -50,7 +50,7 @@ impl Postbacks {
         }
     }
 
-    /// The notification [`Deliverer::new`] waits on.
+    /// The notification [`Deliverer::new`](super::Deliverer::new) waits on.
     pub fn waker(&self) -> Arc<Notify> {
         self.waker.clone()
     }
