@@ -31,6 +31,8 @@ fn cache(metrics: &Arc<Metrics>) -> Arc<RouteCache> {
         kind: PartnerKind::Affiliate,
         tier: None,
         postback_url: None,
+        postback_format: Default::default(),
+        webhook_secret: String::new(),
         status: Status::Active,
         created_at: "t".into(),
     };

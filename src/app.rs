@@ -355,9 +355,15 @@ pub async fn run(config: Config, migrate: bool, stop: CancellationToken) -> anyh
         libc::malloc_trim(0);
     }
     let deliver_stop = CancellationToken::new();
+    let click_lookup = deliver::ClickLookup::new(
+        clickhouse_client(&config, true),
+        &config.clickhouse.database,
+        deliver_settings.timeout,
+    );
     let deliverer = Deliverer::new(
         deliver_settings,
         deliver_client,
+        click_lookup,
         &catalog,
         sink,
         metrics.clone(),

@@ -72,7 +72,10 @@ pub struct Metrics {
     /// `released`: the log refused the row).
     pub conversion_claims: IntCounterVec,
     /// Partner postback attempts and jobs by outcome (`delivered`,
-    /// `failed_retrying`, `gave_up`, `refused_address`, `not_queued`).
+    /// `failed_retrying`, `gave_up`, `refused_address`, `not_queued`;
+    /// before a call, `waiting_for_click`: put back because the click whose
+    /// sub-ids the URL names is not in ClickHouse yet, and
+    /// `sent_without_subs`: past the age limit, sent without them).
     pub postback_deliveries: IntCounterVec,
     /// Partner postbacks waiting in the shared queue (every node's).
     pub postback_queue_depth: IntGauge,

@@ -1,13 +1,14 @@
 //! Partner postbacks end to end: a local HTTP listener stands in for the
 //! partner; a click, then a merchant's postback, and the partner's URL is
-//! called with its macros filled, retried until it answers 2xx (across a
-//! restart of trackedge), every attempt recorded in `postback_deliveries`;
-//! loopback addresses are refused unless allowed.
+//! called with its macros filled (the click's sub-ids read from ClickHouse,
+//! waited for while the click is not there), retried until it answers 2xx
+//! (across a restart of trackedge), every attempt recorded in
+//! `postback_deliveries`; loopback addresses are refused unless allowed.
 
 mod common;
 
 use std::collections::VecDeque;
-use std::io::{BufRead, BufReader, Write};
+use std::io::{BufRead, BufReader, Read, Write};
 use std::net::SocketAddr;
 use std::sync::{mpsc, Arc, Mutex};
 
@@ -15,15 +16,35 @@ use common::*;
 use serde_json::{json, Value};
 
 /// The partner's server: bound from the start (so its port is known and
-/// kept), listening only once [`Partner::up`] is called; every request's
-/// target goes to a channel, answered with the next scripted status (200
-/// once the script is used up).
+/// kept), listening only once [`Partner::up`] is called; every request goes
+/// to a channel, answered with the next scripted status (200 once the
+/// script is used up).
 struct Partner {
     socket: Option<socket2::Socket>,
     port: u16,
     answers: Arc<Mutex<VecDeque<u16>>>,
-    requests: mpsc::Receiver<String>,
-    sender: mpsc::Sender<String>,
+    requests: mpsc::Receiver<Received>,
+    sender: mpsc::Sender<Received>,
+}
+
+/// One request the partner received.
+#[derive(Debug)]
+struct Received {
+    /// Method and target.
+    line: String,
+    /// Header names (lower case) and values.
+    headers: Vec<(String, String)>,
+    /// The body, as `content-length` says.
+    body: Vec<u8>,
+}
+
+impl Received {
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    }
 }
 
 impl Partner {
@@ -65,10 +86,22 @@ impl Partner {
                 if reader.read_line(&mut request_line).is_err() {
                     continue;
                 }
-                // The rest of the head; a GET has no body.
+                let mut headers = Vec::new();
                 let mut line = String::new();
                 while reader.read_line(&mut line).is_ok_and(|n| n > 2) {
+                    if let Some((name, value)) = line.trim_end().split_once(':') {
+                        headers.push((name.to_ascii_lowercase(), value.trim().to_string()));
+                    }
                     line.clear();
+                }
+                let length = headers
+                    .iter()
+                    .find(|(n, _)| n == "content-length")
+                    .and_then(|(_, v)| v.parse().ok())
+                    .unwrap_or(0);
+                let mut body = vec![0; length];
+                if reader.read_exact(&mut body).is_err() {
+                    continue;
                 }
                 let status = answers.lock().unwrap().pop_front().unwrap_or(200);
                 let _ = write!(
@@ -77,12 +110,19 @@ impl Partner {
                 );
                 let _ = conn.flush();
                 let mut words = request_line.split_whitespace();
-                let request = format!(
+                let line = format!(
                     "{} {}",
                     words.next().unwrap_or(""),
                     words.next().unwrap_or("")
                 );
-                if sender.send(request).is_err() {
+                if sender
+                    .send(Received {
+                        line,
+                        headers,
+                        body,
+                    })
+                    .is_err()
+                {
                     return;
                 }
             }
@@ -96,6 +136,11 @@ impl Partner {
 
     /// The next request the partner received: method and target.
     fn next_request(&self) -> String {
+        self.next_received().line
+    }
+
+    /// The next request the partner received, whole.
+    fn next_received(&self) -> Received {
         self.requests
             .recv_timeout(PATIENCE)
             .expect("the partner to be called")
@@ -122,13 +167,15 @@ fn server_config(tag: &str, allow_private: bool) -> ServerConfig {
 /// A partner with `postback_url`, a CPA 5.00 offer and a link between
 /// them; answers the link and the offer's postback token.
 async fn seed(server: &Server, postback_url: &str) -> (Value, String) {
-    let (s, p) = admin(
-        server,
-        "POST",
-        "/api/v1/partners",
-        Some(json!({"name": "Partner", "kind": "affiliate", "postback_url": postback_url})),
-    )
-    .await;
+    let partner = json!({"name": "Partner", "kind": "affiliate", "postback_url": postback_url});
+    let (link, token, _) = seed_partner(server, partner).await;
+    (link, token)
+}
+
+/// Like [`seed`], for the partner `partner` (the create body); answers the
+/// partner as created too.
+async fn seed_partner(server: &Server, partner: Value) -> (Value, String, Value) {
+    let (s, p) = admin(server, "POST", "/api/v1/partners", Some(partner)).await;
     assert_eq!(s, 201, "{p}");
     let (s, o) = admin(
         server,
@@ -146,7 +193,7 @@ async fn seed(server: &Server, postback_url: &str) -> (Value, String) {
     )
     .await;
     assert_eq!(s, 201, "{l}");
-    (l, o["postback_token"].as_str().unwrap().to_string())
+    (l, o["postback_token"].as_str().unwrap().to_string(), p)
 }
 
 /// An approved postback for `cid`; answers the conversion id.
@@ -188,6 +235,30 @@ fn deliveries_until(
         let rows: Vec<String> = text.lines().map(str::to_string).collect();
         done(&rows).then_some(rows)
     })
+}
+
+/// A browser's click on `link` with sub-ids `subs` (name, value; the
+/// values URL-encoded into the query); answers the click id.
+async fn click_with_subs(server: &Server, link: &Value, subs: &[(&str, &str)]) -> String {
+    let url = reqwest::Url::parse_with_params(
+        &format!("{}/{}", server.public, link["code"].as_str().unwrap()),
+        subs,
+    )
+    .unwrap();
+    let resp = client()
+        .get(url)
+        .header("user-agent", BROWSER_UA)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 302);
+    let location = resp.headers()["location"].to_str().unwrap().to_string();
+    url::Url::parse(&location)
+        .unwrap()
+        .query_pairs()
+        .find(|(k, _)| k == "cid")
+        .map(|(_, v)| v.to_string())
+        .expect("the click id in the Location")
 }
 
 /// Waits until metric `name` reads `value`.
@@ -349,4 +420,209 @@ async fn a_reversal_is_announced_to_the_partner_too() {
         partner.next_request(),
         format!("GET /pb?cid={cid}&st=reversed")
     );
+}
+
+#[tokio::test]
+async fn the_partner_gets_the_sub_ids_of_the_original_click() {
+    let partner = Partner::up(&[]);
+    let server = Server::start(
+        server_config("pbsubs", true).with("TRACKEDGE_POSTBACKS_CLICK_LOOKUP_RETRY_MS", "50"),
+    );
+    let template = partner.url(
+        "127.0.0.1",
+        "/pb/{sub3}?cid={click_id}&s1={sub1}&s2={sub2}&s5={sub5}",
+    );
+    let (link, token) = seed(&server, &template).await;
+    let cid = click_with_subs(
+        &server,
+        &link,
+        &[("sub1", "a b/ü"), ("sub2", "x&y=z"), ("sub3", "camp 7")],
+    )
+    .await;
+    // Queued at once, while the click may still be on its way to
+    // ClickHouse: the worker waits for it rather than send empty sub-ids.
+    let conversion = convert(&server, &token, &cid, "S-1").await;
+
+    let expected = format!("GET /pb/camp%207?cid={cid}&s1=a%20b%2F%C3%BC&s2=x%26y%3Dz&s5=");
+    assert_eq!(partner.next_request(), expected);
+    let rows = deliveries(&server, &conversion, 1);
+    assert_eq!(
+        rows,
+        [format!(
+            "1\t200\t\t{}",
+            partner.url("127.0.0.1", &expected[4..])
+        )]
+    );
+    assert_eq!(
+        metric_if_any(
+            &server,
+            "trackedge_postback_deliveries_total{outcome=\"sent_without_subs\"}"
+        ),
+        None
+    );
+    assert!(partner.no_more_requests());
+}
+
+#[tokio::test]
+async fn a_click_never_shipped_leaves_the_sub_ids_empty_once_the_age_limit_passes() {
+    use trackedge::click_id::{ClickFlags, ClickIdCodec};
+
+    let partner = Partner::up(&[]);
+    let server = Server::start(
+        server_config("pbnoclick", true)
+            .with("TRACKEDGE_POSTBACKS_CLICK_LOOKUP_RETRY_MS", "50")
+            .with("TRACKEDGE_POSTBACKS_GIVE_UP_AFTER_SECS", "1"),
+    );
+    let template = partner.url("127.0.0.1", "/pb?cid={click_id}&s1={sub1}");
+    let (link, token) = seed(&server, &template).await;
+    // A valid id for the link whose click was never recorded: its row
+    // never reaches ClickHouse.
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64;
+    let codec = ClickIdCodec::new(SECRET.as_bytes(), &[], 0);
+    let link_id = link["id"].as_u64().unwrap();
+    let cid = codec
+        .issue(link_id, now_ms, ClickFlags::default())
+        .as_str()
+        .to_string();
+    let conversion = convert(&server, &token, &cid, "N-1").await;
+
+    assert_eq!(partner.next_request(), format!("GET /pb?cid={cid}&s1="));
+    let rows = deliveries(&server, &conversion, 1);
+    assert!(rows[0].starts_with("1\t200\t"), "{rows:?}");
+    wait_for_metric(
+        &server,
+        "trackedge_postback_deliveries_total{outcome=\"sent_without_subs\"}",
+        1.0,
+    );
+    // It looked, and waited, before it gave up on the click.
+    assert!(
+        metric(
+            &server,
+            "trackedge_postback_deliveries_total{outcome=\"waiting_for_click\"}"
+        ) >= 1.0
+    );
+    let log = server.log_text();
+    assert!(
+        log.contains("partner postback sent without the click's sub-ids")
+            && log.contains("the click is not in clickhouse"),
+        "{log}"
+    );
+}
+
+#[tokio::test]
+async fn a_job_queued_by_an_earlier_version_is_still_delivered() {
+    let partner = Partner::up(&[]);
+    let config = server_config("pbold", true);
+    let key = format!("{}postbacks", config.prefix);
+    let server = Server::start(config);
+    // The job layout before jobs carried their facts: the URL rendered
+    // when queued.
+    let url = partner.url("127.0.0.1", "/pb?cid=old-click&st=approved");
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64;
+    let job = json!({
+        "id": 1, "conversion_id": "old-conversion", "partner_id": 1,
+        "url": url, "attempt": 1, "first_ms": now_ms,
+    });
+    let _: i64 = redis::cmd("ZADD")
+        .arg(&key)
+        .arg(0)
+        .arg(job.to_string())
+        .query(&mut services().redis.connection())
+        .unwrap();
+
+    assert_eq!(partner.next_request(), "GET /pb?cid=old-click&st=approved");
+    assert_eq!(
+        deliveries(&server, "old-conversion", 1),
+        [format!("1\t200\t\t{url}")]
+    );
+}
+
+#[tokio::test]
+async fn a_json_partner_gets_a_signed_post_of_the_facts() {
+    use trackedge::conversions::auth::verify_signature;
+
+    let partner = Partner::up(&[]);
+    let server = Server::start(
+        server_config("pbjson", true).with("TRACKEDGE_POSTBACKS_CLICK_LOOKUP_RETRY_MS", "50"),
+    );
+    let url = partner.url("127.0.0.1", "/hook?cid={click_id}&key=k1");
+    let (link, token, p) = seed_partner(
+        &server,
+        json!({"name": "Hooked", "kind": "affiliate", "postback_url": url, "postback_format": "json"}),
+    )
+    .await;
+    assert_eq!(p["postback_format"], "json");
+    let secret = p["webhook_secret"].as_str().unwrap().to_string();
+    assert!(secret.len() >= 20, "{p}");
+    let cid = click_with_subs(&server, &link, &[("sub1", "a b"), ("sub4", "x")]).await;
+    let conversion = convert(&server, &token, &cid, "J-1").await;
+
+    let got = partner.next_received();
+    assert_eq!(got.line, format!("POST /hook?cid={cid}&key=k1"));
+    assert_eq!(got.header("content-type"), Some("application/json"));
+    let signature = got.header("x-trackedge-signature").expect("a signature");
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    assert_eq!(verify_signature(signature, &got.body, &secret, now), Ok(()));
+    assert!(verify_signature(signature, &got.body, "another secret", now).is_err());
+    let mut body: Value = serde_json::from_slice(&got.body).unwrap();
+    let timestamp = body["timestamp"].take();
+    assert!(timestamp.as_str().unwrap().ends_with('Z'), "{timestamp}");
+    assert_eq!(
+        body,
+        json!({
+            "conversion_id": conversion, "status": "approved", "reason": "ok",
+            "event": "sale", "order_id": "J-1", "payout": "5.00", "currency": "USD",
+            "offer_id": link["offer_id"],
+            "partner_id": p["id"], "click_id": cid,
+            "sub1": "a b", "sub2": "", "sub3": "", "sub4": "x", "sub5": "",
+            "timestamp": null,
+        })
+    );
+    let rows = deliveries(&server, &conversion, 1);
+    let recorded = partner.url("127.0.0.1", &format!("/hook?cid={cid}&key=***"));
+    assert_eq!(rows, [format!("1\t200\t\t{recorded}")]);
+    assert!(partner.no_more_requests());
+}
+
+#[tokio::test]
+async fn the_postback_format_changes_keeping_the_secret_and_a_bad_one_is_named() {
+    let server = Server::start(server_config("pbjsonpatch", true));
+    let (s, p) = admin(
+        &server,
+        "POST",
+        "/api/v1/partners",
+        Some(json!({"name": "P", "kind": "affiliate"})),
+    )
+    .await;
+    assert_eq!(s, 201, "{p}");
+    assert_eq!(p["postback_format"], "get");
+    let path = format!("/api/v1/partners/{}", p["id"]);
+    let (s, changed) = admin(
+        &server,
+        "PATCH",
+        &path,
+        Some(json!({"postback_format": "json"})),
+    )
+    .await;
+    assert_eq!(s, 200, "{changed}");
+    assert_eq!(changed["postback_format"], "json");
+    assert_eq!(changed["webhook_secret"], p["webhook_secret"]);
+    let (s, e) = admin(
+        &server,
+        "PATCH",
+        &path,
+        Some(json!({"postback_format": "xml"})),
+    )
+    .await;
+    assert_eq!(s, 400, "{e}");
+    assert_eq!(e["error"]["field"], "postback_format", "{e}");
 }

@@ -436,6 +436,8 @@ pub(crate) mod fixtures {
             kind: PartnerKind::Affiliate,
             tier: None,
             postback_url: None,
+            postback_format: Default::default(),
+            webhook_secret: String::new(),
             status,
             created_at: "t".into(),
         }

@@ -495,10 +495,10 @@ impl Catalog {
         Ok(())
     }
 
-    /// Creates a partner.
+    /// Creates a partner with a fresh webhook secret.
     pub async fn create_partner(&self, req: NewPartner) -> Result<Partner, StoreError> {
         let id = self.next_id(Kind::Partner).await?;
-        let p = Partner::create(id, req, now_rfc3339())?;
+        let p = Partner::create(id, req, random_token(), now_rfc3339())?;
         self.put(&p).await?;
         Ok(p)
     }
@@ -613,9 +613,14 @@ impl Catalog {
         ))
     }
 
-    /// Changes a partner.
+    /// Changes a partner (generating its webhook secret if it has none).
     pub async fn patch_partner(&self, id: u64, patch: PartnerPatch) -> Result<Partner, StoreError> {
-        let p = self.get::<Partner>(id).await?.patched(patch)?;
+        let mut p = self.get::<Partner>(id).await?.patched(patch)?;
+        // Partners created before webhook secrets existed get theirs at
+        // their first change, so a switch to `json` always has one.
+        if p.webhook_secret.is_empty() {
+            p.webhook_secret = random_token();
+        }
         self.put(&p).await?;
         Ok(p)
     }

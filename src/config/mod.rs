@@ -120,6 +120,12 @@ pub struct PostbacksConfig {
     /// Milliseconds between looks at the queue for jobs another node
     /// queued (this node's own wake the worker at once).
     pub poll_interval_ms: u64,
+    /// Milliseconds before a postback whose URL needs the click's sub-ids
+    /// looks for the click in ClickHouse again when it is not there yet
+    /// (the shipper has not shipped it, or ClickHouse is down), doubled up
+    /// to `retry_max_ms`; past `give_up_after_secs` it is sent without
+    /// them. A value above `retry_max_ms` is its own cap.
+    pub click_lookup_retry_ms: u64,
 }
 
 impl Default for PostbacksConfig {
@@ -132,6 +138,7 @@ impl Default for PostbacksConfig {
             give_up_after_secs: 86_400,
             concurrency: 32,
             poll_interval_ms: 1000,
+            click_lookup_retry_ms: 2000,
         }
     }
 }
@@ -563,6 +570,12 @@ impl Config {
             self.postbacks.poll_interval_ms,
             10,
             600_000,
+        )?;
+        range(
+            "postbacks.click_lookup_retry_ms",
+            self.postbacks.click_lookup_retry_ms,
+            10,
+            86_400_000,
         )?;
         range(
             "http.header_read_timeout_ms",

@@ -495,6 +495,7 @@ impl Intake {
                     payout: decision.payout,
                     currency: &offer.currency,
                     status: decision.status,
+                    reason: decision.reason.as_str(),
                     // The click's sub-ids are only in its ClickHouse row;
                     // nothing on this path may wait for it.
                     subs: [""; 5],

@@ -56,10 +56,10 @@ pub struct ListQuery {
 type Created<T> = Result<(StatusCode, Json<T>), ApiError>;
 type Answer<T> = Result<Json<T>, ApiError>;
 
-/// Create a partner.
+/// Create a partner; the answer carries its generated `webhook_secret`.
 #[utoipa::path(post, path = "/api/v1/partners", tag = "partners", request_body = NewPartner,
     responses(
-        (status = 201, description = "the partner, with its id", body = Partner),
+        (status = 201, description = "the partner, with its id and webhook_secret", body = Partner),
         (status = 400, description = "malformed JSON or an invalid field (named)", body = ErrorBody),
         (status = 401, description = "missing or wrong bearer token", body = ErrorBody),
         (status = 413, description = "body larger than http.max_body_bytes", body = ErrorBody),

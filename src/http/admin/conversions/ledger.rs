@@ -78,6 +78,7 @@ impl Ledger {
                 payout: v.payout.to_decimal(),
                 currency: &v.payout_currency,
                 status,
+                reason: &v.reason,
                 subs: [""; 5],
             })
             .await;
