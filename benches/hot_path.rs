@@ -35,6 +35,7 @@ fn cache(metrics: &Arc<Metrics>) -> Arc<RouteCache> {
         webhook_secret: String::new(),
         status: Status::Active,
         created_at: "t".into(),
+        link_pauses: Vec::new(),
     };
     let offer = Offer {
         id: 1,
@@ -58,6 +59,7 @@ fn cache(metrics: &Arc<Metrics>) -> Arc<RouteCache> {
         postback_allowlist: Vec::new(),
         status: Status::Active,
         created_at: "t".into(),
+        link_pauses: Vec::new(),
     };
     let links = (1..=LINKS)
         .map(|id| Link {
@@ -67,6 +69,7 @@ fn cache(metrics: &Arc<Metrics>) -> Arc<RouteCache> {
             offer_id: 1,
             status: Status::Active,
             created_at: "t".into(),
+            link_pauses: Vec::new(),
         })
         .collect();
     cache.load(vec![partner], vec![offer], links);

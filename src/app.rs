@@ -28,10 +28,11 @@ use crate::events::log::EventLog;
 use crate::events::rejected::Rejected;
 use crate::events::shipper::{Shipper, ShipperSettings};
 use crate::events::EventSink;
-use crate::http::admin::{AdminState, AdminToken, CatalogSlot, Ledger};
+use crate::http::admin::{AdminState, AdminToken, CatalogSlot, HealthSettings, Ledger};
 use crate::http::public::PublicState;
 use crate::http::{self, Readiness};
 use crate::metrics::{Metrics, RequestCounters};
+use crate::partners::activity::ActivityReader;
 use crate::ratelimit::ClickLimiter;
 use crate::redirect::Redirector;
 use crate::schema;
@@ -108,6 +109,27 @@ fn lower_thread_priority(what: &str, nice: i32) {
 /// nice 10 they get far more of a busy core than they need, and a worker
 /// competes with them for the core only where they share one. The task ends
 /// once `stop` is cancelled and the thread has finished.
+/// Pauses the links of inactive partners every `check_interval_secs`,
+/// first at start (every node may: pausing twice pauses nothing more).
+async fn pause_inactive_partners(
+    catalog: Arc<Catalog>,
+    reader: ActivityReader,
+    cfg: crate::config::HealthConfig,
+    stop: CancellationToken,
+) {
+    let mut tick = tokio::time::interval(Duration::from_secs(cfg.check_interval_secs));
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {
+                if let Err(e) = crate::partners::pause::pause_inactive(&catalog, &reader, cfg.inactive_days).await {
+                    warn!(error = %e, "inactive partners not checked; next round later");
+                }
+            }
+            _ = stop.cancelled() => return,
+        }
+    }
+}
+
 fn spawn_spool_upkeep(
     log: Arc<EventLog>,
     every: Duration,
@@ -308,6 +330,13 @@ pub async fn run(config: Config, migrate: bool, stop: CancellationToken) -> anyh
         requests: RequestCounters::new(&metrics, "admin"),
         ready: ready.clone(),
         max_body_bytes: config.http.max_body_bytes,
+        health: HealthSettings {
+            reader: ActivityReader::new(
+                clickhouse_client(&config, true),
+                &config.clickhouse.database,
+            ),
+            inactive_days: config.health.inactive_days,
+        },
     }));
     let http_cfg = config.http.clone();
 
@@ -370,6 +399,17 @@ pub async fn run(config: Config, migrate: bool, stop: CancellationToken) -> anyh
         postbacks.waker(),
     );
     let deliver_task = tokio::spawn(deliverer.run(deliver_stop.clone()));
+    if config.health.pause_inactive_links {
+        tasks.push(tokio::spawn(pause_inactive_partners(
+            catalog.clone(),
+            ActivityReader::new(
+                clickhouse_client(&config, true),
+                &config.clickhouse.database,
+            ),
+            config.health.clone(),
+            background.clone(),
+        )));
+    }
     tasks.push(tokio::spawn(catalog.sync(background.clone())));
     {
         let stop = background.clone();

@@ -28,6 +28,9 @@
 //!   records a verdict, and partner postback deliveries.
 //! - [`currency`], [`validation`], [`secret`]: ISO 4217 codes in use; the
 //!   field error of every validation; constant-time secret comparison.
+//! - [`partners`]: the partner program over the catalog and the tables:
+//!   partner health (pure), its facts from ClickHouse, and pausing the
+//!   links of partners gone quiet.
 //! - [`schema`]: the ClickHouse schema and `migrate`.
 //! - [`backoff`]: the one retry-wait rule of every loop that retries.
 //! - [`metrics`]: every Prometheus metric, registered once.
@@ -46,6 +49,7 @@ pub mod events;
 pub mod http;
 pub mod metrics;
 pub mod model;
+pub mod partners;
 pub mod payout;
 pub mod ratelimit;
 pub mod redirect;

@@ -440,6 +440,7 @@ pub(crate) mod fixtures {
             webhook_secret: String::new(),
             status,
             created_at: "t".into(),
+            link_pauses: Vec::new(),
         }
     }
 

@@ -27,8 +27,9 @@ use crate::click_id::MAX_LINK_ID;
 use crate::config::RedisConfig;
 use crate::metrics::Metrics;
 use crate::model::{
-    check_code, random_code, random_token, FieldError, GeneratedSecrets, Link, LinkPatch, NewLink,
-    NewOffer, NewPartner, Offer, OfferPatch, Partner, PartnerPatch,
+    check_code, random_code, random_token, FieldError, GeneratedSecrets, Link, LinkPatch,
+    LinkPause, NewLink, NewOffer, NewPartner, Offer, OfferPatch, Partner, PartnerPatch, Status,
+    MAX_LINK_PAUSES,
 };
 
 /// The three kinds of entity.
@@ -637,6 +638,44 @@ impl Catalog {
         let l = self.get::<Link>(id).await?.patched(patch);
         self.put(&l).await?;
         Ok(l)
+    }
+
+    /// Pauses every active link of partner `partner_id` and notes the pause,
+    /// with `reason`, in the partner's record; answers the links paused
+    /// (none: nothing is noted).
+    pub async fn pause_partner_links(
+        &self,
+        partner_id: u64,
+        reason: &str,
+    ) -> Result<Vec<u64>, StoreError> {
+        let mut paused = Vec::new();
+        let mut cursor = 0;
+        loop {
+            let page = self.list::<Link>(cursor, 1000).await?;
+            for l in &page.items {
+                if l.partner_id == partner_id && l.status == Status::Active {
+                    self.patch_link(l.id, LinkPatch::status(Status::Paused))
+                        .await?;
+                    paused.push(l.id);
+                }
+            }
+            match page.next_cursor.and_then(|c| c.parse().ok()) {
+                Some(next) => cursor = next,
+                None => break,
+            }
+        }
+        if !paused.is_empty() {
+            let mut p = self.get::<Partner>(partner_id).await?;
+            p.link_pauses.push(LinkPause {
+                at: now_rfc3339(),
+                link_ids: paused.clone(),
+                reason: reason.to_string(),
+            });
+            let excess = p.link_pauses.len().saturating_sub(MAX_LINK_PAUSES);
+            p.link_pauses.drain(..excess);
+            self.put(&p).await?;
+        }
+        Ok(paused)
     }
 
     /// Deletes an entity; a deleted partner or offer leaves its links in

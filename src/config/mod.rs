@@ -61,6 +61,8 @@ pub struct Config {
     pub conversions: ConversionsConfig,
     /// Calls to partners' postback URLs.
     pub postbacks: PostbacksConfig,
+    /// Partner health: when a partner counts as inactive, and what to do.
+    pub health: HealthConfig,
     /// HTTP server limits.
     pub http: HttpConfig,
 }
@@ -93,6 +95,31 @@ impl Default for ConversionsConfig {
             postbacks_per_offer_per_second: 200,
             pixels_per_ip_per_minute: 60,
             claim_lease_ms: 5_000,
+        }
+    }
+}
+
+/// Partner health settings (`GET /api/v1/partners/health`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HealthConfig {
+    /// Days without a billable click after which a partner is `inactive`
+    /// (a partner never clicked: days since its creation).
+    pub inactive_days: u32,
+    /// Pauses the active links of inactive partners, noting each pause in
+    /// the partner's record (`link_pauses`). Off by default: pausing a
+    /// partner's links is a business decision.
+    pub pause_inactive_links: bool,
+    /// Seconds between two rounds of pausing, when on.
+    pub check_interval_secs: u64,
+}
+
+impl Default for HealthConfig {
+    fn default() -> Self {
+        HealthConfig {
+            inactive_days: 90,
+            pause_inactive_links: false,
+            check_interval_secs: 3600,
         }
     }
 }
@@ -256,6 +283,7 @@ impl Default for Config {
             limits: LimitsConfig::default(),
             conversions: ConversionsConfig::default(),
             postbacks: PostbacksConfig::default(),
+            health: HealthConfig::default(),
             http: HttpConfig::default(),
         }
     }
@@ -528,6 +556,18 @@ impl Config {
             u64::from(self.conversions.dedup_ttl_days),
             1,
             3650,
+        )?;
+        range(
+            "health.inactive_days",
+            u64::from(self.health.inactive_days),
+            1,
+            3650,
+        )?;
+        range(
+            "health.check_interval_secs",
+            self.health.check_interval_secs,
+            1,
+            604_800,
         )?;
         range(
             "conversions.claim_lease_ms",

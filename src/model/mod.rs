@@ -80,6 +80,24 @@ pub struct Partner {
     pub status: Status,
     /// RFC 3339 creation time.
     pub created_at: String,
+    /// Times its links were paused automatically (partner health), latest
+    /// last; the most recent [`MAX_LINK_PAUSES`] are kept.
+    #[serde(default)]
+    pub link_pauses: Vec<LinkPause>,
+}
+
+/// How many automatic link pauses a partner's record keeps.
+pub const MAX_LINK_PAUSES: usize = 20;
+
+/// One automatic pause of a partner's links.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct LinkPause {
+    /// RFC 3339 time of the pause.
+    pub at: String,
+    /// The links paused (those active then).
+    pub link_ids: Vec<u64>,
+    /// Why, e.g. `inactive: no_recent_click (90 days)`.
+    pub reason: String,
 }
 
 /// A merchant offer: where clicks land and what a conversion pays.
@@ -346,6 +364,15 @@ pub struct LinkPatch {
     status: Option<Status>,
 }
 
+impl LinkPatch {
+    /// A change of status only.
+    pub fn status(status: Status) -> LinkPatch {
+        LinkPatch {
+            status: Some(status),
+        }
+    }
+}
+
 fn default_currency() -> String {
     "USD".into()
 }
@@ -420,6 +447,7 @@ impl Partner {
             webhook_secret,
             status: req.status,
             created_at: now,
+            link_pauses: Vec::new(),
         };
         p.validate()?;
         Ok(p)

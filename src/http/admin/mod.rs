@@ -11,6 +11,9 @@
 mod conversions;
 mod entities;
 mod error;
+mod health;
+
+pub use health::HealthSettings;
 
 use std::sync::{Arc, OnceLock};
 
@@ -57,6 +60,8 @@ pub struct AdminState {
     pub ready: Readiness,
     /// Largest request body accepted (`http.max_body_bytes`); larger: 413.
     pub max_body_bytes: usize,
+    /// Partner health: its facts' reader and the inactivity period.
+    pub health: health::HealthSettings,
 }
 
 impl AdminState {
@@ -199,6 +204,7 @@ fn parts() -> (Router<Arc<AdminState>>, utoipa::openapi::OpenApi) {
         .routes(routes!(metrics))
         .routes(routes!(openapi_json))
         .routes(routes!(create_partner, list_partners))
+        .routes(routes!(health::partners_health))
         .routes(routes!(get_partner, patch_partner, delete_partner))
         .routes(routes!(create_offer, list_offers))
         .routes(routes!(get_offer, patch_offer, delete_offer))

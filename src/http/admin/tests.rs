@@ -30,6 +30,17 @@ fn ledger(metrics: &Arc<Metrics>) -> Ledger {
     Ledger::new(client, "trackedge", sink.clone())
 }
 
+/// Partner health over a ClickHouse that refuses connections.
+fn health_settings() -> HealthSettings {
+    let client = clickhouse::Client::default()
+        .with_url("http://127.0.0.1:1")
+        .with_validation(false);
+    HealthSettings {
+        reader: crate::partners::activity::ActivityReader::new(client, "trackedge"),
+        inactive_days: 90,
+    }
+}
+
 fn state(token: &str) -> Arc<AdminState> {
     let metrics = Arc::new(Metrics::new());
     Arc::new(AdminState {
@@ -41,6 +52,7 @@ fn state(token: &str) -> Arc<AdminState> {
         metrics,
         ready: Readiness::new(),
         max_body_bytes: 1024,
+        health: health_settings(),
     })
 }
 
@@ -391,6 +403,7 @@ async fn the_document_lists_every_route() {
         "GET /api/v1/conversions",
         "GET /api/v1/conversions/{conversion_id}",
         "PATCH /api/v1/conversions/{conversion_id}",
+        "GET /api/v1/partners/health",
     ] {
         expected.push(route.to_string());
     }
@@ -445,6 +458,7 @@ async fn read_only_tokens_read_and_never_write() {
             metrics,
             ready: Readiness::new(),
             max_body_bytes: 1024,
+            health: health_settings(),
         })
     };
     let s = with_reader(TOKEN);
