@@ -59,7 +59,6 @@ fn cache(metrics: &Arc<Metrics>) -> Arc<RouteCache> {
         postback_allowlist: Vec::new(),
         status: Status::Active,
         created_at: "t".into(),
-        link_pauses: Vec::new(),
     };
     let links = (1..=LINKS)
         .map(|id| Link {
@@ -69,7 +68,6 @@ fn cache(metrics: &Arc<Metrics>) -> Arc<RouteCache> {
             offer_id: 1,
             status: Status::Active,
             created_at: "t".into(),
-            link_pauses: Vec::new(),
         })
         .collect();
     cache.load(vec![partner], vec![offer], links);

@@ -29,17 +29,10 @@ fn clicks(ch: &ClickHouse, db: &str, partner: u64, days_ago: u64, n: u64, bot: b
     ));
 }
 
-/// Inserts version `version` of conversion `id` of `partner`.
-fn conversion(
-    ch: &ClickHouse,
-    db: &str,
-    id: &str,
-    partner: u64,
-    days_ago: u64,
-    status: &str,
-    payout: &str,
-    version: u64,
-) {
+/// Inserts one version of a conversion: `(id, partner, days ago, status,
+/// payout, version)`.
+fn conversion(ch: &ClickHouse, db: &str, row: (&str, u64, u64, &str, &str, u64)) {
+    let (id, partner, days_ago, status, payout, version) = row;
     let ts = now() - days_ago * DAY;
     ch.query(&format!(
         "INSERT INTO {db}.conversions (conversion_id, ts, partner_id, offer_id, status, reason, payout, version) \
@@ -99,11 +92,11 @@ async fn partners_are_judged_and_the_silent_ones_paused() {
     clicks(ch, db, silent, 120, 30, false);
     clicks(ch, db, silent, 1, 5, true);
     // Two approved sales, one reversed later; a pending one; an old one.
-    conversion(ch, db, "c1", active, 2, "approved", "5.00", 1);
-    conversion(ch, db, "c2", active, 1, "approved", "7.50", 1);
-    conversion(ch, db, "c2", active, 1, "reversed", "7.50", 2);
-    conversion(ch, db, "c3", active, 0, "pending", "5.00", 1);
-    conversion(ch, db, "c4", silent, 100, "approved", "9.00", 1);
+    conversion(ch, db, ("c1", active, 2, "approved", "5.00", 1));
+    conversion(ch, db, ("c2", active, 1, "approved", "7.50", 1));
+    conversion(ch, db, ("c2", active, 1, "reversed", "7.50", 2));
+    conversion(ch, db, ("c3", active, 0, "pending", "5.00", 1));
+    conversion(ch, db, ("c4", silent, 100, "approved", "9.00", 1));
 
     let (s, v) = admin(&server, "GET", "/api/v1/partners/health", None).await;
     assert_eq!(s, 200, "{v}");
