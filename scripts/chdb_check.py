@@ -16,7 +16,9 @@ the `chdb` package (26.x), in one in-process session:
 3. a couple of sample rows into each event table, built from
    system.columns so they follow the schema;
 4. every statement of every src/sql/**/*.sql file (the queries the Rust code
-   sends), with bound parameters replaced by sample literals.
+   sends), with bound parameters replaced by sample literals;
+5. every ```sql block under "## Queries" in docs/analytics.md (the queries
+   documented for analysts, written against the database `trackedge`).
 
 File conventions (the same as `trackedge migrate`):
 - statements are separated by a line holding only `;`;
@@ -331,6 +333,25 @@ def check_upgrade(checker: Checker, old_schema: Path, schema: list[Statement]) -
         checker.fail(label, f"upgraded columns differ: missing {missing}, extra {extra}, or order")
 
 
+def documented_queries(path: Path) -> list[tuple[str, str]]:
+    """The ```sql blocks after the "## Queries" heading, with where each starts."""
+    out: list[tuple[str, str]] = []
+    in_queries = False
+    block: list[str] | None = None
+    start = 0
+    for number, line in enumerate(path.read_text().splitlines(), 1):
+        if line.startswith("## "):
+            in_queries = line.strip() == "## Queries"
+        elif in_queries and line.strip() == "```sql":
+            block, start = [], number + 1
+        elif block is not None and line.strip() == "```":
+            out.append((f"{path.relative_to(ROOT)}:{start}", "\n".join(block)))
+            block = None
+        elif block is not None:
+            block.append(line)
+    return out
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--schema", type=Path, default=ROOT / "deploy/clickhouse/schema.sql")
@@ -338,6 +359,7 @@ def main() -> int:
     parser.add_argument(
         "--old-schema", type=Path, default=ROOT / "tests/fixtures/schema-v1.sql"
     )
+    parser.add_argument("--docs", type=Path, default=ROOT / "docs/analytics.md")
     parser.add_argument("--database", default="trackedge")
     args = parser.parse_args()
 
@@ -394,6 +416,12 @@ def main() -> int:
                         checker.fail(st.where(), str(e))
                         continue
                     checker.run(st.where(), sql.replace("{database}", args.database))
+
+            if args.docs.is_file():
+                for where, sql in documented_queries(args.docs):
+                    checker.run(where, sql.replace("trackedge.", f"{args.database}."))
+            else:
+                checker.fail(str(args.docs), "analytics document not found")
         finally:
             sess.close()
 
