@@ -29,6 +29,21 @@ fn documented_queries() -> Vec<(u32, String)> {
     out
 }
 
+/// One seeded conversion version: (id, click, partner, offer, status,
+/// reason, payout, currency, hours from click to conversion, version).
+type Seeded = (
+    &'static str,
+    &'static str,
+    u64,
+    u64,
+    &'static str,
+    &'static str,
+    &'static str,
+    &'static str,
+    u32,
+    u64,
+);
+
 /// The seeded data, times relative to now (see the expected answers).
 fn seed(ch: &ClickHouse, db: &str) {
     let day = 86_400;
@@ -56,9 +71,7 @@ fn seed(ch: &ClickHouse, db: &str) {
          SELECT concat('p3-', toString(number)), now() - 2 * {day}, 3, 2, 3, 'US' \
          FROM system.numbers LIMIT 20"
     ));
-    // (id, click, partner, offer, status, reason, payout, currency, hours
-    // from click to conversion, version)
-    let conversions: [(&str, &str, u64, u64, &str, &str, &str, &str, u32, u64); 13] = [
+    let conversions: [Seeded; 13] = [
         ("a1", "p1-0", 1, 1, "approved", "ok", "5", "USD", 1, 1),
         ("a2", "p1-1", 1, 1, "approved", "ok", "5", "USD", 2, 1),
         ("a3", "p1-2", 1, 1, "approved", "ok", "5", "USD", 3, 1),
