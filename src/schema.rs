@@ -16,6 +16,17 @@ pub const SCHEMA_SQL: &str = include_str!("../deploy/clickhouse/schema.sql");
 /// Whether a table has a column (see `src/sql/column_exists.sql`).
 pub const COLUMN_EXISTS_SQL: &str = include_str!("sql/column_exists.sql");
 
+/// A query file of `src/sql/` as sent: its `--` comment lines dropped (the
+/// files document themselves; the server needs none of it) and
+/// `{database}` filled in.
+pub fn query_text(sql: &str, database: &str) -> String {
+    sql.lines()
+        .filter(|l| !l.trim_start().starts_with("--"))
+        .collect::<Vec<_>>()
+        .join("\n")
+        .replace("{database}", database)
+}
+
 /// The schema's statements for `database`, in order.
 pub fn statements(database: &str) -> Vec<String> {
     statements_of(SCHEMA_SQL, database)
@@ -62,11 +73,7 @@ pub fn added_column(statement: &str) -> Option<(&str, &str)> {
 /// the first statement creates it), skipping each `ADD COLUMN` whose column
 /// exists. Returns how many statements ran.
 pub async fn migrate(client: &Client, database: &str) -> clickhouse::error::Result<usize> {
-    let column_exists = COLUMN_EXISTS_SQL
-        .lines()
-        .filter(|l| !l.trim_start().starts_with("--"))
-        .collect::<Vec<_>>()
-        .join("\n");
+    let column_exists = query_text(COLUMN_EXISTS_SQL, database);
     let has = |table: &str, column: &str| {
         client
             .query(&column_exists)

@@ -6,13 +6,6 @@ mod common;
 use common::*;
 use serde_json::json;
 
-fn redis_conn(server: &Server) -> redis::Connection {
-    redis::Client::open(server.config.redis_url.as_str())
-        .unwrap()
-        .get_connection()
-        .unwrap()
-}
-
 /// Runs `write` with `key` (under the server's prefix) replaced by a string
 /// holding no number, so every command on it fails; then puts it back.
 async fn with_broken_key<F, Fut>(server: &Server, key: &str, write: F) -> u16

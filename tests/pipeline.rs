@@ -783,13 +783,6 @@ async fn a_missed_change_message_is_repaired_by_the_counter_check() {
 }
 
 /// A plain Redis connection to `server`'s store.
-fn redis_conn(server: &Server) -> redis::Connection {
-    redis::Client::open(server.config.redis_url.as_str())
-        .unwrap()
-        .get_connection()
-        .unwrap()
-}
-
 #[tokio::test]
 async fn a_vanity_code_is_free_again_when_its_link_could_not_be_stored() {
     let server = Server::start(ServerConfig::new("reserve"));

@@ -3,11 +3,14 @@
 //! `src/sql/partner_clicks.sql` and `src/sql/partner_conversions.sql`).
 
 use std::collections::HashMap;
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use clickhouse::Row;
 use serde::Deserialize;
 
 use rust_decimal::Decimal;
+
+use super::health::{judge, Activity, HealthReason, HealthStatus};
 
 /// The clicks query, compiled in.
 pub const CLICKS_SQL: &str = include_str!("../sql/partner_clicks.sql");
@@ -31,6 +34,44 @@ pub struct PartnerActivity {
     pub conversions_30d: u64,
     /// Their payout, summed in the offers' payout currency.
     pub payout_30d: Decimal,
+}
+
+impl PartnerActivity {
+    /// The health of a partner created at `created_at` (RFC 3339) with
+    /// this activity: [`judge`] over these facts.
+    pub fn judge(
+        &self,
+        created_at: &str,
+        now_s: u32,
+        inactive_days: u32,
+    ) -> (HealthStatus, HealthReason) {
+        judge(
+            &Activity {
+                created_s: unix_seconds(created_at),
+                last_click_s: self.last_click_s,
+                clicks_30d: self.clicks_30d,
+                clicks_prev_30d: self.clicks_prev_30d,
+            },
+            now_s,
+            inactive_days,
+        )
+    }
+}
+
+/// Unix seconds of an RFC 3339 time; 0 when it does not parse (then a
+/// partner counts as old, never as new).
+pub fn unix_seconds(rfc3339: &str) -> u32 {
+    humantime::parse_rfc3339_weak(rfc3339)
+        .ok()
+        .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+        .map_or(0, |d| d.as_secs().min(u64::from(u32::MAX)) as u32)
+}
+
+/// Now, in Unix seconds.
+pub fn now_s() -> u32 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as u32)
 }
 
 #[derive(Debug, Row, Deserialize)]
@@ -60,13 +101,7 @@ pub struct ActivityReader {
 impl ActivityReader {
     /// A reader of `database` through `client`.
     pub fn new(client: clickhouse::Client, database: &str) -> ActivityReader {
-        let prepare = |sql: &str| {
-            sql.lines()
-                .filter(|l| !l.trim_start().starts_with("--"))
-                .collect::<Vec<_>>()
-                .join("\n")
-                .replace("{database}", database)
-        };
+        let prepare = |sql: &str| crate::schema::query_text(sql, database);
         ActivityReader {
             client,
             clicks_sql: prepare(CLICKS_SQL),

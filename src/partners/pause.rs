@@ -2,12 +2,10 @@
 //! (`health.pause_inactive_links`, off by default): every pause is logged
 //! and noted in the partner's record with its reason.
 
-use std::time::{SystemTime, UNIX_EPOCH};
-
 use tracing::{info, warn};
 
-use super::activity::ActivityReader;
-use super::health::{judge, Activity, HealthStatus};
+use super::activity::{now_s, ActivityReader};
+use super::health::HealthStatus;
 use crate::catalog::{Catalog, StoreError};
 use crate::model::{Partner, Status};
 
@@ -36,22 +34,6 @@ pub async fn all_partners(catalog: &Catalog) -> Result<Vec<Partner>, StoreError>
     }
 }
 
-/// Unix seconds of an RFC 3339 time; 0 when it does not parse (then a
-/// partner counts as old, never as new).
-pub fn unix_seconds(rfc3339: &str) -> u32 {
-    humantime::parse_rfc3339_weak(rfc3339)
-        .ok()
-        .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
-        .map_or(0, |d| d.as_secs().min(u64::from(u32::MAX)) as u32)
-}
-
-/// Now, in Unix seconds.
-pub fn now_s() -> u32 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs() as u32)
-}
-
 /// One round: pauses the active links of every active partner judged
 /// `inactive` with `inactive_days`. Answers `(partner id, links paused)`
 /// for each partner that had links to pause.
@@ -68,16 +50,7 @@ pub async fn pause_inactive(
             continue;
         }
         let a = activity.get(&p.id).copied().unwrap_or_default();
-        let (status, reason) = judge(
-            &Activity {
-                created_s: unix_seconds(&p.created_at),
-                last_click_s: a.last_click_s,
-                clicks_30d: a.clicks_30d,
-                clicks_prev_30d: a.clicks_prev_30d,
-            },
-            now,
-            inactive_days,
-        );
+        let (status, reason) = a.judge(&p.created_at, now, inactive_days);
         if status != HealthStatus::Inactive {
             continue;
         }

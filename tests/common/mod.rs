@@ -1006,6 +1006,14 @@ pub fn metric_if_any(server: &Server, name: &str) -> Option<f64> {
     Some(value.trim().parse().expect("a metric value is a number"))
 }
 
+/// A blocking connection to the server's Redis.
+pub fn redis_conn(server: &Server) -> redis::Connection {
+    redis::Client::open(server.config.redis_url.as_str())
+        .unwrap()
+        .get_connection()
+        .unwrap()
+}
+
 /// Creates a partner, an offer with `url` and a link; returns the link JSON.
 pub async fn seed_link(server: &Server, url: &str, code: Option<&str>) -> Value {
     let (s, p) = admin(

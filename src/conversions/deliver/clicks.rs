@@ -47,12 +47,7 @@ impl ClickLookup {
     /// Reads from `database` through `client`, each query bounded by
     /// `timeout`.
     pub fn new(client: clickhouse::Client, database: &str, timeout: Duration) -> ClickLookup {
-        let sql = CLICK_SUBS_SQL
-            .lines()
-            .filter(|l| !l.trim_start().starts_with("--"))
-            .collect::<Vec<_>>()
-            .join("\n")
-            .replace("{database}", database);
+        let sql = crate::schema::query_text(CLICK_SUBS_SQL, database);
         ClickLookup {
             client,
             sql,

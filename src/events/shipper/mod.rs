@@ -53,15 +53,6 @@ pub const EXISTING_CLICK_IDS_SQL: &str = include_str!("../../sql/existing_click_
 pub const EXISTING_CONVERSIONS_SQL: &str =
     include_str!("../../sql/existing_conversion_versions.sql");
 
-/// `sql` without its `--` comment lines: the files document themselves,
-/// the server needs none of it.
-fn sql_without_comments(sql: &str) -> String {
-    sql.lines()
-        .filter(|l| !l.trim_start().starts_with("--"))
-        .collect::<Vec<_>>()
-        .join("\n")
-}
-
 /// Rows handled between two yields to the scheduler.
 const YIELD_EVERY: usize = 512;
 
@@ -131,10 +122,11 @@ impl Shipper {
             reader: Arc::new(Mutex::new(reader)),
             log,
             client,
-            existing_sql: sql_without_comments(EXISTING_CLICK_IDS_SQL)
-                .replace("{database}", &settings.database),
-            existing_conversions_sql: sql_without_comments(EXISTING_CONVERSIONS_SQL)
-                .replace("{database}", &settings.database),
+            existing_sql: crate::schema::query_text(EXISTING_CLICK_IDS_SQL, &settings.database),
+            existing_conversions_sql: crate::schema::query_text(
+                EXISTING_CONVERSIONS_SQL,
+                &settings.database,
+            ),
             rejected,
             metrics,
             batch_rows: settings.batch_rows,

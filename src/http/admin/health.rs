@@ -11,9 +11,9 @@ use utoipa::ToSchema;
 
 use super::error::{ApiError, ErrorBody};
 use super::AdminState;
-use crate::partners::activity::ActivityReader;
-use crate::partners::health::{judge, Activity, HealthReason, HealthStatus};
-use crate::partners::pause::{all_partners, now_s, unix_seconds};
+use crate::partners::activity::{now_s, ActivityReader};
+use crate::partners::health::{HealthReason, HealthStatus};
+use crate::partners::pause::all_partners;
 
 /// What the health route reads and how it judges.
 pub struct HealthSettings {
@@ -84,16 +84,7 @@ pub async fn partners_health(
         .into_iter()
         .map(|p| {
             let a = activity.get(&p.id).copied().unwrap_or_default();
-            let (status, reason) = judge(
-                &Activity {
-                    created_s: unix_seconds(&p.created_at),
-                    last_click_s: a.last_click_s,
-                    clicks_30d: a.clicks_30d,
-                    clicks_prev_30d: a.clicks_prev_30d,
-                },
-                now,
-                s.health.inactive_days,
-            );
+            let (status, reason) = a.judge(&p.created_at, now, s.health.inactive_days);
             let mut payout = a.payout_30d.normalize();
             if payout.scale() < 2 {
                 payout.rescale(2);

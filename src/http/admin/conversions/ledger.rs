@@ -90,13 +90,7 @@ impl Ledger {
     /// A ledger reading `database` through `client` and recording into
     /// `sink`.
     pub fn new(client: clickhouse::Client, database: &str, sink: Arc<EventSink>) -> Ledger {
-        let prepare = |sql: &str| {
-            sql.lines()
-                .filter(|l| !l.trim_start().starts_with("--"))
-                .collect::<Vec<_>>()
-                .join("\n")
-                .replace("{database}", database)
-        };
+        let prepare = |sql: &str| crate::schema::query_text(sql, database);
         Ledger {
             client,
             sink,
