@@ -1,11 +1,12 @@
 //! The numbered change message: its wire format and how it is published.
 //!
 //! Every write numbers its change with a counter in Redis and publishes
-//! `{number}|{change json}` on the change channel, in the same script or
-//! transaction as the write itself, so the number and the message cannot
-//! part. The store writes messages with `publish` (or `publish_lua!`
-//! inside its own scripts); the change channel reads them with
-//! `parse_message`. The format is written down here only.
+//! `{number}|{change json}` on the change channel, in the same script as
+//! the write itself and only once the write succeeded, so the number and
+//! the message cannot part and no node hears of a change that is not
+//! stored. The store's scripts start with `publish_lua!`; the change
+//! channel reads messages with `parse_message`. The format is written down
+//! here only.
 //!
 //! Kept apart from [`super::change`] because it needs the `redis` crate,
 //! and the route cache, which imports `change`, must not.
@@ -25,21 +26,6 @@ macro_rules! publish_lua {
     };
 }
 pub(super) use publish_lua;
-
-/// Numbers a change and publishes it, atomically.
-const PUBLISH_SCRIPT: &str = concat!(publish_lua!(), "return publish(KEYS[1], KEYS[2], ARGV[1])");
-
-/// Adds "number `change` with `counter` and publish it on `channel`" to a
-/// transaction.
-pub(super) fn publish(pipe: &mut redis::Pipeline, counter: &str, channel: &str, change: String) {
-    pipe.cmd("EVAL")
-        .arg(PUBLISH_SCRIPT)
-        .arg(2)
-        .arg(counter)
-        .arg(channel)
-        .arg(change)
-        .ignore();
-}
 
 /// Splits a change message into its number and change.
 pub(super) fn parse_message(bytes: &[u8]) -> Option<(u64, Change)> {

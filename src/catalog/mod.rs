@@ -12,11 +12,12 @@
 //!   `DashMap` read, no I/O. It imports only `change`, so it knows nothing
 //!   of Redis, not even indirectly.
 //! - [`message`]: the numbered change message on the wire,
-//!   `{number}|{change json}`: the Lua snippet and the transaction step
-//!   that number and publish it, and the parser that reads it back.
+//!   `{number}|{change json}`: the Lua snippet that numbers and publishes
+//!   it, and the parser that reads it back.
 //! - [`store`]: the [`Catalog`], the Redis store behind the admin API. A
-//!   write goes to Redis in one transaction or script that also numbers
-//!   the change and publishes it, and is applied to this node's cache as
+//!   write goes to Redis in one script that numbers and publishes the
+//!   change only once the write succeeded (a refused write is undone and
+//!   publishes nothing), and is applied to this node's cache as
 //!   soon as Redis has it: a deleted link stops redirecting on this node
 //!   before the admin call answers.
 //! - [`sync`]: following the numbered change channel, as `impl Catalog`

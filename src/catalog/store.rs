@@ -20,7 +20,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
 use super::change::Change;
-use super::message::{self, publish_lua};
+use super::message::publish_lua;
 use super::routes::RouteCache;
 use crate::backoff::Backoff;
 use crate::click_id::MAX_LINK_ID;
@@ -164,6 +164,60 @@ if ok then return res end
 redis.pcall('HDEL', KEYS[1], ARGV[1])
 redis.pcall('HDEL', KEYS[2], ARGV[2])
 redis.pcall('ZREM', KEYS[3], ARGV[2])
+if type(res) == 'table' and res.err then return redis.error_reply(res.err) end
+return redis.error_reply(tostring(res))
+"#
+);
+
+/// Stores entity ARGV[1] as JSON ARGV[2] in hash KEYS[1] and index
+/// KEYS[2], then numbers and publishes change ARGV[3] (KEYS[3] counter,
+/// KEYS[4] channel). A write Redis refuses (a key of the wrong type, out
+/// of memory) puts back what was there and publishes nothing: other nodes
+/// never apply a change that is not stored. (A transaction would not do:
+/// MULTI runs the commands after a failed one, the publish included.)
+const PUT_SCRIPT: &str = concat!(
+    publish_lua!(),
+    r#"
+local old = redis.call('HGET', KEYS[1], ARGV[1])
+local ok, res = pcall(function()
+  redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+  redis.call('ZADD', KEYS[2], ARGV[1], ARGV[1])
+  return publish(KEYS[3], KEYS[4], ARGV[3])
+end)
+if ok then return res end
+if old then
+  redis.pcall('HSET', KEYS[1], ARGV[1], old)
+else
+  redis.pcall('HDEL', KEYS[1], ARGV[1])
+  redis.pcall('ZREM', KEYS[2], ARGV[1])
+end
+if type(res) == 'table' and res.err then return redis.error_reply(res.err) end
+return redis.error_reply(tostring(res))
+"#
+);
+
+/// Deletes entity ARGV[1] from hash KEYS[1] and index KEYS[2] (and, with
+/// KEYS[5], field ARGV[3] of that hash: a link's code), then numbers and
+/// publishes change ARGV[2]; on a refused write, puts everything back and
+/// publishes nothing, like [`PUT_SCRIPT`].
+const REMOVE_SCRIPT: &str = concat!(
+    publish_lua!(),
+    r#"
+local old = redis.call('HGET', KEYS[1], ARGV[1])
+local extra = nil
+if KEYS[5] then extra = redis.call('HGET', KEYS[5], ARGV[3]) end
+local ok, res = pcall(function()
+  redis.call('HDEL', KEYS[1], ARGV[1])
+  redis.call('ZREM', KEYS[2], ARGV[1])
+  if KEYS[5] then redis.call('HDEL', KEYS[5], ARGV[3]) end
+  return publish(KEYS[3], KEYS[4], ARGV[2])
+end)
+if ok then return res end
+if old then
+  redis.pcall('HSET', KEYS[1], ARGV[1], old)
+  redis.pcall('ZADD', KEYS[2], ARGV[1], ARGV[1])
+end
+if extra then redis.pcall('HSET', KEYS[5], ARGV[3], extra) end
 if type(res) == 'table' and res.err then return redis.error_reply(res.err) end
 return redis.error_reply(tostring(res))
 "#
@@ -435,11 +489,6 @@ impl Catalog {
         .await
     }
 
-    /// Adds "number the change and publish it" to a transaction.
-    fn publish(&self, pipe: &mut redis::Pipeline, change: String) {
-        message::publish(pipe, &self.keys.version, &self.keys.channel, change);
-    }
-
     /// The change counter now.
     pub(super) async fn version(&self) -> Result<u64, StoreError> {
         let mut conn = self.conn.clone();
@@ -453,27 +502,35 @@ impl Catalog {
         Ok(v.unwrap_or(0))
     }
 
-    /// Stores `entity` and publishes the change, in one transaction, then
-    /// applies it locally.
+    /// Stores `entity` and publishes the change, in one script (nothing is
+    /// published unless it is stored), then applies it locally.
     async fn put<T: Entity>(&self, entity: &T) -> Result<(), StoreError> {
         let id = entity.id();
         let json = serde_json::to_string(entity).expect("entities serialize");
         let change =
             serde_json::to_string(&T::change(id, Some(entity.clone()))).expect("changes serialize");
         let mut conn = self.conn.clone();
-        let mut pipe = redis::pipe();
-        pipe.atomic()
-            .hset(self.keys.hash(T::KIND), id, json)
-            .ignore()
-            .zadd(self.keys.index(T::KIND), id, id)
-            .ignore();
-        self.publish(&mut pipe, change);
-        self.run(pipe.query_async::<()>(&mut conn)).await?;
+        let _: u64 = self
+            .run(
+                redis::cmd("EVAL")
+                    .arg(PUT_SCRIPT)
+                    .arg(4)
+                    .arg(self.keys.hash(T::KIND))
+                    .arg(self.keys.index(T::KIND))
+                    .arg(&self.keys.version)
+                    .arg(&self.keys.channel)
+                    .arg(id)
+                    .arg(json)
+                    .arg(change)
+                    .query_async(&mut conn),
+            )
+            .await?;
         self.cache.apply(T::change(id, Some(entity.clone())));
         Ok(())
     }
 
-    /// Deletes entity `id` (and `extra` hash fields) and publishes it.
+    /// Deletes entity `id` (and `extra` hash field: a link's code) and
+    /// publishes it, in one script, then applies it locally.
     async fn remove<T: Entity>(
         &self,
         id: u64,
@@ -481,17 +538,21 @@ impl Catalog {
     ) -> Result<(), StoreError> {
         let change = serde_json::to_string(&T::change(id, None)).expect("changes serialize");
         let mut conn = self.conn.clone();
-        let mut pipe = redis::pipe();
-        pipe.atomic()
-            .hdel(self.keys.hash(T::KIND), id)
-            .ignore()
-            .zrem(self.keys.index(T::KIND), id)
-            .ignore();
-        if let Some((key, field)) = extra {
-            pipe.hdel(key, field).ignore();
+        let mut cmd = redis::cmd("EVAL");
+        cmd.arg(REMOVE_SCRIPT)
+            .arg(if extra.is_some() { 5 } else { 4 })
+            .arg(self.keys.hash(T::KIND))
+            .arg(self.keys.index(T::KIND))
+            .arg(&self.keys.version)
+            .arg(&self.keys.channel);
+        if let Some((key, _)) = extra {
+            cmd.arg(key);
         }
-        self.publish(&mut pipe, change);
-        self.run(pipe.query_async::<()>(&mut conn)).await?;
+        cmd.arg(id).arg(change);
+        if let Some((_, field)) = extra {
+            cmd.arg(field);
+        }
+        let _: u64 = self.run(cmd.query_async(&mut conn)).await?;
         self.cache.apply(T::change(id, None));
         Ok(())
     }
