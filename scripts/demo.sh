@@ -41,6 +41,14 @@ done
 if [[ -n ${TRACKEDGE_BIN:-} ]]; then
     BIN=$TRACKEDGE_BIN # a prebuilt binary: skip the build
 else
+    # build.rs fetches the dashboard's charting library with npm once.
+    if ! command -v npm >/dev/null; then
+        step "install node.js and npm (the build bundles the dashboard's uPlot)"
+        sudo=()
+        [[ $(id -u) -eq 0 ]] || sudo=(sudo)
+        "${sudo[@]}" apt-get update -qq
+        "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends nodejs npm >/dev/null
+    fi
     step "cargo build --release"
     cargo build --release
     BIN="$ROOT/target/release/trackedge"
@@ -203,6 +211,9 @@ with the payout; send it twice and the second is a duplicate:
 
 The admin API (its OpenAPI document: $ADMIN/api/v1/openapi.json):
   curl -s -H 'Authorization: Bearer $TRACKEDGE_ADMIN_TOKEN' '$ADMIN/api/v1/links'
+
+The dashboard (the token moves into the tab's session storage):
+  $ADMIN/dashboard#token=$TRACKEDGE_ADMIN_TOKEN
 
 Metrics: $ADMIN/metrics. Ctrl-C stops the server (after flushing).
 Redis and ClickHouse keep running; stop them with: scripts/services.sh stop data/services

@@ -2,8 +2,10 @@
 # The project's test command (CI runs exactly this through .ci/run).
 #
 # Works on a fresh Debian machine with only Rust installed: it installs
-# Redis, ClickHouse and Chromium (for the t.js browser test) through apt
-# when missing (as root), adds the rustfmt and clippy components when
+# Redis, ClickHouse, Chromium (for the browser tests) and Node.js with npm
+# (build.rs fetches the dashboard's charting library, pinned in
+# web/package-lock.json, with `npm ci` once) through apt when missing (as
+# root), adds the rustfmt and clippy components when
 # missing, then runs formatting, lints, every test target and the
 # ClickHouse SQL check on a current release (chdb).
 #
@@ -23,21 +25,35 @@ step() { echo "==> $*"; }
 step "install services (redis-server, clickhouse-server)"
 scripts/services.sh install
 
-step "install chromium (tests/browser.rs drives it headless)"
-if ! command -v chromium >/dev/null; then
-    sudo=()
+# Installs Debian packages (as root, or through sudo).
+apt_install() {
+    local sudo=()
     if [[ $(id -u) -ne 0 ]]; then
         command -v sudo >/dev/null || {
-            echo "test.sh: need root (or sudo) to install chromium" >&2
+            echo "test.sh: need root (or sudo) to install $*" >&2
             exit 1
         }
         sudo=(sudo)
     fi
     export DEBIAN_FRONTEND=noninteractive
     "${sudo[@]}" apt-get update -qq
-    "${sudo[@]}" apt-get install -y -qq --no-install-recommends chromium >/dev/null
+    "${sudo[@]}" apt-get install -y -qq --no-install-recommends "$@" >/dev/null
+}
+
+step "install chromium (tests/browser.rs and tests/dashboard.rs drive it headless)"
+if ! command -v chromium >/dev/null; then
+    apt_install chromium
     command -v chromium >/dev/null || {
         echo "test.sh: chromium still not on PATH after apt-get install" >&2
+        exit 1
+    }
+fi
+
+step "install node.js and npm (build.rs bundles the dashboard's uPlot from web/)"
+if ! command -v npm >/dev/null; then
+    apt_install nodejs npm
+    command -v npm >/dev/null || {
+        echo "test.sh: npm still not on PATH after apt-get install" >&2
         exit 1
     }
 fi

@@ -14,6 +14,7 @@ pub const ROUTES: &[&str] = &[
     "health",
     "admin",
     "metrics",
+    "dashboard",
     "other",
 ];
 

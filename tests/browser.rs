@@ -6,17 +6,16 @@
 //!
 //! Chromium comes from Debian's `chromium` package (`scripts/test.sh`
 //! installs it). Each page is one `chromium --headless --dump-dom` run with
-//! a virtual time budget, so the page's async scripts and the pixel finish
-//! before the DOM is printed and the browser exits.
+//! a virtual time budget (`common::chromium`), so the page's async scripts
+//! and the pixel finish before the DOM is printed and the browser exits.
 
 mod common;
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 
+use common::chromium::Browser;
 use common::*;
 
 /// A desktop Chrome's user agent: headless Chromium announces itself as
@@ -120,85 +119,6 @@ fn serve(mut stream: TcpStream, pages: &Pages) -> Option<String> {
     Some(target)
 }
 
-/// Debian's Chromium, or a clear failure naming what to install.
-fn chromium() -> PathBuf {
-    let path = std::env::var("PATH").unwrap_or_default();
-    std::iter::once("/usr/bin")
-        .chain(path.split(':'))
-        .map(|dir| PathBuf::from(dir).join("chromium"))
-        .find(|p| p.is_file())
-        .expect("chromium not found: install Debian's chromium package (scripts/test.sh does)")
-}
-
-/// A headless browser profile: cookies set by one page are there for the
-/// next, as for a person who comes back to the shop.
-struct Browser {
-    dir: tempfile::TempDir,
-    runs: u32,
-}
-
-/// Kills a browser that outlived the test's patience.
-struct Running(Child);
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-impl Browser {
-    fn new() -> Browser {
-        Browser {
-            dir: tempfile::tempdir().unwrap(),
-            runs: 0,
-        }
-    }
-
-    /// Opens `url` (following redirects), lets its scripts run, and
-    /// answers the DOM it ended with.
-    fn open(&mut self, url: &str) -> String {
-        self.runs += 1;
-        let out = self.dir.path().join(format!("dom-{}.html", self.runs));
-        let err = self.dir.path().join(format!("chromium-{}.log", self.runs));
-        let child = Command::new(chromium())
-            .args([
-                "--headless",
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-quic",
-                "--no-first-run",
-                "--disable-background-networking",
-                "--disable-component-update",
-                "--disable-sync",
-                "--no-proxy-server",
-                "--virtual-time-budget=5000",
-            ])
-            .arg(format!(
-                "--user-data-dir={}",
-                self.dir.path().join("profile").display()
-            ))
-            .arg(format!("--user-agent={USER_AGENT}"))
-            .arg("--dump-dom")
-            .arg(url)
-            .stdin(Stdio::null())
-            .stdout(std::fs::File::create(&out).unwrap())
-            .stderr(std::fs::File::create(&err).unwrap())
-            .spawn()
-            .expect("starting chromium");
-        let mut running = Running(child);
-        let status = wait_for(&format!("chromium to load {url}"), || {
-            running.0.try_wait().unwrap()
-        });
-        assert!(
-            status.success(),
-            "chromium exited {status} on {url}: {}",
-            std::fs::read_to_string(&err).unwrap_or_default()
-        );
-        std::fs::read_to_string(&out).unwrap()
-    }
-}
-
 /// The text of `<p id="out">` in a dumped DOM.
 fn out(dom: &str) -> &str {
     let start = dom.find(r#"<p id="out">"#).expect("the out paragraph") + r#"<p id="out">"#.len();
@@ -238,12 +158,14 @@ async fn a_tracked_visit_converts_through_t_js_in_chromium() {
     let tracked = format!("{}/{}", server.public, link["code"].as_str().unwrap());
 
     // Without a tracked visit, the confirmation page fires nothing.
-    let dom = Browser::new().open(&merchant.url("/confirm"));
+    let dom = Browser::new()
+        .user_agent(USER_AGENT)
+        .open(&merchant.url("/confirm"));
     assert_eq!(out(&dom), "again false", "{dom}");
 
     // The tracked link lands on the landing page, whose tag keeps the
     // click id the redirect appended.
-    let mut shopper = Browser::new();
+    let mut shopper = Browser::new().user_agent(USER_AGENT);
     let dom = shopper.open(&tracked);
     let landing = merchant
         .seen()

@@ -21,6 +21,8 @@
 //! asserts that something was fast.
 #![allow(dead_code)]
 
+pub mod chromium;
+
 use std::collections::HashMap;
 use std::net::{SocketAddr, TcpListener};
 use std::os::unix::process::CommandExt;

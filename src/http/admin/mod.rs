@@ -1,7 +1,9 @@
 //! The admin listener: the bearer-protected JSON API under `/api/v1` on an
 //! axum router, its OpenAPI document (generated from the handlers'
 //! attributes, served at `/api/v1/openapi.json` without auth and committed
-//! as `docs/openapi.json`), plus `/metrics`, `/healthz` and `/readyz`.
+//! as `docs/openapi.json`), plus `/metrics`, `/healthz` and `/readyz`,
+//! and the dashboard (`/dashboard`, its files compiled in; no auth, as it
+//! holds no data: its script calls the API with a token it asks for).
 //!
 //! Layers, outermost first: request counting, bearer auth (every
 //! `/api/v1/*` route but the document), the body-size limit; then the
@@ -9,6 +11,7 @@
 //! `error::ApiError` in the one error shape.
 
 mod conversions;
+mod dashboard;
 mod entities;
 mod error;
 mod health;
@@ -179,6 +182,7 @@ pub const OPENAPI_PATH: &str = "/api/v1/openapi.json";
         (name = "links", description = "a partner's tracked link to an offer"),
         (name = "conversions", description = "the conversions ledger: latest states, histories, status changes"),
         (name = "operations", description = "health, readiness, metrics and this document"),
+        (name = "dashboard", description = "the browser dashboard over this API: a page and its files, no auth"),
     )
 )]
 struct ApiDoc;
@@ -203,6 +207,8 @@ fn parts() -> (Router<Arc<AdminState>>, utoipa::openapi::OpenApi) {
         .routes(routes!(readyz))
         .routes(routes!(metrics))
         .routes(routes!(openapi_json))
+        .routes(routes!(dashboard::page))
+        .routes(routes!(dashboard::asset))
         .routes(routes!(create_partner, list_partners))
         .routes(routes!(health::partners_health))
         .routes(routes!(get_partner, patch_partner, delete_partner))
@@ -274,6 +280,7 @@ async fn count(State(s): State<Arc<AdminState>>, req: Request, next: Next) -> Re
     let label = match req.uri().path() {
         "/healthz" | "/readyz" => "health",
         "/metrics" => "metrics",
+        p if p == "/dashboard" || p.starts_with("/dashboard/") => "dashboard",
         p if p.starts_with("/api/v1/") => "admin",
         _ => "other",
     };

@@ -388,6 +388,8 @@ async fn the_document_lists_every_route() {
         "GET /readyz",
         "GET /metrics",
         "GET /api/v1/openapi.json",
+        "GET /dashboard",
+        "GET /dashboard/{asset}",
     ]
     .into_iter()
     .map(String::from)
@@ -414,7 +416,10 @@ async fn the_document_lists_every_route() {
     let s = state(TOKEN);
     for route in &documented {
         let (method, path) = route.split_once(' ').unwrap();
-        let path = path.replace("{id}", "1").replace("{conversion_id}", "1");
+        let path = path
+            .replace("{id}", "1")
+            .replace("{conversion_id}", "1")
+            .replace("{asset}", "app.js");
         let (status, v) = call(&s, method.parse().unwrap(), &path, Some(TOKEN), "{}").await;
         let code = v["error"]["code"].as_str().unwrap_or("");
         assert!(
@@ -543,4 +548,71 @@ async fn read_only_tokens_read_and_never_write() {
     assert_eq!(got, StatusCode::SERVICE_UNAVAILABLE);
     let (got, _) = call(&s, Method::GET, "/api/v1/partners", Some(""), "").await;
     assert_eq!(got, StatusCode::UNAUTHORIZED);
+}
+
+/// The dashboard's page and files: no token needed, only this origin
+/// allowed, versioned files cached for good, the rest revalidated.
+#[tokio::test]
+async fn the_dashboard_is_served_without_a_token() {
+    let s = state(TOKEN);
+    let get = |path: &str, etag: Option<&str>| {
+        let mut req = Request::builder().uri(path);
+        if let Some(e) = etag {
+            req = req.header("if-none-match", e);
+        }
+        router(s.clone()).oneshot(req.body(Body::empty()).unwrap())
+    };
+    let header = |r: &axum::response::Response, name: &str| {
+        r.headers()
+            .get(name)
+            .map(|v| v.to_str().unwrap().to_string())
+            .unwrap_or_default()
+    };
+
+    let page = get("/dashboard", None).await.unwrap();
+    assert_eq!(page.status(), StatusCode::OK);
+    assert_eq!(header(&page, "content-type"), "text/html; charset=utf-8");
+    assert_eq!(header(&page, "cache-control"), "no-cache");
+    let csp = header(&page, "content-security-policy");
+    assert!(csp.starts_with("default-src 'self';"), "{csp}");
+    assert!(!csp.contains("unsafe"), "{csp}");
+    assert_eq!(header(&page, "x-content-type-options"), "nosniff");
+    let etag = header(&page, "etag");
+    let html = page.into_body().collect().await.unwrap().to_bytes();
+    let html = String::from_utf8(html.to_vec()).unwrap();
+    assert!(html.contains("id=\"chart-traffic\""), "{html}");
+
+    // The client's copy is current: 304, no body.
+    let again = get("/dashboard", Some(&etag)).await.unwrap();
+    assert_eq!(again.status(), StatusCode::NOT_MODIFIED);
+
+    // Each file the page loads, by the URL the page gives it.
+    for name in ["uplot.min.js", "uplot.min.css", "app.js", "app.css"] {
+        let at = html.find(&format!("/dashboard/{name}?v=")).unwrap();
+        let url = &html[at..at + html[at..].find('"').unwrap()];
+        let r = get(url, None).await.unwrap();
+        assert_eq!(r.status(), StatusCode::OK, "{url}");
+        assert_eq!(
+            header(&r, "cache-control"),
+            "public, max-age=31536000, immutable",
+            "{url}"
+        );
+        let kind = if name.ends_with(".js") {
+            "text/javascript"
+        } else {
+            "text/css"
+        };
+        assert_eq!(header(&r, "content-type"), format!("{kind}; charset=utf-8"));
+        // Without its version tag (or with an old one): revalidated.
+        let r = get(&format!("/dashboard/{name}?v=0"), None).await.unwrap();
+        assert_eq!(header(&r, "cache-control"), "no-cache", "{name}");
+    }
+    let licence = get("/dashboard/uplot-LICENSE.txt", None).await.unwrap();
+    assert_eq!(licence.status(), StatusCode::OK);
+
+    let (status, v) = call(&s, Method::GET, "/dashboard/secrets.txt", None, "").await;
+    assert_eq!(
+        (status, error_of(&v)),
+        (StatusCode::NOT_FOUND, ("not_found", Some("asset")))
+    );
 }
