@@ -3,9 +3,11 @@
 #
 # Works on a fresh Debian machine with only Rust installed: it installs
 # Redis, ClickHouse and Chromium (for the t.js browser test) through apt
-# when missing (as root), adds the rustfmt and clippy components when
-# missing, then runs formatting, lints, every test target and the
-# ClickHouse SQL check on a current release (chdb).
+# when missing (as root), fetches the IP country database from the npm
+# registry (scripts/services.sh geoip; npm through apt if need be), adds
+# the rustfmt and clippy components when missing, then runs formatting,
+# lints, every test target and the ClickHouse SQL check on a current
+# release (chdb).
 #
 # The Rust integration tests start their own Redis and ClickHouse on free
 # loopback ports (via scripts/clickhouse-config.sh); nothing needs to be
@@ -22,6 +24,9 @@ step() { echo "==> $*"; }
 
 step "install services (redis-server, clickhouse-server)"
 scripts/services.sh install
+
+step "ip country database (tests/enrich.rs looks countries up in it)"
+scripts/services.sh geoip
 
 step "install chromium (tests/browser.rs drives it headless)"
 if ! command -v chromium >/dev/null; then

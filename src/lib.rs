@@ -23,12 +23,16 @@
 //! - [`events`]: the rows, the crash-safe segment log they are appended to,
 //!   the shipper that moves them to ClickHouse exactly once, and the files
 //!   of rows ClickHouse rejected.
+//! - [`enrich`]: what the shipper derives from each click off the redirect
+//!   path: country, device, OS and browser, the daily visitor hash; and
+//!   the privacy switch that keeps no raw IP.
 //! - [`conversions`]: what merchants report (pixel, postback): parameters,
 //!   authentication, Redis state (dedup, customers, caps), the intake that
 //!   records a verdict, and partner postback deliveries.
 //! - [`currency`], [`validation`], [`secret`]: ISO 4217 codes in use; the
 //!   field error of every validation; constant-time secret comparison.
-//! - [`schema`]: the ClickHouse schema and `migrate`.
+//! - [`schema`] and [`retention`]: the ClickHouse schema and `migrate`;
+//!   the TTL that bounds how long raw rows are kept.
 //! - [`backoff`]: the one retry-wait rule of every loop that retries.
 //! - [`metrics`]: every Prometheus metric, registered once.
 
@@ -42,6 +46,7 @@ pub mod client_ip;
 pub mod config;
 pub mod conversions;
 pub mod currency;
+pub mod enrich;
 pub mod events;
 pub mod http;
 pub mod metrics;
@@ -49,6 +54,7 @@ pub mod model;
 pub mod payout;
 pub mod ratelimit;
 pub mod redirect;
+pub mod retention;
 pub mod schema;
 pub mod secret;
 pub mod template;
