@@ -9,6 +9,13 @@
 #                                      already running from ROOT
 #   scripts/services.sh stop ROOT      stop both, waiting for them to exit
 #   scripts/services.sh status ROOT    print state and URLs; exit 0 only if both run
+#   scripts/services.sh geoip [DIR]    fetch the IP country database (.mmdb) into DIR
+#                                      (default data/geoip) with `npm pack`, unless
+#                                      there; `install` and `start` try it too
+#
+# The IP database is ip-location-db's geo-whois-asn-country (CC BY 4.0, NRO
+# data; see README, Enrichment), version GEOIP_VERSION (pinned below, or
+# `latest`); trackedge reads DIR/geo-whois-asn-country.mmdb by default.
 #
 # Ports (only read by `start`; later commands use what `start` recorded):
 #   REDIS_PORT (6379), CH_HTTP_PORT (8123), CH_TCP_PORT (9000),
@@ -22,6 +29,12 @@ SCRIPTS="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 # clickhouse-server lives in /usr/sbin, which non-login shells often lack.
 export PATH="$PATH:/usr/local/sbin:/usr/sbin:/sbin"
 
+# The IP country database: npm package, pinned version, file, where.
+GEOIP_PACKAGE=@ip-location-db/geo-whois-asn-country-mmdb
+GEOIP_VERSION=${GEOIP_VERSION:-2.3.2026061719}
+GEOIP_FILE=geo-whois-asn-country.mmdb
+GEOIP_DIR_DEFAULT="$(cd "$SCRIPTS/.." && pwd)/data/geoip"
+
 # How long `start` waits for a service to answer, and `stop` for it to exit.
 START_TIMEOUT_S=30
 STOP_TIMEOUT_S=30
@@ -33,7 +46,7 @@ die() {
 }
 
 usage() {
-    sed -n '2,18p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2
+    sed -n '2,26p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2
     exit 2
 }
 
@@ -49,6 +62,7 @@ cmd_install() {
     command -v clickhouse-client >/dev/null || missing+=(clickhouse-client)
     command -v curl >/dev/null || missing+=(curl)
     if [[ ${#missing[@]} -eq 0 ]]; then
+        geoip_optional
         return 0
     fi
 
@@ -65,6 +79,51 @@ cmd_install() {
     for bin in redis-server redis-cli clickhouse-server clickhouse-client curl; do
         command -v "$bin" >/dev/null || die "$bin still not on PATH after apt-get install"
     done
+    geoip_optional
+}
+
+# ---------------------------------------------------------------- geoip
+
+# cmd_geoip [DIR]: the IP country database in DIR, fetched from the npm
+# registry when missing (npm installed through apt if need be).
+cmd_geoip() {
+    local dir=${1:-$GEOIP_DIR_DEFAULT}
+    if [[ -s $dir/$GEOIP_FILE ]]; then
+        return 0
+    fi
+    if ! command -v npm >/dev/null; then
+        [[ $(id -u) -eq 0 ]] && command -v apt-get >/dev/null ||
+            die "need npm to fetch $GEOIP_PACKAGE (install nodejs and npm)"
+        say "installing npm (to fetch the ip country database)"
+        export DEBIAN_FRONTEND=noninteractive
+        apt-get update -qq
+        apt-get install -y -qq --no-install-recommends npm >/dev/null
+        command -v npm >/dev/null || die "npm still not on PATH after apt-get install"
+    fi
+    mkdir -p "$dir"
+    local tmp
+    tmp=$(mktemp -d "$dir/.fetch.XXXXXX")
+    say "fetching $GEOIP_PACKAGE@$GEOIP_VERSION into $dir"
+    if ! (cd "$tmp" && npm pack --silent "$GEOIP_PACKAGE@$GEOIP_VERSION" >/dev/null 2>npm.err) ||
+        ! tar -xzf "$tmp"/*.tgz -C "$tmp" package/"$GEOIP_FILE" package/NRO_LICENSE package/README.md; then
+        cat "$tmp/npm.err" >&2 2>/dev/null || true
+        rm -rf "$tmp"
+        die "could not fetch $GEOIP_PACKAGE@$GEOIP_VERSION"
+    fi
+    # The licence travels with the data; the database lands last, whole.
+    mv "$tmp/package/NRO_LICENSE" "$dir/NRO_LICENSE"
+    mv "$tmp/package/README.md" "$dir/README.md"
+    echo "$GEOIP_PACKAGE@$GEOIP_VERSION" >"$dir/VERSION"
+    mv "$tmp/package/$GEOIP_FILE" "$dir/$GEOIP_FILE"
+    rm -rf "$tmp"
+    say "ip country database: $dir/$GEOIP_FILE"
+}
+
+# geoip_optional: cmd_geoip for `install` and `start`, where a machine that
+# cannot reach the npm registry still gets its services (trackedge then
+# warns once and takes country only from a trusted proxy's header).
+geoip_optional() {
+    (cmd_geoip) || echo "services: no ip country database; continuing without (see scripts/services.sh geoip)" >&2
 }
 
 # ---------------------------------------------------------------- helpers
@@ -278,5 +337,6 @@ install) cmd_install ;;
 start) cmd_start "${2:-}" ;;
 stop) cmd_stop "${2:-}" ;;
 status) cmd_status "${2:-}" ;;
+geoip) cmd_geoip "${2:-}" ;;
 *) usage ;;
 esac

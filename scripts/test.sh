@@ -5,7 +5,8 @@
 # Redis, ClickHouse, Chromium (for the browser tests) and Node.js with npm
 # (build.rs fetches the dashboard's charting library, pinned in
 # web/package-lock.json, with `npm ci` once) through apt when missing (as
-# root), adds the rustfmt and clippy components when
+# root), fetches the IP country database from the npm registry
+# (scripts/services.sh geoip), adds the rustfmt and clippy components when
 # missing, then runs formatting, lints, every test target and the
 # ClickHouse SQL check on a current release (chdb).
 #
@@ -57,6 +58,9 @@ if ! command -v npm >/dev/null; then
         exit 1
     }
 fi
+
+step "ip country database (tests/enrich.rs looks countries up in it)"
+scripts/services.sh geoip
 
 step "rust components (rustfmt, clippy)"
 if ! cargo fmt --version >/dev/null 2>&1 || ! cargo clippy --version >/dev/null 2>&1; then

@@ -24,6 +24,7 @@ use crate::client_ip::TrustedProxies;
 use crate::config::Config;
 use crate::conversions::deliver::{self, Deliverer, Postbacks};
 use crate::conversions::intake::Intake;
+use crate::enrich::{EnrichSettings, Enricher};
 use crate::events::log::EventLog;
 use crate::events::rejected::Rejected;
 use crate::events::shipper::{Shipper, ShipperSettings};
@@ -35,7 +36,7 @@ use crate::metrics::{Metrics, RequestCounters};
 use crate::partners::activity::ActivityReader;
 use crate::ratelimit::ClickLimiter;
 use crate::redirect::Redirector;
-use crate::schema;
+use crate::{retention, schema};
 
 /// A ClickHouse client for `cfg`, optionally bound to its database.
 pub fn clickhouse_client(cfg: &Config, with_database: bool) -> clickhouse::Client {
@@ -70,8 +71,15 @@ pub fn clickhouse_client(cfg: &Config, with_database: bool) -> clickhouse::Clien
 /// that wakes can still wait for the rest of the shipper's time slice, up
 /// to a 4 ms tick (`perf sched`; see README, Performance). The task
 /// returned ends when the shipper has (after `stop`, within `grace`).
+///
+/// `enricher` is built on that thread before shipping starts (compiling the
+/// user agent rules takes 0.2 s, more in a debug build), while the catalog
+/// loads; `enriched` is told when it is done, and the public listener
+/// opens only then.
 fn spawn_shipper(
     shipper: Shipper,
+    enricher: impl FnOnce() -> Enricher + Send + 'static,
+    enriched: tokio::sync::oneshot::Sender<()>,
     stop: CancellationToken,
     grace: Duration,
 ) -> std::io::Result<tokio::task::JoinHandle<()>> {
@@ -84,6 +92,8 @@ fn spawn_shipper(
         .name("shipper".into())
         .spawn(move || {
             lower_thread_priority("shipper", 5);
+            let shipper = shipper.with_enricher(enricher());
+            let _ = enriched.send(());
             runtime.block_on(shipper.run(stop, grace));
             let _ = done_tx.send(());
         })?;
@@ -162,15 +172,23 @@ fn spawn_spool_upkeep(
     }))
 }
 
-/// Runs `migrate` until it succeeds or `stop`, logging each failure.
-pub async fn migrate_until_done(cfg: &Config, stop: &CancellationToken) -> bool {
+/// The schema migration, then the retention TTLs: what `migrate` does.
+/// Returns how many statements ran.
+pub async fn migrate(cfg: &Config) -> clickhouse::error::Result<usize> {
     let client = clickhouse_client(cfg, false);
+    let database = &cfg.clickhouse.database;
+    let ran = schema::migrate(&client, database).await?;
+    Ok(ran + retention::apply(&client, database, &cfg.retention).await?)
+}
+
+/// Runs [`migrate`] until it succeeds or `stop`, logging each failure.
+pub async fn migrate_until_done(cfg: &Config, stop: &CancellationToken) -> bool {
     let mut backoff = Backoff::new(
         Duration::from_millis(cfg.clickhouse.retry_initial_ms),
         Duration::from_millis(cfg.clickhouse.retry_max_ms),
     );
     loop {
-        match schema::migrate(&client, &cfg.clickhouse.database).await {
+        match migrate(cfg).await {
             Ok(n) => {
                 info!(database = %cfg.clickhouse.database, statements = n, "clickhouse schema is up to date");
                 return true;
@@ -270,7 +288,20 @@ pub async fn run(config: Config, migrate: bool, stop: CancellationToken) -> anyh
         },
     );
     let grace = Duration::from_secs(config.http.shutdown_grace_secs);
-    let shipper_task = spawn_shipper(shipper, ship_stop.clone(), grace)
+    let enricher = {
+        let settings = EnrichSettings {
+            geoip_path: config.enrich.geoip_path.clone(),
+            agent_cache_entries: config.enrich.agent_cache_entries,
+            store_ip: config.privacy.store_ip,
+            redis_url: config.redis.url.clone(),
+            redis_prefix: config.redis.prefix.clone(),
+            redis_timeout: Duration::from_millis(config.redis.timeout_ms),
+        };
+        let metrics = metrics.clone();
+        move || Enricher::new(&settings, &metrics)
+    };
+    let (enriched_tx, enriched) = tokio::sync::oneshot::channel();
+    let shipper_task = spawn_shipper(shipper, enricher, enriched_tx, ship_stop.clone(), grace)
         .context("cannot start the shipper thread")?;
 
     let cache = Arc::new(RouteCache::new(metrics.clone()));
@@ -341,8 +372,9 @@ pub async fn run(config: Config, migrate: bool, stop: CancellationToken) -> anyh
     let http_cfg = config.http.clone();
 
     // The admin listener answers at once (healthz, readyz 503, metrics)
-    // while the catalog loads; the public one only once links are known,
-    // so no valid link is ever answered 404 during start.
+    // while the catalog loads; the public one only once links are known
+    // (so no valid link is ever answered 404 during start) and the shipper
+    // runs.
     let admin_task = {
         let handler = move |req: hyper::Request<hyper::body::Incoming>, _peer| {
             let router = admin_router.clone();
@@ -428,6 +460,17 @@ pub async fn run(config: Config, migrate: bool, stop: CancellationToken) -> anyh
                 }
             }
         }));
+    }
+
+    // Ready means every stage of a click's way runs, the shipper included
+    // (it starts once its enricher is built, beside the catalog load, so
+    // this rarely waits): the first clicks do not sit in the spool behind
+    // the rules' compilation.
+    tokio::select! {
+        built = enriched => if built.is_err() {
+            error!("the shipper thread ended before enrichment was ready");
+        },
+        _ = stop.cancelled() => {}
     }
 
     let public_task = {

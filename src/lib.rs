@@ -23,6 +23,9 @@
 //! - [`events`]: the rows, the crash-safe segment log they are appended to,
 //!   the shipper that moves them to ClickHouse exactly once, and the files
 //!   of rows ClickHouse rejected.
+//! - [`enrich`]: what the shipper derives from each click off the redirect
+//!   path: country, device, OS and browser, the daily visitor hash; and
+//!   the privacy switch that keeps no raw IP.
 //! - [`conversions`]: what merchants report (pixel, postback): parameters,
 //!   authentication, Redis state (dedup, customers, caps), the intake that
 //!   records a verdict, and partner postback deliveries.
@@ -31,7 +34,8 @@
 //! - [`partners`]: the partner program over the catalog and the tables:
 //!   partner health (pure), its facts from ClickHouse, and pausing the
 //!   links of partners gone quiet.
-//! - [`schema`]: the ClickHouse schema and `migrate`.
+//! - [`schema`] and [`retention`]: the ClickHouse schema and `migrate`;
+//!   the TTL that bounds how long raw rows are kept.
 //! - [`backoff`]: the one retry-wait rule of every loop that retries.
 //! - [`metrics`]: every Prometheus metric, registered once.
 
@@ -45,6 +49,7 @@ pub mod client_ip;
 pub mod config;
 pub mod conversions;
 pub mod currency;
+pub mod enrich;
 pub mod events;
 pub mod http;
 pub mod metrics;
@@ -53,6 +58,7 @@ pub mod partners;
 pub mod payout;
 pub mod ratelimit;
 pub mod redirect;
+pub mod retention;
 pub mod schema;
 pub mod secret;
 pub mod template;

@@ -35,7 +35,8 @@ enum Command {
         #[arg(long)]
         no_migrate: bool,
     },
-    /// Create or upgrade the ClickHouse schema, then exit.
+    /// Create or upgrade the ClickHouse schema and set the retention TTLs,
+    /// then exit.
     Migrate,
     /// Validate and print the effective config, secrets masked.
     CheckConfig,
@@ -96,8 +97,7 @@ fn main() -> ExitCode {
                 trackedge::app::run(config, !no_migrate, stop).await
             }
             Command::Migrate => {
-                let client = trackedge::app::clickhouse_client(&config, false);
-                let n = trackedge::schema::migrate(&client, &config.clickhouse.database)
+                let n = trackedge::app::migrate(&config)
                     .await
                     .map_err(|e| anyhow::anyhow!("migration failed at {}: {e}", config.clickhouse.url))?;
                 info!(database = %config.clickhouse.database, statements = n, "clickhouse schema is up to date");

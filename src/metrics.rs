@@ -80,6 +80,12 @@ pub struct Metrics {
     pub postback_deliveries: IntCounterVec,
     /// Partner postbacks waiting in the shared queue (every node's).
     pub postback_queue_depth: IntGauge,
+    /// Clicks shipped with `visitor` 0 (unknown), by reason (`expired`:
+    /// the day's key is gone; `redis`: Redis did not answer).
+    pub visitor_unknown: IntCounterVec,
+    /// User agent lookups of the shipper's enrichment, by `hit` or `miss`
+    /// of its cache.
+    pub agent_lookups: IntCounterVec,
 }
 
 impl Metrics {
@@ -225,6 +231,16 @@ impl Metrics {
             postback_queue_depth: gauge(
                 "postback_queue_depth",
                 "Partner postbacks waiting in the shared queue",
+            ),
+            visitor_unknown: counter_vec(
+                "clicks_visitor_unknown_total",
+                "Clicks shipped with an unknown visitor: the day's key expired, or Redis did not answer",
+                &["reason"],
+            ),
+            agent_lookups: counter_vec(
+                "enrich_agent_lookups_total",
+                "User agent lookups of the shipper's enrichment, by cache hit or miss",
+                &["result"],
             ),
             registry,
         }

@@ -15,6 +15,10 @@ use serde::{Deserialize, Serialize};
 
 use crate::events::log::{LogConfig, LogConfigError};
 
+mod enrich;
+
+pub use self::enrich::{EnrichConfig, PrivacyConfig, RetentionConfig};
+
 /// The prefix of every environment variable that overrides a key.
 pub const ENV_PREFIX: &str = "TRACKEDGE_";
 
@@ -65,6 +69,12 @@ pub struct Config {
     pub health: HealthConfig,
     /// HTTP server limits.
     pub http: HttpConfig,
+    /// What the shipper adds to each click: country, device, OS, browser.
+    pub enrich: EnrichConfig,
+    /// What is kept about the person who clicked.
+    pub privacy: PrivacyConfig,
+    /// How long ClickHouse keeps raw rows.
+    pub retention: RetentionConfig,
 }
 
 /// Conversion intake settings.
@@ -285,6 +295,9 @@ impl Default for Config {
             postbacks: PostbacksConfig::default(),
             health: HealthConfig::default(),
             http: HttpConfig::default(),
+            enrich: EnrichConfig::default(),
+            privacy: PrivacyConfig::default(),
+            retention: RetentionConfig::default(),
         }
     }
 }
@@ -641,6 +654,7 @@ impl Config {
             1,
             3600,
         )?;
+        enrich::validate(&self.enrich, &self.retention)?;
         for (i, s) in self.previous_secrets.iter().enumerate() {
             if s.is_empty() {
                 return Err(ConfigError::new(

@@ -145,6 +145,46 @@ fn bad_values_name_their_key() {
         ],
         "spool.max_bytes",
     );
+    check_err(
+        None,
+        &[("TRACKEDGE_ENRICH_AGENT_CACHE_ENTRIES", "0")],
+        "enrich.agent_cache_entries",
+    );
+    check_err(
+        None,
+        &[("TRACKEDGE_PRIVACY_STORE_IP", "no")],
+        "privacy.store_ip",
+    );
+    check_err(
+        None,
+        &[("TRACKEDGE_RETENTION_CLICKS_DAYS", "-1")],
+        "retention.clicks_days",
+    );
+    check_err(
+        None,
+        &[("TRACKEDGE_RETENTION_ORPHAN_HITS_DAYS", "40000")],
+        "retention.orphan_hits_days",
+    );
+}
+
+#[test]
+fn analytics_keys_take_their_env_vars() {
+    let c = Config::from_parts(
+        None,
+        env(&[
+            ("TRACKEDGE_ENRICH_GEOIP_PATH", "/srv/geo.mmdb"),
+            ("TRACKEDGE_PRIVACY_STORE_IP", "false"),
+            ("TRACKEDGE_RETENTION_CLICKS_DAYS", "395"),
+        ]),
+    )
+    .unwrap();
+    assert_eq!(c.enrich.geoip_path, std::path::Path::new("/srv/geo.mmdb"));
+    assert!(!c.privacy.store_ip);
+    assert_eq!(c.retention.clicks_days, 395);
+    assert_eq!(c.retention.orphan_hits_days, 0);
+    let d = Config::default();
+    assert!(d.privacy.store_ip, "the IP is kept unless switched off");
+    assert_eq!(d.retention.clicks_days, 0, "nothing expires unless asked");
 }
 
 #[test]

@@ -13,6 +13,7 @@ use tracing::{error, info, warn};
 use super::retry::{classify, ErrorKind};
 use super::{yield_every, Shipper};
 use crate::backoff::{Backoff, Stopped};
+use crate::enrich::{ClickFacts, Enriched};
 use crate::events::log::{Pos, Record};
 use crate::events::{
     ClickRow, ConversionRow, Event, EventKind, OrphanRow, PostbackDeliveryRow, ShippedClick,
@@ -41,7 +42,7 @@ fn decode_clicks<'r>(records: &'r [&'r [u8]]) -> impl Iterator<Item = ClickRow<'
 impl Shipper {
     /// Inserts one batch of records, each table exactly once where it can.
     pub(super) async fn ship(
-        &self,
+        &mut self,
         records: &[Record],
         verify: bool,
         stop: &CancellationToken,
@@ -71,8 +72,17 @@ impl Shipper {
                 Err(e) => self.undecodable(r.pos, &e.to_string()),
             }
         }
+        let store_ip = self.enricher.store_ip();
+        if !store_ip {
+            // `privacy.store_ip` off: no raw IP reaches ClickHouse (nor a
+            // rejected file). Clicks lose theirs once enriched, below.
+            orphans.iter_mut().for_each(|o| o.ip = "");
+            conversions.iter_mut().for_each(|c| c.ip = "");
+        }
         if !clicks.is_empty() {
-            self.ship_clicks(&clicks, verify, stop).await?;
+            let enriched = self.enrich(&clicks).await;
+            self.ship_clicks(&clicks, &enriched, store_ip, verify, stop)
+                .await?;
         }
         if !conversions.is_empty() {
             self.ship_conversions(&conversions, verify, stop).await?;
@@ -98,30 +108,48 @@ impl Shipper {
         Ok(())
     }
 
+    /// What enrichment adds to each click that decodes, in
+    /// [`decode_clicks`] order: the day keys first (the one await on
+    /// Redis), then each click on this thread, yielding as decoding does.
+    async fn enrich(&mut self, records: &[&[u8]]) -> Vec<Enriched> {
+        self.enricher
+            .prepare(decode_clicks(records).map(|c| c.ts))
+            .await;
+        let mut enriched = Vec::with_capacity(records.len());
+        for (i, c) in decode_clicks(records).enumerate() {
+            yield_every(i).await;
+            enriched.push(self.enricher.enrich(ClickFacts::from(&c)));
+        }
+        enriched
+    }
+
     fn undecodable(&self, pos: Pos, why: &str) {
         self.metrics.events_undecodable.inc();
         error!(error = why, pos = ?pos, "undecodable event in the spool; skipped");
     }
 
     /// Clicks, exactly once: after any doubt, only the ids ClickHouse lacks.
+    /// `enriched` holds what enrichment adds to each, in decoding order.
     async fn ship_clicks(
         &self,
         records: &[&[u8]],
+        enriched: &[Enriched],
+        store_ip: bool,
         mut verify: bool,
         stop: &CancellationToken,
     ) -> Result<(), Stopped> {
-        let rows = || decode_clicks(records);
+        let rows = || decode_clicks(records).zip(enriched);
         let mut backoff = self.retry.clone();
         loop {
             let attempt = async {
                 let held = if verify {
-                    self.existing_click_ids(rows())
+                    self.existing_click_ids(rows().map(|(r, _)| r))
                         .await
                         .map_err(|e| self.count_error(&e, "clicks", records.len()))?
                 } else {
                     HashSet::new()
                 };
-                let send = || rows().filter(|r| held.is_empty() || !held.contains(r.click_id));
+                let send = || rows().filter(|(r, _)| held.is_empty() || !held.contains(r.click_id));
                 if !held.is_empty() {
                     let count = send().count();
                     info!(
@@ -133,7 +161,10 @@ impl Shipper {
                     }
                 }
                 match self
-                    .insert::<ShippedClick<'static>, _>("clicks", send().map(ShippedClick::from))
+                    .insert::<ShippedClick<'static>, _>(
+                        "clicks",
+                        send().map(|(r, e)| ShippedClick::enriched(r, e, store_ip)),
+                    )
                     .await
                 {
                     Ok(written) => {
@@ -145,7 +176,15 @@ impl Shipper {
                         Ok(())
                     }
                     Err(ErrorKind::Data) => {
-                        self.reject("clicks", send().map(Event::Click).collect());
+                        let kept = send()
+                            .map(|(mut r, _)| {
+                                if !store_ip {
+                                    r.ip = "";
+                                }
+                                Event::Click(r)
+                            })
+                            .collect();
+                        self.reject("clicks", kept);
                         Ok(())
                     }
                     Err(e) => Err(e),

@@ -14,6 +14,10 @@
 //! never a duplicate. `orphan_hits` and `postback_deliveries` rows carry no
 //! id and are at least once.
 //!
+//! Each click is enriched before its INSERT (country, device, OS, browser,
+//! the daily visitor hash; see [`crate::enrich`]): the log keeps the click
+//! as the redirect recorded it.
+//!
 //! Retry classification lives in [`classify`]: only a data error
 //! (ClickHouse refusing the rows themselves, `Code: 53`, `117`, ...) is not
 //! retried: the batch goes to a rejected file and is acknowledged. Anything
@@ -43,6 +47,7 @@ use super::log::{EventLog, LogReader, Record};
 use super::rejected::Rejected;
 use super::Event;
 use crate::backoff::Backoff;
+use crate::enrich::Enricher;
 use crate::metrics::Metrics;
 
 /// The query that finds which click ids of a batch ClickHouse holds.
@@ -90,6 +95,9 @@ pub struct Shipper {
     /// Unix second of the oldest event not yet shipped (0: none), kept so
     /// the age gauge moves on while a batch waits out an outage.
     oldest_ts: AtomicU32,
+    /// Derives each click's country, device, OS, browser and visitor, and
+    /// drops raw IPs when told to: here, off the redirect path.
+    enricher: Enricher,
 }
 
 /// How the shipper batches and retries: the `clickhouse.*` keys of the
@@ -134,7 +142,14 @@ impl Shipper {
             retry: settings.retry,
             insert_timeout: settings.insert_timeout,
             oldest_ts: AtomicU32::new(0),
+            enricher: Enricher::off(),
         }
+    }
+
+    /// The shipper with `enricher` (without, each click ships as recorded).
+    pub fn with_enricher(mut self, enricher: Enricher) -> Self {
+        self.enricher = enricher;
+        self
     }
 
     /// Ships until `stop`, then keeps shipping for at most `grace`; what is

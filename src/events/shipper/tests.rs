@@ -91,7 +91,7 @@ async fn a_tls_failure_is_retried_and_rejects_nothing() {
     let client = Client::default().with_url(format!("https://127.0.0.1:{port}"));
     let rejected_dir = dir.path().join("rejected");
     let metrics = Arc::new(Metrics::new());
-    let shipper = Shipper::new(
+    let mut shipper = Shipper::new(
         Arc::clone(&log),
         reader,
         client,
