@@ -35,6 +35,7 @@ use crate::metrics::{Metrics, RequestCounters};
 use crate::ratelimit::ClickLimiter;
 use crate::redirect::Redirector;
 use crate::schema;
+use crate::stats::Stats;
 
 /// A ClickHouse client for `cfg`, optionally bound to its database.
 pub fn clickhouse_client(cfg: &Config, with_database: bool) -> clickhouse::Client {
@@ -69,8 +70,15 @@ pub fn clickhouse_client(cfg: &Config, with_database: bool) -> clickhouse::Clien
 /// that wakes can still wait for the rest of the shipper's time slice, up
 /// to a 4 ms tick (`perf sched`; see README, Performance). The task
 /// returned ends when the shipper has (after `stop`, within `grace`).
+///
+/// It ships nothing before `migrated` is cancelled: a migration that
+/// creates a rollup fills it from the rows already stored and only then
+/// attaches its view, and a batch landing in between would be counted
+/// twice or not at all. Stopped before that, it leaves everything in the
+/// spool for the next start.
 fn spawn_shipper(
     shipper: Shipper,
+    migrated: CancellationToken,
     stop: CancellationToken,
     grace: Duration,
 ) -> std::io::Result<tokio::task::JoinHandle<()>> {
@@ -83,7 +91,12 @@ fn spawn_shipper(
         .name("shipper".into())
         .spawn(move || {
             lower_thread_priority("shipper", 5);
-            runtime.block_on(shipper.run(stop, grace));
+            runtime.block_on(async move {
+                tokio::select! {
+                    _ = migrated.cancelled() => shipper.run(stop, grace).await,
+                    _ = stop.cancelled() => {}
+                }
+            });
             let _ = done_tx.send(());
         })?;
     Ok(tokio::spawn(async move {
@@ -175,8 +188,9 @@ fn node_name(cfg: &Config) -> String {
 }
 
 /// Serves until `stop`, then shuts down in order. `migrate` runs the schema
-/// migration in the background first (ClickHouse being down does not stop
-/// redirects: the shipper retries until the tables exist).
+/// migration in the background (ClickHouse being down does not stop
+/// redirects); the shipper starts shipping once it has finished, and
+/// events wait in the spool until then.
 pub async fn run(config: Config, migrate: bool, stop: CancellationToken) -> anyhow::Result<()> {
     let metrics = Arc::new(Metrics::new());
     let public = TcpListener::bind(config.listen)
@@ -215,11 +229,18 @@ pub async fn run(config: Config, migrate: bool, stop: CancellationToken) -> anyh
 
     let background = CancellationToken::new();
     let mut tasks = Vec::new();
+    // Cancelled once the schema is up to date (at once with --no-migrate):
+    // the shipper waits for it.
+    let migrated = CancellationToken::new();
     if migrate {
-        let (cfg, stop) = (config.clone(), background.clone());
+        let (cfg, stop, done) = (config.clone(), background.clone(), migrated.clone());
         tasks.push(tokio::spawn(async move {
-            migrate_until_done(&cfg, &stop).await;
+            if migrate_until_done(&cfg, &stop).await {
+                done.cancel();
+            }
         }));
+    } else {
+        migrated.cancel();
     }
     let maintain_task = spawn_spool_upkeep(
         log.clone(),
@@ -248,7 +269,7 @@ pub async fn run(config: Config, migrate: bool, stop: CancellationToken) -> anyh
         },
     );
     let grace = Duration::from_secs(config.http.shutdown_grace_secs);
-    let shipper_task = spawn_shipper(shipper, ship_stop.clone(), grace)
+    let shipper_task = spawn_shipper(shipper, migrated, ship_stop.clone(), grace)
         .context("cannot start the shipper thread")?;
 
     let cache = Arc::new(RouteCache::new(metrics.clone()));
@@ -302,6 +323,11 @@ pub async fn run(config: Config, migrate: bool, stop: CancellationToken) -> anyh
             sink.clone(),
         )
         .with_postbacks(postbacks.clone()),
+        stats: Stats::new(
+            clickhouse_client(&config, false),
+            &config.clickhouse.database,
+            config.stats.clone(),
+        ),
         token: AdminToken::new(&config.admin_token),
         public_base: config.public_base(listen),
         metrics: metrics.clone(),

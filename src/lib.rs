@@ -26,6 +26,9 @@
 //! - [`conversions`]: what merchants report (pixel, postback): parameters,
 //!   authentication, Redis state (dedup, customers, caps), the intake that
 //!   records a verdict, and partner postback deliveries.
+//! - [`stats`]: `GET /api/v1/stats`: clicks from the 15-minute rollup (or
+//!   the raw table where a key needs it), conversions in their latest
+//!   state, grouped in any time zone, exactly.
 //! - [`currency`], [`validation`], [`secret`]: ISO 4217 codes in use; the
 //!   field error of every validation; constant-time secret comparison.
 //! - [`schema`]: the ClickHouse schema and `migrate`.
@@ -51,5 +54,6 @@ pub mod ratelimit;
 pub mod redirect;
 pub mod schema;
 pub mod secret;
+pub mod stats;
 pub mod template;
 pub mod validation;

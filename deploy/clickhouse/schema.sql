@@ -49,6 +49,59 @@ ALTER TABLE {database}.clicks ADD COLUMN browser String AFTER os
 ;
 ALTER TABLE {database}.clicks ADD COLUMN visitor UInt64 AFTER browser
 ;
+-- The clicks rollup: click counts per 15-minute UTC bucket and per
+-- partner, offer, link, country, device, os, browser and sub1. Every UTC
+-- offset in use is a whole number of quarter hours, so a day, hour, week or
+-- month in any time zone is a union of whole buckets: group by
+-- toDate(bucket, 'Asia/Kathmandu') (toStartOfHour, toMonday,
+-- toStartOfMonth) and the numbers are exact. Read with sumMerge(clicks),
+-- sumMerge(bot_clicks), sumMerge(rate_limited_clicks) and
+-- uniqExactIfMerge(unique_clicks). `clicks` are billable (neither bot nor
+-- rate limited), `rate_limited_clicks` are not bots, `unique_clicks`
+-- distinct non-zero visitors among billable clicks.
+CREATE TABLE IF NOT EXISTS {database}.clicks_15m
+(
+    bucket DateTime,
+    partner_id UInt64,
+    offer_id UInt64,
+    link_id UInt64,
+    country String,
+    device String,
+    os String,
+    browser String,
+    sub1 String,
+    clicks AggregateFunction(sum, UInt64),
+    bot_clicks AggregateFunction(sum, UInt64),
+    rate_limited_clicks AggregateFunction(sum, UInt64),
+    unique_clicks AggregateFunction(uniqExactIf, UInt64, UInt8)
+)
+ENGINE = AggregatingMergeTree()
+PARTITION BY toYYYYMM(bucket)
+ORDER BY (bucket, partner_id, offer_id, link_id, country, device, os, browser, sub1)
+;
+-- Feeds clicks_15m from every INSERT into clicks. Its SELECT lists the
+-- rollup's columns in table order: when migrate first creates this view it
+-- fills clicks_15m from the clicks already stored with the same SELECT
+-- (INSERT INTO clicks_15m SELECT ...), then creates the view.
+CREATE MATERIALIZED VIEW IF NOT EXISTS {database}.clicks_15m_mv
+TO {database}.clicks_15m
+AS SELECT
+    toDateTime(intDiv(toUInt32(ts), 900) * 900) AS bucket,
+    partner_id,
+    offer_id,
+    link_id,
+    country,
+    device,
+    os,
+    browser,
+    sub1,
+    sumState(toUInt64(is_bot = 0 AND is_rate_limited = 0)) AS clicks,
+    sumState(toUInt64(is_bot != 0)) AS bot_clicks,
+    sumState(toUInt64(is_bot = 0 AND is_rate_limited != 0)) AS rate_limited_clicks,
+    uniqExactIfState(visitor, is_bot = 0 AND is_rate_limited = 0 AND visitor != 0) AS unique_clicks
+FROM {database}.clicks
+GROUP BY bucket, partner_id, offer_id, link_id, country, device, os, browser, sub1
+;
 -- Requests for unknown or disabled codes: not clicks, kept for diagnosis.
 CREATE TABLE IF NOT EXISTS {database}.orphan_hits
 (

@@ -15,6 +15,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::events::log::{LogConfig, LogConfigError};
 
+mod stats;
+pub use stats::StatsConfig;
+
 /// The prefix of every environment variable that overrides a key.
 pub const ENV_PREFIX: &str = "TRACKEDGE_";
 
@@ -57,6 +60,8 @@ pub struct Config {
     pub postbacks: PostbacksConfig,
     /// HTTP server limits.
     pub http: HttpConfig,
+    /// Limits of the stats API.
+    pub stats: StatsConfig,
 }
 
 /// Conversion intake settings.
@@ -243,6 +248,7 @@ impl Default for Config {
             conversions: ConversionsConfig::default(),
             postbacks: PostbacksConfig::default(),
             http: HttpConfig::default(),
+            stats: StatsConfig::default(),
         }
     }
 }
@@ -573,6 +579,7 @@ impl Config {
             1,
             3600,
         )?;
+        self.stats.validate()?;
         for (i, s) in self.previous_secrets.iter().enumerate() {
             if s.is_empty() {
                 return Err(ConfigError::new(
