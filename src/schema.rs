@@ -10,7 +10,7 @@
 //!
 //! # Rollups and their backfill
 //!
-//! A rollup (`clicks_15m`) is fed by a materialized view, which sees only
+//! A rollup (`clicks_15m`, `clicks_15m_links`) is fed by a materialized view, which sees only
 //! rows inserted after it exists. So when the view of a rollup in
 //! [`BACKFILLED_VIEWS`] does not exist yet, [`migrate`] empties the rollup
 //! (left half-filled by an earlier attempt that failed, or new), fills it
@@ -34,7 +34,7 @@ pub const TABLE_EXISTS_SQL: &str = include_str!("sql/table_exists.sql");
 
 /// Materialized views whose target is a rollup to fill from the rows
 /// already stored when the view is first created.
-pub const BACKFILLED_VIEWS: &[&str] = &["clicks_15m_mv"];
+pub const BACKFILLED_VIEWS: &[&str] = &["clicks_15m_mv", "clicks_15m_links_mv"];
 
 /// The schema's statements for `database`, in order.
 pub fn statements(database: &str) -> Vec<String> {

@@ -49,16 +49,18 @@ ALTER TABLE {database}.clicks ADD COLUMN browser String AFTER os
 ;
 ALTER TABLE {database}.clicks ADD COLUMN visitor UInt64 AFTER browser
 ;
--- The clicks rollup: click counts per 15-minute UTC bucket and per
--- partner, offer, link, country, device, os, browser and sub1. Every UTC
+-- The clicks rollups: click counts per 15-minute UTC bucket. Every UTC
 -- offset in use is a whole number of quarter hours, so a day, hour, week or
 -- month in any time zone is a union of whole buckets: group by
 -- toDate(bucket, 'Asia/Kathmandu') (toStartOfHour, toMonday,
--- toStartOfMonth) and the numbers are exact. Read with sumMerge(clicks),
--- sumMerge(bot_clicks), sumMerge(rate_limited_clicks) and
--- uniqExactIfMerge(unique_clicks). `clicks` are billable (neither bot nor
--- rate limited), `rate_limited_clicks` are not bots, `unique_clicks`
--- distinct non-zero visitors among billable clicks.
+-- toStartOfMonth) and the numbers are exact. `clicks` are billable (neither
+-- bot nor rate limited), `rate_limited_clicks` are not bots. Read with
+-- sum(): SummingMergeTree adds rows of one key up as it merges, not before.
+-- No distinct visitors here: exact ones need every visitor of every bucket
+-- (about one entry per click), and merging such states was measured
+-- slower than counting them from `clicks` (README, "Stats").
+--
+-- clicks_15m: by partner, offer, link and the click's attributes.
 CREATE TABLE IF NOT EXISTS {database}.clicks_15m
 (
     bucket DateTime,
@@ -70,12 +72,11 @@ CREATE TABLE IF NOT EXISTS {database}.clicks_15m
     os String,
     browser String,
     sub1 String,
-    clicks AggregateFunction(sum, UInt64),
-    bot_clicks AggregateFunction(sum, UInt64),
-    rate_limited_clicks AggregateFunction(sum, UInt64),
-    unique_clicks AggregateFunction(uniqExactIf, UInt64, UInt8)
+    clicks UInt64,
+    bot_clicks UInt64,
+    rate_limited_clicks UInt64
 )
-ENGINE = AggregatingMergeTree()
+ENGINE = SummingMergeTree()
 PARTITION BY toYYYYMM(bucket)
 ORDER BY (bucket, partner_id, offer_id, link_id, country, device, os, browser, sub1)
 ;
@@ -95,12 +96,43 @@ AS SELECT
     os,
     browser,
     sub1,
-    sumState(toUInt64(is_bot = 0 AND is_rate_limited = 0)) AS clicks,
-    sumState(toUInt64(is_bot != 0)) AS bot_clicks,
-    sumState(toUInt64(is_bot = 0 AND is_rate_limited != 0)) AS rate_limited_clicks,
-    uniqExactIfState(visitor, is_bot = 0 AND is_rate_limited = 0 AND visitor != 0) AS unique_clicks
+    countIf(is_bot = 0 AND is_rate_limited = 0) AS clicks,
+    countIf(is_bot != 0) AS bot_clicks,
+    countIf(is_bot = 0 AND is_rate_limited != 0) AS rate_limited_clicks
 FROM {database}.clicks
 GROUP BY bucket, partner_id, offer_id, link_id, country, device, os, browser, sub1
+;
+-- clicks_15m_links: by partner, offer and link only, for reports by those
+-- and by time: far fewer rows than clicks_15m where clicks are spread
+-- thin over many attributes (in the 10-million-click benchmark, 4.3 times
+-- fewer rows than clicks, where clicks_15m has nearly as many as clicks).
+CREATE TABLE IF NOT EXISTS {database}.clicks_15m_links
+(
+    bucket DateTime,
+    partner_id UInt64,
+    offer_id UInt64,
+    link_id UInt64,
+    clicks UInt64,
+    bot_clicks UInt64,
+    rate_limited_clicks UInt64
+)
+ENGINE = SummingMergeTree()
+PARTITION BY toYYYYMM(bucket)
+ORDER BY (bucket, partner_id, offer_id, link_id)
+;
+-- Feeds clicks_15m_links, filled the same way when first created.
+CREATE MATERIALIZED VIEW IF NOT EXISTS {database}.clicks_15m_links_mv
+TO {database}.clicks_15m_links
+AS SELECT
+    toDateTime(intDiv(toUInt32(ts), 900) * 900) AS bucket,
+    partner_id,
+    offer_id,
+    link_id,
+    countIf(is_bot = 0 AND is_rate_limited = 0) AS clicks,
+    countIf(is_bot != 0) AS bot_clicks,
+    countIf(is_bot = 0 AND is_rate_limited != 0) AS rate_limited_clicks
+FROM {database}.clicks
+GROUP BY bucket, partner_id, offer_id, link_id
 ;
 -- Requests for unknown or disabled codes: not clicks, kept for diagnosis.
 CREATE TABLE IF NOT EXISTS {database}.orphan_hits

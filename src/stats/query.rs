@@ -1,44 +1,65 @@
 //! The stats query, built as SQL text from a checked request, pure.
 //!
 //! One statement, valid on ClickHouse 18.16 and current releases: the
-//! clicks side (the `clicks_15m` rollup or the raw `clicks` table) and the
-//! conversions side (always raw: see the module doc of `stats`), each
-//! grouped by the request's keys, `UNION ALL`, summed by key, ordered and
-//! cut to one page (one row more than the page, to know there is a next).
+//! clicks side (a rollup, `clicks_15m_links` or `clicks_15m`, or the raw
+//! `clicks` table) and the conversions side (always raw: see the module
+//! doc of `stats`), each grouped by the request's keys, `UNION ALL`,
+//! summed by key, ordered and cut to one page (one row more than the page,
+//! to know there is a next).
 //!
 //! Every value from the request is either a number Rust formatted or a
 //! string checked to letters, digits and `/_+-` (zone names, countries),
 //! quoted all the same; none can hold a `?`, which the `clickhouse` crate
 //! would read as a bind placeholder.
 
-use super::request::{Dimension, SortKey, Source, StatsRequest};
+use super::request::{Dimension, Metric, SortKey, Source, StatsRequest};
 use super::time::BUCKET_SECS;
 use crate::validation::FieldError;
 
 /// Where the click counts come from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Plan {
-    /// `clicks_15m`, the 15-minute rollup.
-    Rollup,
+    /// `clicks_15m_links`: 15-minute buckets by partner, offer and link.
+    Links,
+    /// `clicks_15m`: 15-minute buckets by those and the click's
+    /// attributes (country, device, os, browser, sub1).
+    Attributes,
     /// `clicks`, one row per click.
     Raw,
 }
 
 impl Plan {
-    /// `rollup` or `raw`.
+    /// `rollup` or `raw`, as answers name their source.
     pub fn name(self) -> &'static str {
         match self {
-            Plan::Rollup => "rollup",
+            Plan::Links | Plan::Attributes => "rollup",
             Plan::Raw => "raw",
+        }
+    }
+
+    /// The table the click counts are read from.
+    pub fn table(self) -> &'static str {
+        match self {
+            Plan::Links => "clicks_15m_links",
+            Plan::Attributes => "clicks_15m",
+            Plan::Raw => "clicks",
         }
     }
 }
 
-/// Why the rollup cannot answer `req`, or `None` when it can: it keeps
-/// every filter's column but not `sub2`..`sub5`, and only whole buckets.
+/// Why no rollup can answer `req`, or `None` when one can: they keep every
+/// filter's column but not `sub2`..`sub5`, no distinct visitors, and only
+/// whole 15-minute buckets.
 pub fn rollup_obstacle(req: &StatsRequest) -> Option<String> {
     if let Some(d) = req.group_by.iter().find(|d| !d.in_rollup()) {
-        return Some(format!("group_by {} is not kept in the rollup", d.name()));
+        return Some(format!("group_by {} is not kept in the rollups", d.name()));
+    }
+    if req.needs(Metric::UniqueClicks) {
+        return Some(
+            "unique_clicks are counted from the clicks themselves (exact distinct visitors \
+             need every visitor); leave it out of metrics and sort"
+                .to_string(),
+        );
     }
     for (field, t) in [("from", req.from), ("to", req.to)] {
         if t % BUCKET_SECS != 0 {
@@ -50,16 +71,23 @@ pub fn rollup_obstacle(req: &StatsRequest) -> Option<String> {
     None
 }
 
-/// The plan for `req`: what its `source` asks, the rollup whenever it can
-/// answer for `auto`; `source=rollup` where the rollup cannot answer is an
-/// error naming `source`.
+/// The plan for `req`: what its `source` asks; for `auto`, the narrowest
+/// rollup holding its keys and filters whenever a rollup can answer.
+/// `source=rollup` where none can answer is an error naming `source`.
 pub fn plan(req: &StatsRequest) -> Result<Plan, FieldError> {
+    let narrow =
+        req.group_by.iter().all(|d| d.is_id() || d.is_time()) && req.filters.countries.is_empty();
+    let rollup = if narrow {
+        Plan::Links
+    } else {
+        Plan::Attributes
+    };
     match (req.source, rollup_obstacle(req)) {
         (Source::Raw, _) | (Source::Auto, Some(_)) => Ok(Plan::Raw),
-        (Source::Auto | Source::Rollup, None) => Ok(Plan::Rollup),
+        (Source::Auto | Source::Rollup, None) => Ok(rollup),
         (Source::Rollup, Some(why)) => Err(FieldError::new(
             "source",
-            format!("the rollup cannot answer this request: {why}"),
+            format!("no rollup can answer this request: {why}"),
         )),
     }
 }
@@ -77,10 +105,7 @@ enum Side {
 /// (Array(String), one per group key in order), then every metric of
 /// [`Metric::ALL`] (money and ratios as Int64 / UInt64 ten-thousandths).
 pub fn build(req: &StatsRequest, plan: Plan, database: &str, timeout_secs: u64) -> String {
-    let clicks = match plan {
-        Plan::Rollup => clicks_side(req, Side::Rollup, database),
-        Plan::Raw => clicks_side(req, Side::Clicks, database),
-    };
+    let clicks = clicks_side(req, plan, database);
     let conversions = conversions_side(req, database);
     let keys = if req.group_by.is_empty() {
         "emptyArrayString()".to_string()
@@ -137,25 +162,45 @@ pub fn build(req: &StatsRequest, plan: Plan, database: &str, timeout_secs: u64) 
 
 /// The clicks side from the rollup or the raw table: click metrics by key,
 /// zeros for the conversion metrics.
-fn clicks_side(req: &StatsRequest, side: Side, db: &str) -> String {
-    let (table, time, metrics) = match side {
-        Side::Rollup => (
-            "clicks_15m",
+fn clicks_side(req: &StatsRequest, plan: Plan, db: &str) -> String {
+    let (side, time, [clicks, unique, bots, rate_limited]) = match plan {
+        Plan::Links | Plan::Attributes => (
+            Side::Rollup,
             "bucket",
-            "sumMerge(clicks) AS a_clicks,\n\
-             \x20       uniqExactIfMerge(unique_clicks) AS a_unique_clicks,\n\
-             \x20       sumMerge(bot_clicks) AS a_bot_clicks,\n\
-             \x20       sumMerge(rate_limited_clicks) AS a_rate_limited_clicks",
+            [
+                "sum(clicks)",
+                // No rollup keeps visitors: plans asking for them are raw.
+                "toUInt64(0)",
+                "sum(bot_clicks)",
+                "sum(rate_limited_clicks)",
+            ],
         ),
-        _ => (
-            "clicks",
+        Plan::Raw => (
+            Side::Clicks,
             "ts",
-            "countIf(is_bot = 0 AND is_rate_limited = 0) AS a_clicks,\n\
-             \x20       uniqExactIf(visitor, is_bot = 0 AND is_rate_limited = 0 AND visitor != 0) AS a_unique_clicks,\n\
-             \x20       countIf(is_bot != 0) AS a_bot_clicks,\n\
-             \x20       countIf(is_bot = 0 AND is_rate_limited != 0) AS a_rate_limited_clicks",
+            [
+                "countIf(is_bot = 0 AND is_rate_limited = 0)",
+                // Costs as much as all the other metrics together (every
+                // visitor hashed): counted only when shown or sorted by.
+                if req.needs(Metric::UniqueClicks) {
+                    "uniqExactIf(visitor, is_bot = 0 AND is_rate_limited = 0 AND visitor != 0)"
+                } else {
+                    "toUInt64(0)"
+                },
+                "countIf(is_bot != 0)",
+                "countIf(is_bot = 0 AND is_rate_limited != 0)",
+            ],
         ),
     };
+    let table = plan.table();
+    // The same columns in the same order as the conversions side: UNION
+    // ALL matches columns by position.
+    let metrics = format!(
+        "{clicks} AS a_clicks,\n\
+         \x20       {unique} AS a_unique_clicks,\n\
+         \x20       {bots} AS a_bot_clicks,\n\
+         \x20       {rate_limited} AS a_rate_limited_clicks"
+    );
     let mut filters = id_filters(req);
     if !req.filters.countries.is_empty() {
         filters.push(format!("country IN ({})", quoted(&req.filters.countries)));

@@ -17,34 +17,48 @@ fn check_plan(query: &str, expected: Result<Plan, &str>) {
     assert_eq!(got, expected.map_err(str::to_string), "{query}");
 }
 
+/// Every metric but `unique_clicks`, which no rollup keeps.
+const COUNTED: &str = "metrics=clicks,bot_clicks,rate_limited_clicks,conversions,pending,rejected,reversed,revenue,payout,cr,epc";
+
 #[test]
-fn the_rollup_answers_whenever_it_can() {
+fn the_narrowest_rollup_answers_whenever_one_can() {
     use Plan::*;
-    check_plan("", Ok(Rollup));
-    check_plan(
+    let check = |query: &str, expected| check_plan(&format!("{COUNTED}&{query}"), expected);
+    check("", Ok(Links));
+    check("group_by=partner,offer,link,day,hour,week,month", Ok(Links));
+    check(
         "group_by=partner,offer,link,day,hour,week,month,country,device,os,browser,sub1",
-        Ok(Rollup),
+        Ok(Attributes),
     );
-    check_plan(
+    check(
         "group_by=day&tz=Asia/Kathmandu&from=2026-01-01&to=2026-01-31",
-        Ok(Rollup),
+        Ok(Links),
     );
-    check_plan(
+    check(
         "group_by=hour&tz=America/St_Johns&from=2026-01-01",
-        Ok(Rollup),
+        Ok(Links),
     );
-    check_plan(
-        "partner_id=1,2&offer_id=3&link_id=4&country=de&from=2026-01-01T10:15:00%2B05:45",
-        Ok(Rollup),
+    check(
+        "partner_id=1,2&offer_id=3&link_id=4&from=2026-01-01T10:15:00%2B05:45",
+        Ok(Links),
     );
-    check_plan("group_by=sub2", Ok(Raw));
-    check_plan("group_by=day,sub5", Ok(Raw));
-    check_plan("from=2026-01-01T10:07:00Z", Ok(Raw));
-    check_plan("to=2026-01-01T10:00:01Z&from=2026-01-01", Ok(Raw));
-    check_plan("source=raw", Ok(Raw));
-    check_plan("source=rollup&group_by=sub1", Ok(Rollup));
-    check_plan("source=rollup&group_by=sub3", Err("source"));
-    check_plan("source=rollup&from=2026-01-01T00:00:30Z", Err("source"));
+    check("group_by=day&country=de", Ok(Attributes));
+    check("group_by=sub1", Ok(Attributes));
+    check("group_by=sub2", Ok(Raw));
+    check("group_by=day,sub5", Ok(Raw));
+    check("from=2026-01-01T10:07:00Z", Ok(Raw));
+    check("to=2026-01-01T10:00:01Z&from=2026-01-01", Ok(Raw));
+    check("source=raw", Ok(Raw));
+    check("source=rollup&group_by=sub1", Ok(Attributes));
+    check("source=rollup&group_by=sub3", Err("source"));
+    check("source=rollup&from=2026-01-01T00:00:30Z", Err("source"));
+    // Distinct visitors, shown (the default) or sorted by, come from the
+    // clicks themselves.
+    check_plan("", Ok(Raw));
+    check_plan("group_by=partner,day", Ok(Raw));
+    check_plan("source=rollup", Err("source"));
+    check_plan("metrics=clicks&sort=-unique_clicks", Ok(Raw));
+    check_plan("metrics=clicks,cr", Ok(Links));
 }
 
 /// The SQL for `query` from `plan` holds every one of `present` and none
@@ -65,9 +79,11 @@ fn the_sql_groups_filters_and_orders_as_asked() {
     use Plan::*;
     check_sql(
         "group_by=partner,day&tz=Asia/Kathmandu&from=2026-01-01&to=2026-01-31",
-        Rollup,
+        Links,
         &[
-            "FROM db.clicks_15m",
+            "FROM db.clicks_15m_links",
+            "sum(clicks) AS a_clicks",
+            "toUInt64(0) AS a_unique_clicks",
             "toDate(bucket, 'Asia/Kathmandu') AS k_day",
             "toDate(c_ts, 'Asia/Kathmandu') AS k_day",
             // Kathmandu's midnights: 18:15 UTC the day before.
@@ -77,7 +93,7 @@ fn the_sql_groups_filters_and_orders_as_asked() {
             "LIMIT 0, 1001",
             "max_execution_time = 30",
         ],
-        &["FROM db.clicks\n", "ANY LEFT JOIN"],
+        &["FROM db.clicks\n", "FROM db.clicks_15m\n", "ANY LEFT JOIN"],
     );
     check_sql(
         "group_by=sub2,hour&tz=America/St_Johns&sort=-clicks",
@@ -95,7 +111,7 @@ fn the_sql_groups_filters_and_orders_as_asked() {
     );
     check_sql(
         "partner_id=7,8&country=de,FR&sort=day&group_by=week,day&limit=5",
-        Rollup,
+        Attributes,
         &[
             "partner_id IN (7, 8)",
             "country IN ('DE', 'FR')",
@@ -107,6 +123,19 @@ fn the_sql_groups_filters_and_orders_as_asked() {
         ],
         &["GROUP BY \n"],
     );
+    // Distinct visitors only when shown or sorted by.
+    check_sql(
+        "metrics=clicks,payout",
+        Raw,
+        &["toUInt64(0) AS a_unique_clicks"],
+        &["uniqExact"],
+    );
+    check_sql(
+        "metrics=clicks&sort=-unique_clicks",
+        Raw,
+        &["uniqExactIf(visitor"],
+        &[],
+    );
     check_sql(
         "",
         Raw,
@@ -115,7 +144,7 @@ fn the_sql_groups_filters_and_orders_as_asked() {
     );
     check_sql(
         "group_by=month,offer,link&offer_id=3",
-        Rollup,
+        Links,
         &[
             "toStartOfMonth(bucket, 'UTC') AS k_month",
             "c_offer_id AS k_offer",
@@ -128,20 +157,27 @@ fn the_sql_groups_filters_and_orders_as_asked() {
 /// Requests whose SQL `src/sql/stats_examples.sql` holds: every key, both
 /// sources, filters, sorts, zones. CI runs that file on ClickHouse 18.16
 /// (tests/stats.rs) and on a current release (scripts/chdb-check.sh).
-const EXAMPLES: [(&str, Plan); 8] = [
-    ("group_by=partner,day&tz=Asia/Kathmandu&from=2026-01-01&to=2026-01-31", Plan::Rollup),
+const EXAMPLES: [(&str, Plan); 9] = [
     ("group_by=partner,day&tz=Asia/Kathmandu&from=2026-01-01&to=2026-01-31", Plan::Raw),
     (
-        "group_by=offer,link,hour,week,month,country,device,os,browser,sub1&tz=America/St_Johns&sort=-epc",
-        Plan::Rollup,
+        "group_by=partner,day&tz=Asia/Kathmandu&from=2026-01-01&to=2026-01-31&metrics=clicks,conversions,payout,cr,epc",
+        Plan::Links,
+    ),
+    (
+        "group_by=offer,link,hour,week,month,country,device,os,browser,sub1&tz=America/St_Johns&sort=-epc&metrics=clicks,epc",
+        Plan::Attributes,
     ),
     (
         "group_by=sub1,sub2,sub3,sub4,sub5,hour&tz=America/New_York&sort=-cr&limit=10",
         Plan::Raw,
     ),
-    ("partner_id=1,2&offer_id=1&link_id=1&country=X&group_by=day&sort=-payout", Plan::Rollup),
+    (
+        "partner_id=1,2&offer_id=1&link_id=1&country=X&group_by=day&sort=-payout&metrics=payout",
+        Plan::Attributes,
+    ),
     ("partner_id=1&country=X&group_by=partner,country&sort=country", Plan::Raw),
-    ("", Plan::Rollup),
+    ("metrics=clicks,bot_clicks", Plan::Links),
+    ("", Plan::Raw),
     ("group_by=month&sort=-month&from=2026-01-01T00:00:00Z&to=2026-01-01T10:07:00Z", Plan::Raw),
 ];
 
@@ -156,7 +192,7 @@ fn examples() -> String {
         if i > 0 {
             out.push_str(";\n");
         }
-        out.push_str(&format!("-- {} ?{query}\n", plan.name()));
+        out.push_str(&format!("-- {} ?{query}\n", plan.table()));
         out.push_str(&build(&request(query), *plan, "{database}", 30));
         out.push('\n');
     }

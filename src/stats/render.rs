@@ -160,7 +160,7 @@ mod tests {
         let request = StatsRequest::parse(query, &StatsConfig::default(), 1_768_000_000).unwrap();
         StatsPage {
             request,
-            plan: Plan::Rollup,
+            plan: Plan::Links,
             rows,
             next_cursor: None,
         }

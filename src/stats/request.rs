@@ -454,6 +454,11 @@ impl StatsRequest {
         out
     }
 
+    /// Whether metric `m` must be computed: shown, or sorted by.
+    pub fn needs(&self, m: Metric) -> bool {
+        self.metrics.contains(&m) || self.sort.is_some_and(|s| s.key == SortKey::Metric(m))
+    }
+
     /// The cursor of the page after this one's `rows_seen` rows.
     pub fn next_cursor(&self, rows_seen: u64) -> String {
         cursor::encode(self.offset + rows_seen, self.fingerprint())

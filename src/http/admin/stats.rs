@@ -64,9 +64,9 @@ pub struct StatsQuery {
     limit: Option<u64>,
     /// `next_cursor` of the previous page of the same query.
     cursor: Option<String>,
-    /// `auto` (default: the rollup whenever it can answer), `rollup` (`400`
-    /// when it cannot: `sub2`…`sub5` keys, or `from`/`to` off a
-    /// 15-minute boundary) or `raw`.
+    /// `auto` (default: a rollup whenever one can answer), `rollup` (`400`
+    /// when none can: `sub2`…`sub5` keys, `unique_clicks` shown or sorted
+    /// by, or `from`/`to` off a 15-minute boundary) or `raw`.
     source: Option<String>,
     /// `json` or `csv`; without it, CSV when `Accept` names `text/csv`.
     format: Option<String>,
@@ -149,9 +149,10 @@ pub struct StatsAnswer {
 }
 
 /// Clicks and conversions grouped, filtered and sorted. Exact in every
-/// time zone: clicks come from a 15-minute rollup where it can answer
+/// time zone: click counts come from 15-minute rollups where one can answer
 /// (every UTC offset is a whole number of quarter hours), else from the raw
-/// table; conversions count in their latest state, at their own time.
+/// table, as do distinct visitors; conversions count in their latest state,
+/// at their own time.
 #[utoipa::path(get, path = "/api/v1/stats", tag = "stats", params(StatsQuery),
     responses(
         (status = 200, description = "a page of rows (CSV with `format=csv` or `Accept: text/csv`; \
