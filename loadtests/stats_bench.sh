@@ -1,19 +1,23 @@
 #!/usr/bin/env bash
 # Stats API latency: 10 million clicks and 100,000 conversions seeded into a
 # fresh database, then GET /api/v1/stats?group_by=partner,day over one month,
-# from the rollup (clicks_15m) and from the raw tables, in one run.
+# from the rollups (clicks_15m_links, clicks_15m) and from the raw tables, in
+# one run.
 #
 # Usage: loadtests/stats_bench.sh [--clicks N] [--conversions N] [--reps N] [--tz ZONE]
 # Env:   TRACKEDGE_BIN  binary to measure (default: target/release/trackedge,
 #                       built with `cargo build --release` when missing)
+#        STATS_BENCH_KEEP=1  leave ClickHouse (and its data), Redis and
+#                       trackedge running at the end, for a closer look
 #
 # Starts its own Redis and ClickHouse (scripts/services.sh, on free ports,
 # data under target/stats-bench, removed at the end), runs `trackedge serve`
 # (which migrates: the rollup is filled by its view as the clicks are
-# inserted), seeds with INSERT ... SELECT FROM numbers(), merges both tables
-# (OPTIMIZE FINAL: a month-old table is merged by then), warms up, and times
-# each source REPS times, alternating, with curl. Prints a Markdown report and
-# writes it to loadtests/results/stats-<date>.md.
+# inserted), seeds with INSERT ... SELECT FROM numbers(), merges the tables
+# (OPTIMIZE FINAL: a month-old table is merged by then), warms up, checks
+# that rollup and raw answers are equal, and times each query REPS times, in
+# turn, with curl. Prints a Markdown report and writes it to
+# loadtests/results/stats-<date>.md.
 #
 # The seed is skewed as traffic is: 200 partners, each promoting 5 of 50
 # offers (one link each), 30 countries, 3 devices, 6 systems and browsers,
@@ -53,6 +57,10 @@ free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",
 export REDIS_PORT=$(free_port) CH_HTTP_PORT=$(free_port) CH_TCP_PORT=$(free_port) CH_INTERSERVER_PORT=$(free_port)
 SERVER_PID=
 cleanup() {
+    if [[ ${STATS_BENCH_KEEP:-0} == 1 ]]; then
+        say "kept: clickhouse ${CH:-?} (database ${DB:-?}), trackedge admin ${ADMIN:-?} (pid ${SERVER_PID:-?}), services in $WORK/services"
+        return
+    fi
     [[ -n $SERVER_PID ]] && kill "$SERVER_PID" 2>/dev/null && wait "$SERVER_PID" 2>/dev/null
     "$ROOT/scripts/services.sh" stop "$WORK/services" >/dev/null 2>&1 || true
     rm -rf "$WORK/services"
@@ -134,39 +142,60 @@ say "merging (OPTIMIZE FINAL)"
 ch "OPTIMIZE TABLE $DB.clicks FINAL"
 ch "OPTIMIZE TABLE $DB.clicks_15m FINAL"
 ch "OPTIMIZE TABLE $DB.conversions FINAL"
+ch "OPTIMIZE TABLE $DB.clicks_15m_links FINAL"
 raw_rows=$(ch "SELECT count() FROM $DB.clicks")
 rollup_rows=$(ch "SELECT count() FROM $DB.clicks_15m")
 conv_rows=$(ch "SELECT count() FROM $DB.conversions")
 raw_bytes=$(ch "SELECT sum(bytes_on_disk) FROM system.parts WHERE database = '$DB' AND table = 'clicks' AND active")
 rollup_bytes=$(ch "SELECT sum(bytes_on_disk) FROM system.parts WHERE database = '$DB' AND table = 'clicks_15m' AND active")
 
-QUERY="group_by=partner,day&from=2026-01-01&to=2026-01-31&tz=$TZ_NAME&limit=10000"
-fetch() { # source → seconds, and checks the answer
+RANGE="from=2026-01-01&to=2026-01-31&tz=$TZ_NAME&limit=10000"
+# Every metric but unique_clicks, which no rollup keeps.
+COUNTED="metrics=clicks,bot_clicks,rate_limited_clicks,conversions,pending,rejected,reversed,revenue,payout,cr,epc"
+# name | query: the month by partner and day, with every metric (distinct
+# visitors: raw) and without distinct visitors from each source; then by
+# day and country (the wide rollup, clicks_15m).
+CASES=(
+    "all-metrics|group_by=partner,day&$RANGE"
+    "rollup|group_by=partner,day&$RANGE&$COUNTED&source=rollup"
+    "raw|group_by=partner,day&$RANGE&$COUNTED&source=raw"
+    "rollup-country|group_by=day,country&$RANGE&$COUNTED&source=rollup"
+    "raw-country|group_by=day,country&$RANGE&$COUNTED&source=raw"
+)
+fetch() { # name query → seconds; the answer in $WORK/answer-NAME.json
     curl -fsS -o "$WORK/answer-$1.json" -w '%{time_total}\n' \
-        -H "Authorization: Bearer $TOKEN" "http://$ADMIN/api/v1/stats?$QUERY&source=$1"
+        -H "Authorization: Bearer $TOKEN" "http://$ADMIN/api/v1/stats?$2"
 }
 say "warming up"
-fetch rollup >/dev/null
-fetch raw >/dev/null
-# The two sources must agree before their speeds mean anything.
-python3 - "$WORK/answer-rollup.json" "$WORK/answer-raw.json" <<'PY'
-import json, sys
-a, b = (json.load(open(p)) for p in sys.argv[1:3])
-assert a["source"] == "rollup" and b["source"] == "raw", (a["source"], b["source"])
-assert a["rows"] == b["rows"], "rollup and raw answers differ"
-print(f"stats-bench: rollup and raw agree on {len(a['rows'])} rows", file=sys.stderr)
-PY
-rows=$(python3 -c 'import json,sys; print(len(json.load(open(sys.argv[1]))["rows"]))' "$WORK/answer-rollup.json")
-: >"$WORK/rollup.times"
-: >"$WORK/raw.times"
-for _ in $(seq "$REPS"); do
-    fetch rollup >>"$WORK/rollup.times"
-    fetch raw >>"$WORK/raw.times"
+for c in "${CASES[@]}"; do
+    fetch "${c%%|*}" "${c#*|}" >/dev/null
+    : >"$WORK/${c%%|*}.times"
 done
-ms() { sort -n "$1" | awk '{ a[NR] = $1 * 1000 } END { printf "%.0f %.0f %.0f", a[int((NR + 1) / 2)], a[1], a[NR] }'; }
-read -r rollup_median rollup_min rollup_max <<<"$(ms "$WORK/rollup.times")"
-read -r raw_median raw_min raw_max <<<"$(ms "$WORK/raw.times")"
-ratio=$(python3 -c "import sys; print(round(float(sys.argv[1]) / max(float(sys.argv[2]), 1), 1))" "$raw_median" "$rollup_median")
+# The sources must agree before their speeds mean anything.
+python3 - "$WORK" <<'PY'
+import json, sys
+d = sys.argv[1]
+load = lambda n: json.load(open(f"{d}/answer-{n}.json"))
+for rollup, raw in (("rollup", "raw"), ("rollup-country", "raw-country")):
+    a, b = load(rollup), load(raw)
+    assert (a["source"], b["source"]) == ("rollup", "raw"), (a["source"], b["source"])
+    assert a["rows"] == b["rows"], f"{rollup} and {raw} answers differ"
+    print(f"stats-bench: {rollup} and {raw} agree on {len(a['rows'])} rows", file=sys.stderr)
+full = load("all-metrics")
+assert full["source"] == "raw"
+assert [{k: v for k, v in r.items() if k != "unique_clicks"} for r in full["rows"]] == load("raw")["rows"]
+PY
+rows() { python3 -c 'import json,sys; print(len(json.load(open(sys.argv[1]))["rows"]))' "$WORK/answer-$1.json"; }
+for _ in $(seq "$REPS"); do
+    for c in "${CASES[@]}"; do
+        fetch "${c%%|*}" "${c#*|}" >>"$WORK/${c%%|*}.times"
+    done
+done
+ms() { sort -n "$WORK/$1.times" | awk '{ a[NR] = $1 * 1000 } END { printf "%.0f ms | %.0f ms | %.0f ms", a[int((NR + 1) / 2)], a[1], a[NR] }'; }
+median() { sort -n "$WORK/$1.times" | awk '{ a[NR] = $1 } END { print a[int((NR + 1) / 2)] }'; }
+ratio() { python3 -c "import sys; print(round(float(sys.argv[1]) / float(sys.argv[2]), 1))" "$(median "$1")" "$(median "$2")"; }
+links_rows=$(ch "SELECT count() FROM $DB.clicks_15m_links")
+links_bytes=$(ch "SELECT sum(bytes_on_disk) FROM system.parts WHERE database = '$DB' AND table = 'clicks_15m_links' AND active")
 
 report=$(cat <<MD
 # Stats API latency, $(date -u +%Y-%m-%d)
@@ -174,21 +203,27 @@ report=$(cat <<MD
 \`loadtests/stats_bench.sh --clicks $CLICKS --conversions $CONVERSIONS --reps $REPS --tz $TZ_NAME\`
 on $(nproc) CPUs, ClickHouse $(ch "SELECT version()"), binary \`${BIN#"$ROOT"/}\`.
 
-Seed: $raw_rows clicks in January 2026 (inserted in $seeded_clicks s, rollup
-filled by its view on the way), $conv_rows conversion rows. After OPTIMIZE
-FINAL: \`clicks\` $raw_rows rows, $((raw_bytes / 1048576)) MiB; \`clicks_15m\`
-$rollup_rows rows, $((rollup_bytes / 1048576)) MiB.
+Seed: $raw_rows clicks in January 2026 (inserted in $seeded_clicks s, the
+rollups filled by their views on the way), $conv_rows conversion rows. After
+OPTIMIZE FINAL: \`clicks\` $raw_rows rows, $((raw_bytes / 1048576)) MiB;
+\`clicks_15m\` $rollup_rows rows, $((rollup_bytes / 1048576)) MiB;
+\`clicks_15m_links\` $links_rows rows, $((links_bytes / 1048576)) MiB.
 
-\`GET /api/v1/stats?$QUERY\` ($rows rows, same answer from both), $REPS
-times each, alternating, after one warm-up each (curl total time):
+\`GET /api/v1/stats?group_by=...&$RANGE\`, each $REPS times, in turn, after
+one warm-up each (curl total time). "Counts" is every metric but
+\`unique_clicks\` (\`metrics=...\`); rollup and raw answers were checked
+equal before timing.
 
-| source | median | min | max |
-| --- | --- | --- | --- |
-| rollup (\`clicks_15m\`) | $rollup_median ms | $rollup_min ms | $rollup_max ms |
-| raw (\`clicks\`) | $raw_median ms | $raw_min ms | $raw_max ms |
+| query | rows | source | median | min | max |
+| --- | --- | --- | --- | --- | --- |
+| partner,day, every metric | $(rows all-metrics) | raw (distinct visitors) | $(ms all-metrics) |
+| partner,day, counts | $(rows rollup) | rollup \`clicks_15m_links\` | $(ms rollup) |
+| partner,day, counts | $(rows raw) | raw \`clicks\` | $(ms raw) |
+| day,country, counts | $(rows rollup-country) | rollup \`clicks_15m\` | $(ms rollup-country) |
+| day,country, counts | $(rows raw-country) | raw \`clicks\` | $(ms raw-country) |
 
-Raw / rollup: ${ratio}×. Conversions are read raw in both (argMax per
-conversion over the month's rows).
+Raw / rollup, partner and day: $(ratio raw rollup)×; day and country: $(ratio raw-country rollup-country)×.
+Conversions are read raw in every case (each conversion's latest version).
 MD
 )
 echo "$report"
