@@ -74,8 +74,8 @@ pub fn clickhouse_client(cfg: &Config, with_database: bool) -> clickhouse::Clien
 /// It ships nothing before `migrated` is cancelled: a migration that
 /// creates a rollup fills it from the rows already stored and only then
 /// attaches its view, and a batch landing in between would be counted
-/// twice or not at all. Stopped before that, it leaves everything in the
-/// spool for the next start.
+/// twice or not at all. Stopped before that, it syncs the spool and leaves
+/// everything in it for the next start.
 fn spawn_shipper(
     shipper: Shipper,
     migrated: CancellationToken,
@@ -94,7 +94,7 @@ fn spawn_shipper(
             runtime.block_on(async move {
                 tokio::select! {
                     _ = migrated.cancelled() => shipper.run(stop, grace).await,
-                    _ = stop.cancelled() => {}
+                    _ = stop.cancelled() => shipper.stop_unshipped().await,
                 }
             });
             let _ = done_tx.send(());

@@ -140,25 +140,11 @@ pub async fn migrate(client: &Client, database: &str) -> clickhouse::error::Resu
     let mut ran = 0;
     for s in statements(database) {
         if let Some(rollup) = rollup_view(&s) {
-            if exists(rollup.view).await? > 0 {
-                continue;
+            if exists(rollup.view).await? == 0 {
+                backfill(client, &rollup).await?;
             }
-            let started = std::time::Instant::now();
-            client
-                .query(&format!("TRUNCATE TABLE {}", rollup.target))
-                .execute()
-                .await?;
-            client
-                .query(&format!("INSERT INTO {} {}", rollup.target, rollup.select))
-                .execute()
-                .await?;
+            // Like every CREATE ... IF NOT EXISTS: a no-op once it exists.
             client.query(&s).execute().await?;
-            tracing::info!(
-                rollup = rollup.target,
-                elapsed_ms = started.elapsed().as_millis() as u64,
-                "rollup filled from the rows already stored, and its view created"
-            );
-            ran += 1;
         } else if let Some((table, column)) = added_column(&s) {
             if has(table, column).await? > 0 {
                 continue;
@@ -176,6 +162,27 @@ pub async fn migrate(client: &Client, database: &str) -> clickhouse::error::Resu
         ran += 1;
     }
     Ok(ran)
+}
+
+/// Empties `rollup`'s table (left half-filled by an earlier attempt, or
+/// new) and fills it from the rows already stored with the view's SELECT;
+/// the caller creates the view next.
+async fn backfill(client: &Client, rollup: &RollupView<'_>) -> clickhouse::error::Result<()> {
+    let started = std::time::Instant::now();
+    client
+        .query(&format!("TRUNCATE TABLE {}", rollup.target))
+        .execute()
+        .await?;
+    client
+        .query(&format!("INSERT INTO {} {}", rollup.target, rollup.select))
+        .execute()
+        .await?;
+    tracing::info!(
+        rollup = rollup.target,
+        elapsed_ms = started.elapsed().as_millis() as u64,
+        "rollup filled from the rows already stored; creating its view"
+    );
+    Ok(())
 }
 
 #[cfg(test)]

@@ -92,7 +92,8 @@ impl Dimension {
         }
     }
 
-    /// Whether the rollup `clicks_15m` keeps it.
+    /// Whether a rollup keeps it (`clicks_15m` keeps every key but
+    /// `sub2`..`sub5`; `clicks_15m_links` ids and times only).
     pub fn in_rollup(self) -> bool {
         !matches!(self, Dimension::Sub(2..=5))
     }
