@@ -113,6 +113,8 @@ pub fn build(req: &StatsRequest, plan: Plan, database: &str, timeout_secs: u64) 
         let parts: Vec<String> = req.group_by.iter().map(|d| key_as_text(*d)).collect();
         format!("[{}]", parts.join(", "))
     };
+    // cr and epc in ten-thousandths, rounded half away from zero in integer
+    // arithmetic: exact, and rows sorted by them are in the order shown.
     let mut sql = format!(
         "SELECT\n    {keys} AS keys,\n\
          \x20   sum(a_clicks) AS m_clicks,\n\
