@@ -36,6 +36,7 @@ use crate::metrics::{Metrics, RequestCounters};
 use crate::partners::activity::ActivityReader;
 use crate::ratelimit::ClickLimiter;
 use crate::redirect::Redirector;
+use crate::stats::Stats;
 use crate::{retention, schema};
 
 /// A ClickHouse client for `cfg`, optionally bound to its database.
@@ -76,10 +77,17 @@ pub fn clickhouse_client(cfg: &Config, with_database: bool) -> clickhouse::Clien
 /// user agent rules takes 0.2 s, more in a debug build), while the catalog
 /// loads; `enriched` is told when it is done, and the public listener
 /// opens only then.
+///
+/// It ships nothing before `migrated` is cancelled: a migration that
+/// creates a rollup fills it from the rows already stored and only then
+/// attaches its view, and a batch landing in between would be counted
+/// twice or not at all. Stopped before that, it syncs the spool and leaves
+/// everything in it for the next start.
 fn spawn_shipper(
     shipper: Shipper,
     enricher: impl FnOnce() -> Enricher + Send + 'static,
     enriched: tokio::sync::oneshot::Sender<()>,
+    migrated: CancellationToken,
     stop: CancellationToken,
     grace: Duration,
 ) -> std::io::Result<tokio::task::JoinHandle<()>> {
@@ -94,7 +102,12 @@ fn spawn_shipper(
             lower_thread_priority("shipper", 5);
             let shipper = shipper.with_enricher(enricher());
             let _ = enriched.send(());
-            runtime.block_on(shipper.run(stop, grace));
+            runtime.block_on(async move {
+                tokio::select! {
+                    _ = migrated.cancelled() => shipper.run(stop, grace).await,
+                    _ = stop.cancelled() => shipper.stop_unshipped().await,
+                }
+            });
             let _ = done_tx.send(());
         })?;
     Ok(tokio::spawn(async move {
@@ -215,8 +228,9 @@ fn node_name(cfg: &Config) -> String {
 }
 
 /// Serves until `stop`, then shuts down in order. `migrate` runs the schema
-/// migration in the background first (ClickHouse being down does not stop
-/// redirects: the shipper retries until the tables exist).
+/// migration in the background (ClickHouse being down does not stop
+/// redirects); the shipper starts shipping once it has finished, and
+/// events wait in the spool until then.
 pub async fn run(config: Config, migrate: bool, stop: CancellationToken) -> anyhow::Result<()> {
     let metrics = Arc::new(Metrics::new());
     let public = TcpListener::bind(config.listen)
@@ -255,11 +269,18 @@ pub async fn run(config: Config, migrate: bool, stop: CancellationToken) -> anyh
 
     let background = CancellationToken::new();
     let mut tasks = Vec::new();
+    // Cancelled once the schema is up to date (at once with --no-migrate):
+    // the shipper waits for it.
+    let migrated = CancellationToken::new();
     if migrate {
-        let (cfg, stop) = (config.clone(), background.clone());
+        let (cfg, stop, done) = (config.clone(), background.clone(), migrated.clone());
         tasks.push(tokio::spawn(async move {
-            migrate_until_done(&cfg, &stop).await;
+            if migrate_until_done(&cfg, &stop).await {
+                done.cancel();
+            }
         }));
+    } else {
+        migrated.cancel();
     }
     let maintain_task = spawn_spool_upkeep(
         log.clone(),
@@ -301,7 +322,14 @@ pub async fn run(config: Config, migrate: bool, stop: CancellationToken) -> anyh
         move || Enricher::new(&settings, &metrics)
     };
     let (enriched_tx, enriched) = tokio::sync::oneshot::channel();
-    let shipper_task = spawn_shipper(shipper, enricher, enriched_tx, ship_stop.clone(), grace)
+    let shipper_task = spawn_shipper(
+        shipper,
+        enricher,
+        enriched_tx,
+        migrated,
+        ship_stop.clone(),
+        grace,
+    )
         .context("cannot start the shipper thread")?;
 
     let cache = Arc::new(RouteCache::new(metrics.clone()));
@@ -355,6 +383,11 @@ pub async fn run(config: Config, migrate: bool, stop: CancellationToken) -> anyh
             sink.clone(),
         )
         .with_postbacks(postbacks.clone()),
+        stats: Stats::new(
+            clickhouse_client(&config, false),
+            &config.clickhouse.database,
+            config.stats.clone(),
+        ),
         token: AdminToken::new(&config.admin_token).with_read_only(&config.read_only_token_sha256),
         public_base: config.public_base(listen),
         metrics: metrics.clone(),

@@ -29,6 +29,9 @@
 //! - [`conversions`]: what merchants report (pixel, postback): parameters,
 //!   authentication, Redis state (dedup, customers, caps), the intake that
 //!   records a verdict, and partner postback deliveries.
+//! - [`stats`]: `GET /api/v1/stats`: clicks from the 15-minute rollup (or
+//!   the raw table where a key needs it), conversions in their latest
+//!   state, grouped in any time zone, exactly.
 //! - [`currency`], [`validation`], [`secret`]: ISO 4217 codes in use; the
 //!   field error of every validation; constant-time secret comparison.
 //! - [`partners`]: the partner program over the catalog and the tables:
@@ -61,5 +64,6 @@ pub mod redirect;
 pub mod retention;
 pub mod schema;
 pub mod secret;
+pub mod stats;
 pub mod template;
 pub mod validation;

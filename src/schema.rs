@@ -7,6 +7,19 @@
 //! `ALTER TABLE ... ADD COLUMN` statement there, which [`migrate`] runs only
 //! when `system.columns` lacks the column: ClickHouse 18.16 has no
 //! `ADD COLUMN IF NOT EXISTS`.
+//!
+//! # Rollups and their backfill
+//!
+//! A rollup (`clicks_15m`, `clicks_15m_links`) is fed by a materialized view, which sees only
+//! rows inserted after it exists. So when the view of a rollup in
+//! [`BACKFILLED_VIEWS`] does not exist yet, [`migrate`] empties the rollup
+//! (left half-filled by an earlier attempt that failed, or new), fills it
+//! from the rows already stored with the view's own SELECT, and only then
+//! creates the view: the view's existence marks a finished backfill, so a
+//! failed attempt is redone whole by the next. `serve` ships nothing
+//! before its migration has finished, so on one node no click is counted
+//! twice or missed; with several nodes, run `trackedge migrate` once
+//! before upgrading them (README, "Upgrading").
 
 use clickhouse::Client;
 
@@ -26,6 +39,12 @@ pub fn query_text(sql: &str, database: &str) -> String {
         .join("\n")
         .replace("{database}", database)
 }
+/// Whether a table or view exists (see `src/sql/table_exists.sql`).
+pub const TABLE_EXISTS_SQL: &str = include_str!("sql/table_exists.sql");
+
+/// Materialized views whose target is a rollup to fill from the rows
+/// already stored when the view is first created.
+pub const BACKFILLED_VIEWS: &[&str] = &["clicks_15m_mv", "clicks_15m_links_mv"];
 
 /// The schema's statements for `database`, in order.
 pub fn statements(database: &str) -> Vec<String> {
@@ -69,11 +88,44 @@ pub fn added_column(statement: &str) -> Option<(&str, &str)> {
     }
 }
 
+/// A rollup's view statement, `CREATE MATERIALIZED VIEW IF NOT EXISTS
+/// db.view TO db.table AS SELECT ...`, taken apart.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RollupView<'a> {
+    /// The view's name, without the database.
+    pub view: &'a str,
+    /// The rollup table, with its database.
+    pub target: &'a str,
+    /// The view's SELECT, which also fills the rollup from stored rows.
+    pub select: &'a str,
+}
+
+/// `statement` taken apart when it creates a view of [`BACKFILLED_VIEWS`],
+/// else `None`.
+pub fn rollup_view(statement: &str) -> Option<RollupView<'_>> {
+    let rest = statement.strip_prefix("CREATE MATERIALIZED VIEW IF NOT EXISTS ")?;
+    let (qualified, rest) = rest.split_once(char::is_whitespace)?;
+    let view = qualified.rsplit_once('.').map_or(qualified, |(_, v)| v);
+    if !BACKFILLED_VIEWS.contains(&view) {
+        return None;
+    }
+    let rest = rest.trim_start().strip_prefix("TO ")?;
+    let (target, rest) = rest.split_once(char::is_whitespace)?;
+    let select = rest.trim_start().strip_prefix("AS ")?.trim_start();
+    select.starts_with("SELECT").then_some(RollupView {
+        view,
+        target,
+        select,
+    })
+}
+
 /// Runs every statement against `client` (which must not name a database:
 /// the first statement creates it), skipping each `ADD COLUMN` whose column
-/// exists. Returns how many statements ran.
+/// exists, and filling each rollup whose view is new before creating the
+/// view. Returns how many statements ran.
 pub async fn migrate(client: &Client, database: &str) -> clickhouse::error::Result<usize> {
     let column_exists = query_text(COLUMN_EXISTS_SQL, database);
+    let table_exists = query_text(TABLE_EXISTS_SQL, database);
     let has = |table: &str, column: &str| {
         client
             .query(&column_exists)
@@ -82,9 +134,22 @@ pub async fn migrate(client: &Client, database: &str) -> clickhouse::error::Resu
             .bind(column)
             .fetch_one::<u64>()
     };
+    let exists = |name: &str| {
+        client
+            .query(&table_exists)
+            .bind(database)
+            .bind(name)
+            .fetch_one::<u64>()
+    };
     let mut ran = 0;
     for s in statements(database) {
-        if let Some((table, column)) = added_column(&s) {
+        if let Some(rollup) = rollup_view(&s) {
+            if exists(rollup.view).await? == 0 {
+                backfill(client, &rollup).await?;
+            }
+            // Like every CREATE ... IF NOT EXISTS: a no-op once it exists.
+            client.query(&s).execute().await?;
+        } else if let Some((table, column)) = added_column(&s) {
             if has(table, column).await? > 0 {
                 continue;
             }
@@ -101,6 +166,27 @@ pub async fn migrate(client: &Client, database: &str) -> clickhouse::error::Resu
         ran += 1;
     }
     Ok(ran)
+}
+
+/// Empties `rollup`'s table (left half-filled by an earlier attempt, or
+/// new) and fills it from the rows already stored with the view's SELECT;
+/// the caller creates the view next.
+async fn backfill(client: &Client, rollup: &RollupView<'_>) -> clickhouse::error::Result<()> {
+    let started = std::time::Instant::now();
+    client
+        .query(&format!("TRUNCATE TABLE {}", rollup.target))
+        .execute()
+        .await?;
+    client
+        .query(&format!("INSERT INTO {} {}", rollup.target, rollup.select))
+        .execute()
+        .await?;
+    tracing::info!(
+        rollup = rollup.target,
+        elapsed_ms = started.elapsed().as_millis() as u64,
+        "rollup filled from the rows already stored; creating its view"
+    );
+    Ok(())
 }
 
 #[cfg(test)]
@@ -196,6 +282,55 @@ mod tests {
             let (ty, after) = rest.split_once(" AFTER ").expect("an AFTER clause");
             assert_eq!(created[at].1, ty, "type of {table}.{column}");
             assert!(at > 0 && created[at - 1].0 == after, "{s}");
+        }
+    }
+
+    /// The output column names of a SELECT's list (`expr AS name` or a
+    /// bare column), in order.
+    fn select_names(select: &str) -> Vec<String> {
+        let list = select
+            .strip_prefix("SELECT")
+            .and_then(|s| s.split("\nFROM ").next())
+            .expect("SELECT ... FROM");
+        list.lines()
+            .map(|l| l.trim().trim_end_matches(','))
+            .filter(|l| !l.is_empty())
+            .map(|l| l.rsplit(" AS ").next().unwrap_or(l).to_string())
+            .collect()
+    }
+
+    /// The backfill inserts the view's SELECT by position: its columns
+    /// must be the rollup's, in table order.
+    #[test]
+    fn rollup_views_select_their_tables_columns_in_order() {
+        let views: Vec<String> = statements("d")
+            .into_iter()
+            .filter(|s| rollup_view(s).is_some())
+            .collect();
+        assert_eq!(views.len(), BACKFILLED_VIEWS.len(), "{views:?}");
+        for s in &views {
+            let v = rollup_view(s).unwrap();
+            let table = v.target.strip_prefix("d.").expect("qualified target");
+            assert_eq!(select_names(v.select), columns(table), "{}", v.view);
+        }
+        let cases = [
+            (
+                "CREATE MATERIALIZED VIEW IF NOT EXISTS d.clicks_15m_mv\nTO d.clicks_15m\nAS SELECT a FROM d.clicks",
+                Some(("clicks_15m_mv", "d.clicks_15m", "SELECT a FROM d.clicks")),
+            ),
+            // Views that are not rollups are left to the plain statement.
+            (
+                "CREATE MATERIALIZED VIEW IF NOT EXISTS d.conversion_history_mv\nTO d.conversion_history\nAS SELECT * FROM d.conversions",
+                None,
+            ),
+            ("CREATE TABLE IF NOT EXISTS d.clicks_15m_mv (a UInt8)", None),
+        ];
+        for (input, expected) in cases {
+            assert_eq!(
+                rollup_view(input).map(|v| (v.view, v.target, v.select)),
+                expected,
+                "{input}"
+            );
         }
     }
 

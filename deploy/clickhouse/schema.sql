@@ -49,6 +49,91 @@ ALTER TABLE {database}.clicks ADD COLUMN browser String AFTER os
 ;
 ALTER TABLE {database}.clicks ADD COLUMN visitor UInt64 AFTER browser
 ;
+-- The clicks rollups: click counts per 15-minute UTC bucket. Every UTC
+-- offset in use is a whole number of quarter hours, so a day, hour, week or
+-- month in any time zone is a union of whole buckets: group by
+-- toDate(bucket, 'Asia/Kathmandu') (toStartOfHour, toMonday,
+-- toStartOfMonth) and the numbers are exact. `clicks` are billable (neither
+-- bot nor rate limited), `rate_limited_clicks` are not bots. Read with
+-- sum(): SummingMergeTree adds rows of one key up as it merges, not before.
+-- No distinct visitors here: exact ones need every visitor of every bucket
+-- (about one entry per click), and merging such states was measured
+-- slower than counting them from `clicks` (README, "Stats").
+--
+-- clicks_15m: by partner, offer, link and the click's attributes.
+CREATE TABLE IF NOT EXISTS {database}.clicks_15m
+(
+    bucket DateTime,
+    partner_id UInt64,
+    offer_id UInt64,
+    link_id UInt64,
+    country String,
+    device String,
+    os String,
+    browser String,
+    sub1 String,
+    clicks UInt64,
+    bot_clicks UInt64,
+    rate_limited_clicks UInt64
+)
+ENGINE = SummingMergeTree()
+PARTITION BY toYYYYMM(bucket)
+ORDER BY (bucket, partner_id, offer_id, link_id, country, device, os, browser, sub1)
+;
+-- Feeds clicks_15m from every INSERT into clicks. Its SELECT lists the
+-- rollup's columns in table order: when migrate first creates this view it
+-- fills clicks_15m from the clicks already stored with the same SELECT
+-- (INSERT INTO clicks_15m SELECT ...), then creates the view.
+CREATE MATERIALIZED VIEW IF NOT EXISTS {database}.clicks_15m_mv
+TO {database}.clicks_15m
+AS SELECT
+    toDateTime(intDiv(toUInt32(ts), 900) * 900) AS bucket,
+    partner_id,
+    offer_id,
+    link_id,
+    country,
+    device,
+    os,
+    browser,
+    sub1,
+    countIf(is_bot = 0 AND is_rate_limited = 0) AS clicks,
+    countIf(is_bot != 0) AS bot_clicks,
+    countIf(is_bot = 0 AND is_rate_limited != 0) AS rate_limited_clicks
+FROM {database}.clicks
+GROUP BY bucket, partner_id, offer_id, link_id, country, device, os, browser, sub1
+;
+-- clicks_15m_links: by partner, offer and link only, for reports by those
+-- and by time: far fewer rows than clicks_15m where clicks are spread
+-- thin over many attributes (in the 10-million-click benchmark, 4.3 times
+-- fewer rows than clicks, where clicks_15m has nearly as many as clicks).
+CREATE TABLE IF NOT EXISTS {database}.clicks_15m_links
+(
+    bucket DateTime,
+    partner_id UInt64,
+    offer_id UInt64,
+    link_id UInt64,
+    clicks UInt64,
+    bot_clicks UInt64,
+    rate_limited_clicks UInt64
+)
+ENGINE = SummingMergeTree()
+PARTITION BY toYYYYMM(bucket)
+ORDER BY (bucket, partner_id, offer_id, link_id)
+;
+-- Feeds clicks_15m_links, filled the same way when first created.
+CREATE MATERIALIZED VIEW IF NOT EXISTS {database}.clicks_15m_links_mv
+TO {database}.clicks_15m_links
+AS SELECT
+    toDateTime(intDiv(toUInt32(ts), 900) * 900) AS bucket,
+    partner_id,
+    offer_id,
+    link_id,
+    countIf(is_bot = 0 AND is_rate_limited = 0) AS clicks,
+    countIf(is_bot != 0) AS bot_clicks,
+    countIf(is_bot = 0 AND is_rate_limited != 0) AS rate_limited_clicks
+FROM {database}.clicks
+GROUP BY bucket, partner_id, offer_id, link_id
+;
 -- Requests for unknown or disabled codes: not clicks, kept for diagnosis.
 CREATE TABLE IF NOT EXISTS {database}.orphan_hits
 (

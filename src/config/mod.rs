@@ -18,6 +18,8 @@ use crate::events::log::{LogConfig, LogConfigError};
 mod enrich;
 
 pub use self::enrich::{EnrichConfig, PrivacyConfig, RetentionConfig};
+mod stats;
+pub use stats::StatsConfig;
 
 /// The prefix of every environment variable that overrides a key.
 pub const ENV_PREFIX: &str = "TRACKEDGE_";
@@ -75,6 +77,8 @@ pub struct Config {
     pub privacy: PrivacyConfig,
     /// How long ClickHouse keeps raw rows.
     pub retention: RetentionConfig,
+    /// Limits of the stats API.
+    pub stats: StatsConfig,
 }
 
 /// Conversion intake settings.
@@ -298,6 +302,7 @@ impl Default for Config {
             enrich: EnrichConfig::default(),
             privacy: PrivacyConfig::default(),
             retention: RetentionConfig::default(),
+            stats: StatsConfig::default(),
         }
     }
 }
@@ -655,6 +660,7 @@ impl Config {
             3600,
         )?;
         enrich::validate(&self.enrich, &self.retention)?;
+        self.stats.validate()?;
         for (i, s) in self.previous_secrets.iter().enumerate() {
             if s.is_empty() {
                 return Err(ConfigError::new(

@@ -191,6 +191,23 @@ impl Shipper {
         self.drain(pending, grace).await;
     }
 
+    /// Stopped before it was allowed to ship (the schema was never
+    /// migrated: ClickHouse unreachable since the start): the final msync,
+    /// so the log survives a power loss as after a drain, and a warning.
+    pub async fn stop_unshipped(self) {
+        let log = self.log.clone();
+        if let Err(e) = tokio::task::spawn_blocking(move || log.sync())
+            .await
+            .unwrap_or_else(|e| Err(std::io::Error::other(e)))
+        {
+            error!(error = %e, "final msync of the spool failed");
+        }
+        warn!(
+            unshipped_bytes = self.log.disk_bytes(),
+            "the clickhouse schema was not migrated before shutdown, so nothing was shipped; the rest stays in the spool for the next start"
+        );
+    }
+
     /// Final shipping after stop, bounded by `grace`.
     async fn drain(&mut self, mut pending: Vec<Record>, grace: Duration) {
         let give_up = CancellationToken::new();

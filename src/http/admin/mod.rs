@@ -17,6 +17,7 @@ mod error;
 mod health;
 
 pub use health::HealthSettings;
+mod stats;
 
 use std::sync::{Arc, OnceLock};
 
@@ -51,6 +52,8 @@ pub struct AdminState {
     /// Conversions: read from ClickHouse, new versions recorded into the
     /// event log.
     pub conversions: Ledger,
+    /// `GET /api/v1/stats`: reads ClickHouse.
+    pub stats: crate::stats::Stats,
     /// The bearer token, as a digest.
     pub token: AdminToken,
     /// Base of tracking URLs (`public_url`).
@@ -170,7 +173,7 @@ pub const OPENAPI_PATH: &str = "/api/v1/openapi.json";
 #[openapi(
     info(
         title = "trackedge admin API",
-        description = "Partners, offers, links and conversions of a trackedge node. Every /api/v1 route but \
+        description = "Partners, offers, links, conversions and stats of a trackedge node. Every /api/v1 route but \
                        this document needs `Authorization: Bearer <admin token>`. Errors are \
                        `{\"error\": {\"code\", \"message\", \"field\"}}`; money is a decimal string.",
         license(name = "Apache-2.0")
@@ -181,6 +184,7 @@ pub const OPENAPI_PATH: &str = "/api/v1/openapi.json";
         (name = "offers", description = "what is promoted, and what a conversion pays"),
         (name = "links", description = "a partner's tracked link to an offer"),
         (name = "conversions", description = "the conversions ledger: latest states, histories, status changes"),
+        (name = "stats", description = "clicks and conversions grouped by partner, offer, link, time (in any zone) and click attributes"),
         (name = "operations", description = "health, readiness, metrics and this document"),
         (name = "dashboard", description = "the browser dashboard over this API: a page and its files, no auth"),
     )
@@ -221,6 +225,7 @@ fn parts() -> (Router<Arc<AdminState>>, utoipa::openapi::OpenApi) {
             conversions::get_conversion,
             conversions::patch_conversion
         ))
+        .routes(routes!(stats::get_stats))
         .split_for_parts()
 }
 

@@ -41,11 +41,23 @@ fn health_settings() -> HealthSettings {
     }
 }
 
+/// Stats over a ClickHouse that refuses connections.
+fn unreachable_stats() -> crate::stats::Stats {
+    crate::stats::Stats::new(
+        clickhouse::Client::default()
+            .with_url("http://127.0.0.1:1")
+            .with_validation(false),
+        "trackedge",
+        crate::config::StatsConfig::default(),
+    )
+}
+
 fn state(token: &str) -> Arc<AdminState> {
     let metrics = Arc::new(Metrics::new());
     Arc::new(AdminState {
         catalog: CatalogSlot::default(),
         conversions: ledger(&metrics),
+        stats: unreachable_stats(),
         token: AdminToken::new(token),
         public_base: "http://t.example".into(),
         requests: RequestCounters::new(&metrics, "admin"),
@@ -406,6 +418,7 @@ async fn the_document_lists_every_route() {
         "GET /api/v1/conversions/{conversion_id}",
         "PATCH /api/v1/conversions/{conversion_id}",
         "GET /api/v1/partners/health",
+        "GET /api/v1/stats",
     ] {
         expected.push(route.to_string());
     }
@@ -457,6 +470,7 @@ async fn read_only_tokens_read_and_never_write() {
         Arc::new(AdminState {
             catalog: CatalogSlot::default(),
             conversions: ledger(&metrics),
+            stats: unreachable_stats(),
             token: AdminToken::new(admin).with_read_only(std::slice::from_ref(&digest)),
             public_base: "http://t.example".into(),
             requests: RequestCounters::new(&metrics, "admin"),
@@ -614,5 +628,51 @@ async fn the_dashboard_is_served_without_a_token() {
     assert_eq!(
         (status, error_of(&v)),
         (StatusCode::NOT_FOUND, ("not_found", Some("asset")))
+    );
+}
+
+/// Stats: bad input is named before any query; an unreachable ClickHouse
+/// is `503` with the reason, not a hang.
+#[tokio::test]
+async fn stats_refuse_bad_input_and_answer_503_without_clickhouse() {
+    let s = state(TOKEN);
+    for (query, field) in [
+        ("group_by=campaign", "group_by"),
+        ("metrics=profit", "metrics"),
+        ("from=2026-02-01&to=2026-01-01", "from"),
+        ("from=2020-01-01&to=2026-01-01", "to"),
+        ("tz=Nowhere/Land", "tz"),
+        ("cursor=zz", "cursor"),
+        ("source=rollup&group_by=sub2", "source"),
+    ] {
+        let (status, v) = call(
+            &s,
+            Method::GET,
+            &format!("/api/v1/stats?{query}"),
+            Some(TOKEN),
+            "",
+        )
+        .await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{query}: {v}");
+        assert_eq!(error_of(&v), ("invalid", Some(field)), "{query}");
+    }
+    let (status, _) = call(&s, Method::GET, "/api/v1/stats", None, "").await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    let (status, v) = call(
+        &s,
+        Method::GET,
+        "/api/v1/stats?group_by=day",
+        Some(TOKEN),
+        "",
+    )
+    .await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{v}");
+    assert_eq!(error_of(&v).0, "unavailable");
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("clickhouse"),
+        "{v}"
     );
 }
