@@ -90,6 +90,7 @@ def synthetic_click_ids(n, length=32):
 
 
 def path(token, click_id, order_id):
+    """The postback's path and query; `{seq}` in order_id stays literal."""
     q = urllib.parse.urlencode([("token", token), ("click_id", click_id), ("order_id", order_id), ("amount", "12.50")],
                                safe="{}")
     return "/postback?" + q
@@ -121,6 +122,7 @@ def build(token, click_ids, size, seed=1, xff=True):
 
 
 def write(path_, token, click_ids, size, seed=1, xff=True):
+    """Writes the request file; returns its stats for the report."""
     lines, stats = build(token, click_ids, size, seed, xff)
     with open(path_, "w") as f:
         f.write("\n".join(lines) + "\n")
@@ -171,6 +173,7 @@ def ch_counts(ch_query, ch_url, db):
 
 
 def ch_statuses(ch_query, ch_url, db):
+    """Rows of `conversions` by `status/reason`."""
     try:
         out = ch_query(ch_url, f"SELECT status, reason, count() FROM {db}.conversions GROUP BY status, reason ORDER BY status, reason FORMAT TSV")
         return {f"{s}/{r}": int(n) for s, r, n in (l.split("\t") for l in out.strip().splitlines() if l)}
@@ -270,6 +273,7 @@ def late(row):
 
 
 def _median(vals):
+    """The median of the values that are not None, or None."""
     vals = sorted(v for v in vals if v is not None)
     if not vals:
         return None
