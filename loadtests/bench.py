@@ -32,6 +32,7 @@ import urllib.request
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 import bulkseed  # noqa: E402
+import postback as pbmod  # noqa: E402
 import scenarios as scenmod  # noqa: E402
 import seed as seedmod  # noqa: E402
 
@@ -39,6 +40,11 @@ CLK_TCK = os.sysconf("SC_CLK_TCK")
 SERVER_CPU = "0"  # every server under test is pinned here
 CLIENT_CPU = "1"  # wrk is pinned here
 NOISE_CORES = 0.1  # "other busy" + steal above this share of a core marks a run noisy
+# Every scenario --scenarios accepts: the redirect mixes and the postbacks.
+SCENARIOS = {**scenmod.DESCRIPTIONS, pbmod.NAME: pbmod.DESCRIPTION}
+# Scenarios whose answers the generators read: the text an answer's body
+# must hold to count (accepted postbacks).
+EXPECT_BODY = {pbmod.NAME: pbmod.EXPECT}
 
 PORTS = {
     "trackedge": 18080,
@@ -340,6 +346,13 @@ http {{
 
     server {{
         listen 127.0.0.1:{port};
+        # The baseline of the postback scenario: trackedge's answer to an
+        # accepted postback, same size, same headers that matter.
+        location = /postback {{
+            default_type application/json;
+            add_header Cache-Control no-store;
+            return 200 '{pb_body}';
+        }}
         location / {{
             add_header Cache-Control no-store;
             add_header Referrer-Policy no-referrer-when-downgrade;
@@ -350,7 +363,7 @@ http {{
 """
 
 
-def nginx_server(name, port, workdir, cid, access_log_path=None):
+def nginx_server(name, port, workdir, cid, pb_body, access_log_path=None):
     d = os.path.join(workdir, name)
     shutil.rmtree(d, ignore_errors=True)
     os.makedirs(os.path.join(d, "tmp"))
@@ -360,7 +373,7 @@ def nginx_server(name, port, workdir, cid, access_log_path=None):
         al = "access_log off;"
     conf = os.path.join(d, "nginx.conf")
     with open(conf, "w") as f:
-        f.write(NGINX_CONF.format(dir=d, port=port, cid=cid, access_log=al))
+        f.write(NGINX_CONF.format(dir=d, port=port, cid=cid, pb_body=pb_body, access_log=al))
     argv = [shutil.which("nginx") or "/usr/sbin/nginx", "-p", d + "/", "-c", conf, "-e", os.path.join(d, "error.log")]
     return Server(
         name, port, argv, dict(os.environ), d, os.path.join(d, "stdout.log"), os.path.join(d, "run.pid")
@@ -388,6 +401,8 @@ def parse_wrk(out):
     requests = int(m.group(1))
     if requests != j["requests"]:
         raise Abort(f"wrk's text ({requests}) and LTJSON ({j['requests']}) request counts disagree")
+    if j.get("bodies") and j["bodies"]["answered"] != requests:
+        raise Abort(f"wrk's count ({requests}) and codes.lua's answered responses ({j['bodies']['answered']}) disagree")
     non2xx = int(WRK_NON2XX.search(out).group(1)) if WRK_NON2XX.search(out) else 0
     se = WRK_SOCKERR.search(out)
     sock = [int(x) for x in se.groups()] if se else [0, 0, 0, 0]
@@ -399,6 +414,7 @@ def parse_wrk(out):
         "non_2xx_3xx": non2xx,
         "socket_errors": dict(zip(["connect", "read", "write", "timeout"], sock)),
         "latency_us": j["latency_us"],
+        "bodies": j.get("bodies"),
     }
 
 
@@ -410,6 +426,14 @@ class Runner:
         self.outdir = os.path.join(args.workdir, "wrk")
         os.makedirs(self.outdir, exist_ok=True)
         self.n = 0
+        # Run nonce of every `{seq}`: with the run number, no two runs of
+        # this invocation (nor of another: Redis is emptied anyway) send
+        # the same order id.
+        self.nonce = secrets.token_hex(3)
+
+    def seq_prefix(self):
+        """What `{seq}` starts with in the current run."""
+        return f"{self.nonce}r{self.n}-"
 
     def wait_quiet(self):
         """Wait (up to --wait-quiet s) until the machine is idle for a second.
@@ -435,7 +459,10 @@ class Runner:
                 announced = True
 
     def run(self, server, duration, label, scenario, requests_file):
-        """One wrk run against server; returns a row of measurements."""
+        """One wrk run against server; returns a row of measurements.
+
+        For a scenario in EXPECT_BODY, codes.lua reads every answer and the
+        row's `bodies` counts them (wrk spends a little more per request)."""
         a = self.args
         waited = self.wait_quiet() if a.wait_quiet > 0 else 0
         argv = [
@@ -443,11 +470,14 @@ class Runner:
             f"-t{a.threads}", f"-c{a.connections}", f"-d{duration}s", "--latency",
             "-s", self.lua, f"http://127.0.0.1:{server.port}/",
         ]
-        env = dict(os.environ, LT_REQUESTS=requests_file)
         if not server.running():
             raise Abort(f"{server.name} is not running (exit {server.proc.returncode})\n{server.log_tail()}")
         pids = server.pids()
         self.n += 1
+        env = dict(os.environ, LT_REQUESTS=requests_file, LT_SEQ_PREFIX=self.seq_prefix())
+        env.pop("LT_EXPECT_BODY", None)
+        if scenario in EXPECT_BODY:
+            env["LT_EXPECT_BODY"] = EXPECT_BODY[scenario]
 
         ru0 = resource.getrusage(resource.RUSAGE_CHILDREN)
         procs0 = all_procs_cpu()
@@ -489,6 +519,7 @@ class Runner:
             "socket_errors": w["socket_errors"],
             "bytes_per_response": round(w["bytes"] / req, 1) if req else None,
             "latency_ms": {k: round(v / 1000, 3) for k, v in w["latency_us"].items()},
+            "bodies": w["bodies"],
             "server_pids": pids,
             "server_cpu_s": round(server_cpu, 3),
             "server_core_util": round(server_cpu / w["duration_s"], 3),
@@ -761,7 +792,10 @@ def run_loadgen(args, runner, server, requests_file, rate, duration, warmup, lab
         "--target", f"127.0.0.1:{server.port}", "--requests", requests_file,
         "--rate", str(int(rate)), "--duration", str(duration), "--warmup", str(warmup),
         "--connections", str(args.connections), "--out", out, "--label", label,
+        "--seq-prefix", runner.seq_prefix(),
     ]
+    if scenario in EXPECT_BODY:
+        argv += ["--expect-body", EXPECT_BODY[scenario]]
     pids = server.pids()
     cpu0 = cpu_seconds(pids)
     procs0 = all_procs_cpu()
@@ -1002,6 +1036,9 @@ def _evaluate_targets(res):
             "value": None,
             "result": "not run",
         })
+    pt = pbmod.target(res)
+    if pt:
+        T.append(pt)
     T.append({
         "id": "clicks_recorded",
         "target": "every click that got a 302 is in ClickHouse exactly once",
@@ -1030,7 +1067,8 @@ def markdown(res):
     m = res["machine"]
     s = res["settings"]
     L = []
-    L.append(f"# trackedge vs nginx: `GET /{{code}}` → 302 ({res['date']})")
+    pb_title = " and `GET /postback` → 200" if pbmod.NAME in s["scenarios"] else ""
+    L.append(f"# trackedge vs nginx: `GET /{{code}}` → 302{pb_title} ({res['date']})")
     L.append("")
     L.append(f"- Command: `{res['command']}`")
     L.append(f"- Started: {res['started_at']}, took {res['elapsed_s']:.0f} s")
@@ -1058,7 +1096,9 @@ def markdown(res):
         prio = f" at {s['backends_priority']} priority" if s.get("backends_priority") else ""
         L.append(f"- Redis and ClickHouse pinned to CPU {s['backends_pinned_to_cpu']} (with the load generator){prio}")
     if s.get("trackedge_limits_clicks_per_ip_per_minute"):
-        L.append(f"- trackedge: TRACKEDGE_LIMITS_CLICKS_PER_IP_PER_MINUTE={s['trackedge_limits_clicks_per_ip_per_minute']}")
+        L.append(f"- trackedge: TRACKEDGE_LIMITS_CLICKS_PER_IP_PER_MINUTE={s['trackedge_limits_clicks_per_ip_per_minute']}"
+                 + (f", TRACKEDGE_CONVERSIONS_POSTBACKS_PER_OFFER_PER_SECOND={s['trackedge_postbacks_per_offer_per_second']}"
+                    if s.get("trackedge_postbacks_per_offer_per_second") else ""))
     if s.get("nginx_only"):
         L.append("- **nginx-only run** (`--nginx-only`): trackedge was not started; the codes are synthetic")
     L.append("")
@@ -1075,7 +1115,7 @@ def markdown(res):
     L.append("")
     for name, sc in res.get("scenarios", {}).items():
         L.append(f"- **{name}**: {sc['description']}; {sc['requests']:,} distinct requests replayed in order, "
-                 f"{sc['distinct_codes']:,} distinct paths, {sc['avg_head_bytes']} B average request head"
+                 f"{sc['distinct_codes']:,} {sc.get('distinct_label', 'distinct paths')}, {sc['avg_head_bytes']} B average request head"
                  + (f", {sc['bot_share']:.1%} bots" if sc.get("bot_share") else "")
                  + (f", {sc['unknown_share']:.1%} unknown codes" if sc.get("unknown_share") else ""))
     L.append("")
@@ -1097,6 +1137,7 @@ def markdown(res):
             for k, v in rat.items():
                 L.append(f"| {sc} | {k} | {fmt(v['rps'], '.2f')}× | {fmt(v['cpu_us_per_req'], '.2f')}× |")
         L.append("")
+    L.extend(pbmod.markdown(res, ms, fmt))
     lat = res.get("latency")
     if lat:
         L.append("## Latency at a fixed rate (trackedge-loadgen)")
@@ -1297,7 +1338,8 @@ def main():
     ap.add_argument("--rounds", type=int, default=2)
     ap.add_argument("--links", type=int, default=100000, help="links seeded straight into Redis for the scenarios")
     ap.add_argument("--big-links", type=int, default=1000000, help="catalog size for the startup/RSS check (0: skip)")
-    ap.add_argument("--scenarios", default="zipf,browser,mix")
+    ap.add_argument("--scenarios", default="zipf,browser,mix", help=f"comma list of {','.join(SCENARIOS)}")
+    ap.add_argument("--postback-clicks", type=int, default=1000, help="real click ids the postback scenario draws from")
     ap.add_argument("--pool", type=int, default=16384, help="distinct requests per scenario")
     ap.add_argument("--latency-duration", type=int, default=20, help="fixed-rate run length (0: skip)")
     ap.add_argument("--latency-warmup", type=int, default=2)
@@ -1324,8 +1366,8 @@ def main():
     args = ap.parse_args()
     scen_names = [x for x in args.scenarios.split(",") if x]
     for x in scen_names:
-        if x not in scenmod.DESCRIPTIONS:
-            raise Abort(f"unknown scenario {x!r} (known: {', '.join(scenmod.DESCRIPTIONS)})")
+        if x not in SCENARIOS:
+            raise Abort(f"unknown scenario {x!r} (known: {', '.join(SCENARIOS)})")
     if "zipf" not in scen_names:
         scen_names.insert(0, "zipf")  # the targets and the saturation figure come from it
     if args.latency_duration > 0 or args.soak_minutes > 0:
@@ -1399,6 +1441,8 @@ def main():
     svc = {}
     try:
         cid_len = 32
+        # nginx's answer to a postback; trackedge's own shape once it gave one.
+        pb_body, pb_cids, pb_token = pbmod.nginx_body(), [], ""
         if not args.nginx_only:
             env_file = os.path.join(args.services_root, "services.env")
             with open(env_file) as f:
@@ -1468,6 +1512,11 @@ def main():
             # Set the variable yourself to measure another limit.
             te_env.setdefault("TRACKEDGE_LIMITS_CLICKS_PER_IP_PER_MINUTE", "100000000")
             res["settings"]["trackedge_limits_clicks_per_ip_per_minute"] = te_env["TRACKEDGE_LIMITS_CLICKS_PER_IP_PER_MINUTE"]
+            # Likewise the postback scenario sends every postback for one
+            # offer, far above the shipped 200/s: measure the accepted
+            # postback, not the 429 answer. The limiter still runs.
+            te_env.setdefault("TRACKEDGE_CONVERSIONS_POSTBACKS_PER_OFFER_PER_SECOND", "100000000")
+            res["settings"]["trackedge_postbacks_per_offer_per_second"] = te_env["TRACKEDGE_CONVERSIONS_POSTBACKS_PER_OFFER_PER_SECOND"]
             te_bin = args.trackedge_bin or os.path.join(args.root, "target/release/trackedge")
             res["machine"]["trackedge_binary"] = binary_info(te_bin, args.root)
             admin = PORTS["trackedge-admin"]
@@ -1476,6 +1525,8 @@ def main():
             te, _ = start_trackedge(te_env, args, te_bin, "seed")
             servers.append(te)
             info = seedmod.seed(f"http://127.0.0.1:{admin}", token, 0, os.path.join(args.workdir, "api-codes.txt"))
+            # The offer's postback token is a secret: kept out of the report.
+            pb_token = info.pop("postback_token")
             res["seed"] = info
             # 2. The links straight into Redis.
             open(codes_file, "w").close()
@@ -1509,24 +1560,39 @@ def main():
             mm = re.search(r"[?&]cid=([^&]*)", loc)
             if mm and mm.group(1):
                 cid_len = len(mm.group(1))
+            if pbmod.NAME in scen_names:
+                # Real click ids for the postbacks: real redirects (each
+                # records a click, counted like the probe above).
+                pb_cids, made = pbmod.harvest_click_ids(PORTS["trackedge"], codes, args.postback_clicks, res["settings"]["x_forwarded_for"])
+                probe_requests += made
+                st, body = pbmod.probe(PORTS["trackedge"], pb_token, pb_cids[0], f"lt-{secrets.token_hex(3)}-probe")
+                res["probes"]["trackedge-postback"] = {"status": st, "body": body}
+                if st != 200 or pbmod.EXPECT not in body:
+                    raise Abort(f"trackedge postback probe answered {st}: {body[:300]}")
+                pb_body = pbmod.nginx_body(body)
+                log(f"{len(pb_cids):,} click ids from real redirects for the postbacks; probe: {body}")
         else:
             alphabet = string.ascii_letters + string.digits
             codes = ["".join(secrets.choice(alphabet) for _ in range(8)) for _ in range(args.links)]
             with open(codes_file, "w") as f:
                 f.write("\n".join(codes) + "\n")
+            pb_cids, pb_token = pbmod.synthetic_click_ids(args.postback_clicks, cid_len), secrets.token_hex(16)
 
         xff = res["settings"]["x_forwarded_for"]
         res["scenarios"] = {}
         req_files = {}
         for sc in scen_names:
             path = os.path.join(args.workdir, f"requests-{sc}.tsv")
-            res["scenarios"][sc] = scenmod.write(path, sc, codes, args.pool, args.seed, xff)
+            if sc == pbmod.NAME:
+                res["scenarios"][sc] = pbmod.write(path, pb_token, pb_cids, args.pool, args.seed, xff)
+            else:
+                res["scenarios"][sc] = scenmod.write(path, sc, codes, args.pool, args.seed, xff)
             req_files[sc] = path
 
         cid = "".join(secrets.choice(string.ascii_letters + string.digits) for _ in range(cid_len))
         access_log = os.path.join(args.workdir, "nginx-log", "access.log")
-        ng = nginx_server("nginx", PORTS["nginx"], args.workdir, cid)
-        ngl = None if args.no_nginx_log else nginx_server("nginx-log", PORTS["nginx-log"], args.workdir, cid, access_log)
+        ng = nginx_server("nginx", PORTS["nginx"], args.workdir, cid, pb_body)
+        ngl = None if args.no_nginx_log else nginx_server("nginx-log", PORTS["nginx-log"], args.workdir, cid, pb_body, access_log)
         nginxes = [x for x in (ng, ngl) if x]
         for s in nginxes:
             log(f"starting {s.name} on 127.0.0.1:{s.port}")
@@ -1538,14 +1604,22 @@ def main():
             res["probes"][s.name] = {"status": st, "location": hdrs.get("Location"), "headers": hdrs}
             if st != 302:
                 raise Abort(f"{s.name} probe answered {st}")
+            if pbmod.NAME in scen_names:
+                st, body = pbmod.probe(s.port, pb_token, pb_cids[0], "lt-probe")
+                res["probes"][f"{s.name}-postback"] = {"status": st, "body": body}
+                if st != 200 or pbmod.EXPECT not in body:
+                    raise Abort(f"{s.name} postback probe answered {st}: {body[:300]}")
 
         order = [x for x in (ng, te, ngl) if x]
         res["settings"]["order"] = [s.name for s in order]
         runner = Runner(args, backend_pids)
         if args.warmup > 0:
-            for s in order:
-                res["runs"].append(runner.run(s, args.warmup, "warmup", "zipf", req_files["zipf"]))
-                time.sleep(args.pause)
+            # The postbacks warm up too: their first run would otherwise
+            # pay for trackedge's first conversion (Redis state, log).
+            for sc in [x for x in ("zipf", pbmod.NAME) if x in scen_names]:
+                for s in order:
+                    res["runs"].append(runner.run(s, args.warmup, "warmup", sc, req_files[sc]))
+                    time.sleep(args.pause)
         for rnd in range(1, args.rounds + 1):
             for sc in scen_names:
                 for s in order:
@@ -1592,6 +1666,20 @@ def main():
             if te_samples:
                 lat["ingest"] = sampler_summary(te_samples)
             res["latency"] = lat
+        # The same for postbacks, at a fraction of trackedge's postback
+        # saturation (or nginx's in an --nginx-only run).
+        pb_sat = res["medians"].get(pbmod.NAME, {}).get(sat_target, {}).get("rps")
+        if args.latency_duration > 0 and pb_sat:
+            rate = int(pb_sat * args.latency_fraction)
+            lat = {"rate": rate, "fraction": args.latency_fraction, "saturation_rps": pb_sat,
+                   "saturation_from": f"median wrk requests/s of {sat_target}, postback scenario, this run",
+                   "scenario": pbmod.NAME, "runs": []}
+            for rnd in range(args.latency_rounds):
+                for s in [x for x in (te, ng) if x]:
+                    lat["runs"].append(run_loadgen(args, runner, s, req_files[pbmod.NAME], rate, args.latency_duration,
+                                                   args.latency_warmup, f"latency{rnd + 1}", pbmod.NAME))
+                    time.sleep(args.pause)
+            res["latency_postback"] = lat
         if te:
             res["catalog"]["main"]["rss_after_load"] = proc_status(te.pid)
             res["catalog"]["main"]["load_note"] = "after the scenario and fixed-rate runs"
@@ -1635,7 +1723,8 @@ def main():
                            "run": row, "ingest": row["ingest"]}
 
         if te:
-            te_rows = [r for r in res["runs"] if r["target"] == "trackedge"]
+            # Redirects only: a postback records a conversion, not a click.
+            te_rows = [r for r in res["runs"] if r["target"] == "trackedge" and r.get("scenario") != pbmod.NAME]
             answered_wrk = sum(r["requests"] - r["non_2xx_3xx"] for r in te_rows)
             answered = answered_wrk + loadgen_te_answered + probe_requests
             acc = {"database": args.database, "answered": answered, "answered_wrk": answered_wrk,
@@ -1652,11 +1741,19 @@ def main():
                 ][:40]
             except OSError as e:
                 acc["metrics_excerpt"] = [f"error: {e}"]
+            if pbmod.NAME in scen_names:
+                pb_expect = pbmod.seen(res)["approved"]
+                pb_before, _ = pbmod.wait_shipped(ch_query, ch_url, args.database, pb_expect, 15)
             log("stopping trackedge (SIGTERM), then re-counting clicks")
             acc["exit_code"] = te.stop(signal.SIGTERM, timeout=120)
             acc["stop_s"] = te.stop_seconds
             after, polls = ch_wait_stable(ch_url, args.database, answered, 15)
             acc["after_shutdown"], acc["polls_after"] = after, polls
+            if pbmod.NAME in scen_names:
+                pb_after, pb_polls = pbmod.wait_shipped(ch_query, ch_url, args.database, pb_expect, 15)
+                res["postbacks"] = pbmod.account(res, pb_before, pb_after, acc["exit_code"],
+                                                 pbmod.ch_statuses(ch_query, ch_url, args.database))
+                res["postbacks"]["polls_after"] = pb_polls
             if after:
                 acc["lost"] = answered - after[1]
                 acc["duplicates"] = after[0] - after[1]
@@ -1705,6 +1802,7 @@ def main():
     stem = args.result_name or res["date"]
     md = markdown(res)
     jpath = os.path.join(args.results, stem + ".json")
+    os.makedirs(os.path.dirname(jpath), exist_ok=True)
     with open(jpath + ".tmp", "w") as f:
         json.dump(res, f, indent=2)
         f.write("\n")
@@ -1718,6 +1816,10 @@ def main():
     acc = res.get("clicks")
     if acc and (acc.get("lost") is None or acc["lost"] > 0 or acc.get("exit_code") != 0):
         log("click accounting FAILED: clicks were lost or trackedge did not exit cleanly")
+        return 3
+    pb = res.get("postbacks")
+    if pb and not pb.get("ok"):
+        log("postback accounting FAILED: see the report's Postbacks section")
         return 3
     return 0
 

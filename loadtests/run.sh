@@ -11,7 +11,8 @@
 #   --warmup S    wrk warm-up per server (2; quick 1)
 #   --links N     links for the scenarios, written straight into Redis (100000)
 #   --big-links N catalog size for the startup/RSS check (1000000; 0: skip)
-#   --scenarios LIST  comma list of zipf,browser,mix (default all three)
+#   --scenarios LIST  comma list of zipf,browser,mix,postback (default the
+#                 first three; zipf always runs, the targets come from it)
 #   --no-nginx-log    skip the nginx-with-access-log baseline
 #   --latency-duration S  fixed-rate run at 50 % of saturation (20; quick 5; 0: skip)
 #   --no-latency  same as --latency-duration 0
@@ -22,6 +23,8 @@
 #                 the machine to go idle, so a build elsewhere doesn't spoil it
 #   --retry-noisy N  repeat a run spoiled by outside load up to N times (default 2)
 #   --no-pin-backends  let Redis/ClickHouse float instead of sharing wrk's CPU
+#   --name NAME   write the report to loadtests/results/NAME.md and .json
+#                 (NAME may hold a directory: 2026-11-30-postbacks/report)
 #
 # TRACKEDGE_BIN=PATH tests another binary instead of target/release/trackedge
 # (implies not building trackedge; the load generator is still built).
@@ -29,7 +32,8 @@
 # Everything listens on 127.0.0.1 only: trackedge 18080 (admin 18081), nginx
 # 18090 and 18091 (with access log), Redis 16379, ClickHouse 18123/19000/19009.
 # Servers are pinned to CPU 0, wrk and trackedge-loadgen to CPU 1. Results go
-# to loadtests/results/<date>.md and .json (<date>-quick for --quick).
+# to loadtests/results/<date>.md and .json (<date>-quick for --quick), or
+# NAME.md and .json with --name.
 set -euo pipefail
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -39,7 +43,7 @@ export PATH="$PATH:/usr/local/sbin:/usr/sbin:/sbin"
 
 COMMAND="loadtests/run.sh${*:+ $*}"
 QUICK=0 BUILD=1 NGINX_ONLY=0 SOAK_MINUTES=0
-DURATION="" ROUNDS="" LINKS="" WARMUP="" LATENCY="" BIG_LINKS="" EXTRA=()
+DURATION="" ROUNDS="" LINKS="" WARMUP="" LATENCY="" BIG_LINKS="" RESULT_NAME="" EXTRA=()
 while [[ $# -gt 0 ]]; do
     case $1 in
     --quick) QUICK=1 ;;
@@ -60,6 +64,7 @@ while [[ $# -gt 0 ]]; do
     --wait-quiet) EXTRA+=(--wait-quiet "$2"); shift ;;
     --no-pin-backends) EXTRA+=(--no-pin-backends) ;;
     --retry-noisy) EXTRA+=(--retry-noisy "$2"); shift ;;
+    --name) RESULT_NAME=$2; shift ;;
     -h | --help) awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"; exit 0 ;;
     *) echo "run.sh: unknown argument: $1 (try --help)" >&2; exit 2 ;;
     esac
@@ -78,6 +83,12 @@ LOADGEN_TARGET=$ROOT/target/loadgen
 LOADGEN=$LOADGEN_TARGET/release/trackedge-loadgen
 ((QUICK)) && NAME+=-quick
 ((NGINX_ONLY)) && NAME+=-nginx-only
+if [[ -n $RESULT_NAME ]]; then
+    # A name, not a path out of results/.
+    [[ $RESULT_NAME =~ ^[A-Za-z0-9._-]+(/[A-Za-z0-9._-]+)?$ && $RESULT_NAME != *..* ]] ||
+        { echo "run.sh: --name wants NAME or DIR/NAME of letters, digits, . _ -: $RESULT_NAME" >&2; exit 2; }
+    NAME=$RESULT_NAME
+fi
 
 WORK=$ROOT/target/loadtest
 SERVICES_ROOT=$ROOT/target/loadtest-services

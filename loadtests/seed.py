@@ -5,7 +5,8 @@ Usage: seed.py ADMIN_URL TOKEN N OUT_FILE
 
 Uses one keep-alive http.client connection (1000 links take well under a
 second). Writes the link codes, one a line, to OUT_FILE and prints a JSON
-summary (partner id, offer id, number of links, a sample tracking_url).
+summary (partner id, offer id and its postback token, number of links, a
+sample tracking_url).
 """
 
 import http.client
@@ -80,6 +81,8 @@ def seed(admin_url, token, n, out_file):
     return {
         "partner_id": pid,
         "offer_id": oid,
+        # What a merchant's postbacks for this offer authenticate with.
+        "postback_token": offer["postback_token"],
         "links": len(codes),
         "sample_tracking_url": sample,
         "seconds": round(time.monotonic() - t0, 3),

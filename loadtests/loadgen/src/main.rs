@@ -24,12 +24,17 @@
 //!
 //! Requests come from a file, one a line: `PATH<TAB>Name: value<TAB>...`
 //! (lines starting with `#` and empty lines are skipped); request `i` is line
-//! `i mod lines`. The result is one JSON object on stdout (or `--out FILE`),
-//! including the generator's own CPU time and how often it was preempted.
+//! `i mod lines`. A `{seq}` in a line becomes `--seq-prefix` followed by `i`,
+//! so every request of the run carries a value no other one does (the
+//! postback scenario's order ids). With `--expect-body TEXT`, responses whose
+//! body holds TEXT are counted (`"status":"approved"` for postbacks). The
+//! result is one JSON object on stdout (or `--out FILE`), including the
+//! generator's own CPU time and how often it was preempted.
 //!
 //! ```text
 //! trackedge-loadgen --target 127.0.0.1:18080 --requests reqs.tsv \
-//!     --rate 50000 --duration 20 --warmup 2 --connections 64 [--out r.json]
+//!     --rate 50000 --duration 20 --warmup 2 --connections 64 [--out r.json] \
+//!     [--seq-prefix RUN-] [--expect-body TEXT]
 //! ```
 
 mod os;
@@ -66,12 +71,17 @@ struct Args {
     tick_us: u64,
     out: Option<String>,
     label: String,
+    /// What every `{seq}` starts with (a nonce unique to the run).
+    seq_prefix: String,
+    /// Text whose presence in a response body is counted.
+    expect_body: Option<String>,
 }
 
 fn usage() -> ! {
     eprintln!(
         "usage: trackedge-loadgen --target HOST:PORT --requests FILE --rate RPS --duration S \
-         [--warmup S] [--connections N] [--timeout S] [--tick-us US] [--out FILE] [--label TEXT]"
+         [--warmup S] [--connections N] [--timeout S] [--tick-us US] [--out FILE] [--label TEXT] \
+         [--seq-prefix TEXT] [--expect-body TEXT]"
     );
     std::process::exit(2)
 }
@@ -88,6 +98,8 @@ fn parse_args() -> Args {
         tick_us: DEFAULT_TICK_US,
         out: None,
         label: String::new(),
+        seq_prefix: String::new(),
+        expect_body: None,
     };
     let mut it = std::env::args().skip(1);
     while let Some(k) = it.next() {
@@ -112,6 +124,8 @@ fn parse_args() -> Args {
             "--tick-us" => a.tick_us = num(&v) as u64,
             "--out" => a.out = Some(v),
             "--label" => a.label = v,
+            "--seq-prefix" => a.seq_prefix = v,
+            "--expect-body" => a.expect_body = Some(v).filter(|t| !t.is_empty()),
             _ => usage(),
         }
     }
@@ -133,7 +147,43 @@ fn parse_args() -> Args {
     a
 }
 
-fn load_requests(path: &str, host: &str) -> Vec<Vec<u8>> {
+/// One line of the request file, ready to write: the bytes before its
+/// `{seq}` and, when it has one, the bytes after it.
+struct Template {
+    head: Vec<u8>,
+    tail: Option<Vec<u8>>,
+}
+
+impl Template {
+    fn new(request: String) -> Template {
+        match request.split_once("{seq}") {
+            Some((head, tail)) => Template {
+                head: head.as_bytes().to_vec(),
+                tail: Some(tail.as_bytes().to_vec()),
+            },
+            None => Template {
+                head: request.into_bytes(),
+                tail: None,
+            },
+        }
+    }
+
+    /// Request `index` of the run: the template with `{seq}` filled in,
+    /// written into `scratch` when it has one.
+    fn render<'a>(&'a self, prefix: &str, index: u64, scratch: &'a mut Vec<u8>) -> &'a [u8] {
+        let Some(tail) = &self.tail else {
+            return &self.head;
+        };
+        scratch.clear();
+        scratch.extend_from_slice(&self.head);
+        scratch.extend_from_slice(prefix.as_bytes());
+        scratch.extend_from_slice(index.to_string().as_bytes());
+        scratch.extend_from_slice(tail);
+        scratch
+    }
+}
+
+fn load_requests(path: &str, host: &str) -> Vec<Template> {
     let text = std::fs::read_to_string(path).unwrap_or_else(|e| {
         eprintln!("loadgen: cannot read {path}: {e}");
         std::process::exit(1)
@@ -153,7 +203,7 @@ fn load_requests(path: &str, host: &str) -> Vec<Vec<u8>> {
             }
         }
         r.push_str("\r\n");
-        out.push(r.into_bytes());
+        out.push(Template::new(r));
     }
     if out.is_empty() {
         eprintln!("loadgen: no requests in {path}");
@@ -175,6 +225,10 @@ struct Counts {
     measured: u64,
     status: [u64; 6], // index = status / 100, measured requests only
     all_3xx: u64,     // warm-up included
+    all_2xx: u64,     // warm-up included
+    /// Responses whose body held `--expect-body`: all, and measured.
+    all_expected: u64,
+    expected: u64,
     errors: u64,
     reconnects: u64,
     bytes: u64,
@@ -184,7 +238,9 @@ struct Counts {
 }
 
 struct Shared {
-    pool: Vec<Vec<u8>>,
+    pool: Vec<Template>,
+    seq_prefix: String,
+    expect_body: Option<Vec<u8>>,
     target: String,
     timeout: Duration,
     idle: RefCell<VecDeque<usize>>,
@@ -211,6 +267,8 @@ struct Response {
     bytes: usize,
     /// The server said `Connection: close`.
     close: bool,
+    /// The body held the text looked for.
+    expected: bool,
     /// When its last byte reached the socket (kernel receive time), if known.
     arrived: Option<Instant>,
 }
@@ -245,7 +303,11 @@ async fn recv(
 }
 
 /// Reads one response. `buf` keeps any surplus.
-async fn read_response(s: &TcpStream, buf: &mut Vec<u8>) -> Result<Response, String> {
+async fn read_response(
+    s: &TcpStream,
+    buf: &mut Vec<u8>,
+    expect: Option<&[u8]>,
+) -> Result<Response, String> {
     let mut arrived = None;
     let mut scanned = 0;
     let head_end = loop {
@@ -289,11 +351,13 @@ async fn read_response(s: &TcpStream, buf: &mut Vec<u8>) -> Result<Response, Str
             return Err("connection closed mid-body".into());
         }
     }
+    let expected = expect.is_some_and(|t| buf[head_end..total].windows(t.len()).any(|w| w == t));
     buf.drain(..total);
     Ok(Response {
         status,
         bytes: total,
         close,
+        expected,
         arrived,
     })
 }
@@ -316,11 +380,16 @@ async fn connection(me: usize, sh: Rc<Shared>, mut rx: mpsc::UnboundedReceiver<J
         }
     };
     let mut buf = Vec::with_capacity(16 * 1024);
+    let mut scratch = Vec::new();
     loop {
         sh.idle.borrow_mut().push_back(me);
         sh.idle_notify.notify_one();
         let Some(job) = rx.recv().await else { break };
-        let req = &sh.pool[(job.index % sh.pool.len() as u64) as usize];
+        let req = sh.pool[(job.index % sh.pool.len() as u64) as usize].render(
+            &sh.seq_prefix,
+            job.index,
+            &mut scratch,
+        );
         let sent = Instant::now();
         if job.measured {
             let _ = sh
@@ -336,7 +405,7 @@ async fn connection(me: usize, sh: Rc<Shared>, mut rx: mpsc::UnboundedReceiver<J
             // Unwrap: connected just above if it was not.
             let s = stream.as_mut().unwrap();
             s.write_all(req).await.map_err(|e| e.to_string())?;
-            read_response(s, &mut buf).await
+            read_response(s, &mut buf, sh.expect_body.as_deref()).await
         })
         .await
         .unwrap_or_else(|_| Err("timed out".into()));
@@ -351,8 +420,16 @@ async fn connection(me: usize, sh: Rc<Shared>, mut rx: mpsc::UnboundedReceiver<J
                 }
                 c.completed += 1;
                 c.bytes += r.bytes as u64;
-                if r.status / 100 == 3 {
-                    c.all_3xx += 1;
+                match r.status / 100 {
+                    2 => c.all_2xx += 1,
+                    3 => c.all_3xx += 1,
+                    _ => {}
+                }
+                if r.expected {
+                    c.all_expected += 1;
+                    if job.measured {
+                        c.expected += 1;
+                    }
                 }
                 if job.measured {
                     let done = r.arrived.unwrap_or_else(|| {
@@ -438,6 +515,8 @@ async fn run(a: Args) -> Value {
     let pool_len = pool.len();
     let sh = Rc::new(Shared {
         pool,
+        seq_prefix: a.seq_prefix.clone(),
+        expect_body: a.expect_body.clone().map(String::into_bytes),
         target: a.target.clone(),
         timeout: Duration::from_secs_f64(a.timeout),
         idle: RefCell::new(VecDeque::with_capacity(a.connections)),
@@ -559,6 +638,14 @@ async fn run(a: Args) -> Value {
         "drained": drain.is_ok(),
         "last_response_s": last,
         "all_3xx": c.all_3xx,
+        "all_2xx": c.all_2xx,
+        // Responses whose body held --expect-body (null without it): over
+        // the whole run, warm-up included, and in the measured window.
+        "expected_body": a.expect_body.as_ref().map(|t| json!({
+            "text": t,
+            "all": c.all_expected,
+            "measured": c.expected,
+        })),
         "status": {"1xx": c.status[1], "2xx": c.status[2], "3xx": c.status[3], "4xx": c.status[4], "5xx": c.status[5]},
         "bytes_per_response": if c.completed > 0 { c.bytes as f64 / c.completed as f64 } else { 0.0 },
         // From each request's scheduled send time: what a user arriving at
