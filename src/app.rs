@@ -330,7 +330,7 @@ pub async fn run(config: Config, migrate: bool, stop: CancellationToken) -> anyh
         ship_stop.clone(),
         grace,
     )
-        .context("cannot start the shipper thread")?;
+    .context("cannot start the shipper thread")?;
 
     let cache = Arc::new(RouteCache::new(metrics.clone()));
     let limiter = Arc::new(ClickLimiter::new(&config.limits));
