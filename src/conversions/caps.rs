@@ -43,17 +43,17 @@ pub fn counters(
 /// (year, month, day) of a count of days since 1970-01-01 (the proleptic
 /// Gregorian calendar, as ClickHouse and every log line use).
 fn civil_date(days: u64) -> (u64, u64, u64) {
-    // Howard Hinnant's days-to-civil, shifted to start the year in March.
-    let z = days + 719_468;
-    let era = z / 146_097;
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + u64::from(m <= 2);
-    (y, m, d)
+    use chrono::Datelike;
+    let secs = i64::try_from(days.saturating_mul(DAY_SECS)).unwrap_or(i64::MAX);
+    // Past year 262,143 chrono has no date: no clock gets there.
+    let date = chrono::DateTime::from_timestamp(secs, 0)
+        .unwrap_or(chrono::DateTime::<chrono::Utc>::MAX_UTC)
+        .date_naive();
+    (
+        date.year() as u64,
+        u64::from(date.month()),
+        u64::from(date.day()),
+    )
 }
 
 #[cfg(test)]

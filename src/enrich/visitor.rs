@@ -41,18 +41,13 @@ pub fn day_of(ts: u32) -> u32 {
 
 /// The calendar date of `day` (days since 1970-01-01) as `yyyymmdd`.
 pub fn yyyymmdd(day: u32) -> u32 {
-    // Gregorian calendar from a day count, in 400-year eras that start on
-    // 1 March (so the leap day ends a year): Howard Hinnant's method.
-    let z = day as i64 + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    (y * 10_000 + m * 100 + d) as u32
+    use chrono::Datelike;
+    // A u32 day count is at most year 11,761,191, past chrono's range
+    // only for days no clock reaches.
+    let date = chrono::DateTime::from_timestamp(i64::from(day) * 86_400, 0)
+        .unwrap_or(chrono::DateTime::<chrono::Utc>::MAX_UTC)
+        .date_naive();
+    date.year() as u32 * 10_000 + date.month() * 100 + date.day()
 }
 
 /// Whether a node may create `day`'s key on `today`: only for the days

@@ -18,21 +18,13 @@ pub fn whole_months(from_ms: u64, to_ms: u64) -> u32 {
 /// Year, month (1..=12) and the rest of the month in milliseconds (day and
 /// time of day, comparable between months) of a Unix millisecond instant.
 fn civil(ms: u64) -> (i64, u32, u64) {
-    const DAY_MS: u64 = 86_400_000;
-    let days = i64::try_from(ms / DAY_MS).unwrap_or(i64::MAX / 2);
-    let rest_of_day = ms % DAY_MS;
-    // Howard Hinnant's days-to-civil, for days since 1970-01-01.
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5; // 0-based day of the month
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    // Both are small and non-negative by construction.
-    let month = u32::try_from(month).unwrap_or(1);
-    let day = u64::try_from(day).unwrap_or(0);
-    (year, month, day * DAY_MS + rest_of_day)
+    use chrono::{Datelike, Timelike};
+    let t = chrono::DateTime::from_timestamp_millis(i64::try_from(ms).unwrap_or(i64::MAX))
+        .unwrap_or(chrono::DateTime::<chrono::Utc>::MAX_UTC);
+    let rest_of_day = u64::from(t.num_seconds_from_midnight()) * 1000 + ms % 1000;
+    (
+        i64::from(t.year()),
+        t.month(),
+        u64::from(t.day0()) * 86_400_000 + rest_of_day,
+    )
 }
