@@ -70,6 +70,22 @@ pub struct Verdict {
     pub offer_id: u64,
 }
 
+/// What a conversion row says beyond the report's own parameters.
+struct Outcome<'a> {
+    conversion_id: &'a str,
+    /// When the row says it arrived (a takeover keeps the first attempt's).
+    arrived_ms: u64,
+    /// The credited click, or empty.
+    click_id: &'a str,
+    /// Its time, or 0.
+    click_ts_ms: u64,
+    link_id: u64,
+    offer_id: u64,
+    /// The offer's currency: the payout's, and the amount's by default.
+    offer_currency: &'a str,
+    decision: &'a Decision,
+}
+
 /// Why a report got no verdict.
 #[derive(Debug, thiserror::Error)]
 pub enum IntakeError {
@@ -381,45 +397,20 @@ impl Intake {
             decision.status,
             attribution::Status::Approved | attribution::Status::Pending
         );
-        let currency = p.currency.clone().unwrap_or_else(|| offer.currency.clone());
-        let rule = decision.payout_rule.as_ref().map(|r| r.as_str());
-        let ip = r.ip.to_string();
-        // Intake bounds amounts far inside the column's range; a payout
-        // computed past it was already sent to manual review at zero.
-        let recorded = match (
-            Money::from_decimal(p.amount.unwrap_or_default()),
-            Money::from_decimal(decision.payout),
-        ) {
-            (Ok(amount), Ok(payout)) => self.sink.record(&Event::Conversion(ConversionRow {
+        let recorded = self.record(
+            &r,
+            &Outcome {
                 conversion_id: &conversion_id,
-                ts: (arrived_ms / 1000) as u32,
+                arrived_ms,
                 click_id: click_id.as_deref().unwrap_or(""),
-                click_ts: click_facts.map_or(0, |f| (f.ts_ms / 1000) as u32),
+                click_ts_ms: click_facts.map_or(0, |f| f.ts_ms),
                 link_id: link.as_ref().map_or(0, |l| l.id),
-                partner_id: decision.partner_id.unwrap_or(0),
                 offer_id: offer.id,
-                order_id: p.order_id.as_deref().unwrap_or(""),
-                event: &p.event,
-                amount,
-                currency: &currency,
-                payout,
-                payout_currency: &offer.currency,
-                status: decision.status.as_str(),
-                reason: decision.reason.as_str(),
-                customer_id: p.customer_id.as_deref().unwrap_or(""),
-                attribution: decision.attribution.as_str(),
-                payout_rule: rule.as_deref().unwrap_or(""),
-                source: match r.channel {
-                    Channel::Pixel => "pixel",
-                    Channel::Postback => "postback",
-                },
-                ip: &ip,
-                version: 1,
-            })),
-            _ => false,
-        };
+                offer_currency: &offer.currency,
+                decision: &decision,
+            },
+        );
         if !recorded {
-            self.refused("not_recorded");
             if let (Some(held), Some(key)) = (&lease, &dedup_key) {
                 // Best effort: if Redis is gone too, the lease ends and a
                 // retry takes the claim over.
@@ -467,10 +458,6 @@ impl Intake {
                 }
             }
         }
-        self.metrics
-            .conversions
-            .with_label_values(&[decision.status.as_str(), decision.reason.as_str()])
-            .inc();
         if counts {
             let ten_thousandths = (decision.payout * Decimal::from(10_000))
                 .trunc()
@@ -529,49 +516,84 @@ impl Intake {
             .and_then(|id| self.codec.verify(id).ok());
         let conversion_id = new_conversion_id(r.now_ms);
         let currency = offer.as_ref().map_or("", |o| o.currency.as_str());
-        let amount = Money::from_decimal(p.amount.unwrap_or_default());
-        let ip = r.ip.to_string();
-        let recorded = amount.is_ok_and(|amount| {
-            self.sink.record(&Event::Conversion(ConversionRow {
+        let recorded = self.record(
+            r,
+            &Outcome {
                 conversion_id: &conversion_id,
-                ts: (r.now_ms / 1000) as u32,
+                arrived_ms: r.now_ms,
                 click_id: p.click_id.as_deref().unwrap_or(""),
-                click_ts: click.as_ref().map_or(0, |c| (c.ts_ms / 1000) as u32),
+                click_ts_ms: click.as_ref().map_or(0, |c| c.ts_ms),
                 link_id: click.as_ref().map_or(0, |c| c.link_id),
-                partner_id: 0,
                 offer_id: offer.as_ref().map_or(0, |o| o.id),
-                order_id: p.order_id.as_deref().unwrap_or(""),
-                event: &p.event,
-                amount,
-                currency: p.currency.as_deref().unwrap_or(currency),
-                payout: Money::ZERO,
-                payout_currency: currency,
-                status: decision.status.as_str(),
-                reason: decision.reason.as_str(),
-                customer_id: p.customer_id.as_deref().unwrap_or(""),
-                attribution: decision.attribution.as_str(),
-                payout_rule: "",
-                source: "pixel",
-                ip: &ip,
-                version: 1,
-            }))
-        });
+                offer_currency: currency,
+                decision: &decision,
+            },
+        );
         if !recorded {
-            self.refused("not_recorded");
             return Err(IntakeError::Unavailable(
                 "the conversion could not be made durable; retry".into(),
             ));
         }
-        self.metrics
-            .conversions
-            .with_label_values(&[decision.status.as_str(), decision.reason.as_str()])
-            .inc();
         Ok(Verdict {
             conversion_id,
             decision,
             currency: currency.to_string(),
             offer_id: offer.as_ref().map_or(0, |o| o.id),
         })
+    }
+
+    /// Appends the conversion row of report `r` with `o`'s verdict to the
+    /// log and counts it by status and reason; false, counted as
+    /// `not_recorded`, when the log cannot take it (the caller answers
+    /// `503`).
+    fn record(&self, r: &Report<'_>, o: &Outcome<'_>) -> bool {
+        let p = &r.params;
+        let d = o.decision;
+        let ip = r.ip.to_string();
+        let rule = d.payout_rule.as_ref().map(|rule| rule.as_str());
+        // Intake bounds amounts far inside the column's range; a payout
+        // computed past it was already sent to manual review at zero.
+        let recorded = match (
+            Money::from_decimal(p.amount.unwrap_or_default()),
+            Money::from_decimal(d.payout),
+        ) {
+            (Ok(amount), Ok(payout)) => self.sink.record(&Event::Conversion(ConversionRow {
+                conversion_id: o.conversion_id,
+                ts: (o.arrived_ms / 1000) as u32,
+                click_id: o.click_id,
+                click_ts: (o.click_ts_ms / 1000) as u32,
+                link_id: o.link_id,
+                partner_id: d.partner_id.unwrap_or(0),
+                offer_id: o.offer_id,
+                order_id: p.order_id.as_deref().unwrap_or(""),
+                event: &p.event,
+                amount,
+                currency: p.currency.as_deref().unwrap_or(o.offer_currency),
+                payout,
+                payout_currency: o.offer_currency,
+                status: d.status.as_str(),
+                reason: d.reason.as_str(),
+                customer_id: p.customer_id.as_deref().unwrap_or(""),
+                attribution: d.attribution.as_str(),
+                payout_rule: rule.as_deref().unwrap_or(""),
+                source: match r.channel {
+                    Channel::Pixel => "pixel",
+                    Channel::Postback => "postback",
+                },
+                ip: &ip,
+                version: 1,
+            })),
+            _ => false,
+        };
+        if recorded {
+            self.metrics
+                .conversions
+                .with_label_values(&[d.status.as_str(), d.reason.as_str()])
+                .inc();
+        } else {
+            self.refused("not_recorded");
+        }
+        recorded
     }
 
     /// The link `id`, from Redis (its owners never change; a deleted link
