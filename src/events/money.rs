@@ -75,6 +75,16 @@ impl Money {
     }
 }
 
+/// Money as answers write it: at least two decimals, no trailing zeros
+/// beyond them (`5.00`, `12.50`, `0.1234`).
+pub fn money_text(d: Decimal) -> String {
+    let mut n = d.normalize();
+    if n.scale() < 2 {
+        n.rescale(2);
+    }
+    n.to_string()
+}
+
 impl fmt::Display for Money {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         fmt::Display::fmt(&self.to_decimal(), f)

@@ -20,6 +20,7 @@ use serde::Serialize;
 use super::{response, Resp};
 use crate::conversions::intake::{Channel, Intake, IntakeError, Report, Verdict};
 use crate::conversions::params::{self, ParamError, MAX_BODY_BYTES};
+use crate::events::money::money_text;
 
 /// A transparent 1×1 GIF.
 const GIF: &[u8] = &[
@@ -108,16 +109,6 @@ fn verdict(v: &Verdict) -> Resp {
     r.headers_mut()
         .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     r
-}
-
-/// Money as the API writes it: at least two decimals, no trailing zeros
-/// beyond them (`5.00`, `12.50`, `0.1234`).
-fn money_text(d: rust_decimal::Decimal) -> String {
-    let mut n = d.normalize();
-    if n.scale() < 2 {
-        n.rescale(2);
-    }
-    n.to_string()
 }
 
 /// The `conversion_errors_total` kind of a refusal.

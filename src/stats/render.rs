@@ -14,7 +14,6 @@ use serde::{Serialize, Serializer};
 use super::request::{Dimension, Metric};
 use super::time::format_instant;
 use super::{StatsPage, StatsRow};
-use crate::events::Money;
 
 /// One value of a row.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -79,11 +78,8 @@ fn fields(page: &StatsPage, row: &StatsRow) -> Fields {
 
 /// Ten-thousandths as a decimal with 4 places (`12.5000`).
 fn decimal(scaled: i64) -> String {
-    match Money::from_scaled(scaled) {
-        Some(m) => m.to_string(),
-        // Beyond one Decimal(18, 4) value: a sum of many; the same text.
-        None => rust_decimal::Decimal::new(scaled, crate::events::money::MONEY_SCALE).to_string(),
-    }
+    // Not `Money`: a sum of many may be beyond one Decimal(18, 4) value.
+    rust_decimal::Decimal::new(scaled, crate::events::money::MONEY_SCALE).to_string()
 }
 
 impl Serialize for Fields {

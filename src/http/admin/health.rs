@@ -11,6 +11,7 @@ use utoipa::ToSchema;
 
 use super::error::{ApiError, ErrorBody};
 use super::AdminState;
+use crate::events::money::money_text;
 use crate::partners::activity::{now_s, ActivityReader};
 use crate::partners::health::{HealthReason, HealthStatus};
 use crate::partners::pause::all_partners;
@@ -85,10 +86,6 @@ pub async fn partners_health(
         .map(|p| {
             let a = activity.get(&p.id).copied().unwrap_or_default();
             let (status, reason) = a.judge(&p.created_at, now, s.health.inactive_days);
-            let mut payout = a.payout_30d.normalize();
-            if payout.scale() < 2 {
-                payout.rescale(2);
-            }
             PartnerHealth {
                 partner_id: p.id,
                 name: p.name,
@@ -97,7 +94,7 @@ pub async fn partners_health(
                 clicks_30d: a.clicks_30d,
                 clicks_prev_30d: a.clicks_prev_30d,
                 conversions_30d: a.conversions_30d,
-                payout_30d: payout.to_string(),
+                payout_30d: money_text(a.payout_30d),
                 status,
                 reason,
             }
