@@ -31,13 +31,6 @@ const ACME: &str = "Acme <b>Media</b> & Co";
 
 const DAY: u64 = 86_400;
 
-fn now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs()
-}
-
 // ------------------------------------------------------------------ seeding
 
 async fn create(server: &Server, kind: &str, body: Value) -> u64 {
@@ -414,7 +407,7 @@ async fn seed(server: &Server) -> Seeded {
     }
     // Health looks at the last 60 days: Acme clicked yesterday, Fading
     // far less than the month before, Beta not since 2024, Fresh never.
-    let t = now();
+    let t = now_secs();
     clicks("ah", acme, shoes, At::Unix(t - DAY), 1, false, 300, 1);
     clicks(
         "f-now",

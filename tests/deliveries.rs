@@ -175,24 +175,13 @@ async fn seed(server: &Server, postback_url: &str) -> (Value, String) {
 /// Like [`seed`], for the partner `partner` (the create body); answers the
 /// partner as created too.
 async fn seed_partner(server: &Server, partner: Value) -> (Value, String, Value) {
-    let (s, p) = admin(server, "POST", "/api/v1/partners", Some(partner)).await;
-    assert_eq!(s, 201, "{p}");
-    let (s, o) = admin(
+    let (l, o, p) = seed_partner_link(
         server,
-        "POST",
-        "/api/v1/offers",
-        Some(json!({"name": "Offer", "url": "https://shop.example.com/?cid={click_id}", "payout": {"model": "cpa", "amount": "5.00"}})),
+        partner,
+        "https://shop.example.com/?cid={click_id}",
+        None,
     )
     .await;
-    assert_eq!(s, 201, "{o}");
-    let (s, l) = admin(
-        server,
-        "POST",
-        "/api/v1/links",
-        Some(json!({"partner_id": p["id"], "offer_id": o["id"]})),
-    )
-    .await;
-    assert_eq!(s, 201, "{l}");
     (l, o["postback_token"].as_str().unwrap().to_string(), p)
 }
 
@@ -251,14 +240,7 @@ async fn click_with_subs(server: &Server, link: &Value, subs: &[(&str, &str)]) -
         .send()
         .await
         .unwrap();
-    assert_eq!(resp.status(), 302);
-    let location = resp.headers()["location"].to_str().unwrap().to_string();
-    url::Url::parse(&location)
-        .unwrap()
-        .query_pairs()
-        .find(|(k, _)| k == "cid")
-        .map(|(_, v)| v.to_string())
-        .expect("the click id in the Location")
+    click_id_of(&resp)
 }
 
 /// Waits until metric `name` reads `value`.

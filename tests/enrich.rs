@@ -58,14 +58,7 @@ async fn click_as(
         req = req.header(*k, *v);
     }
     let resp = req.send().await.unwrap();
-    assert_eq!(resp.status(), 302);
-    let location = resp.headers()["location"].to_str().unwrap().to_string();
-    url::Url::parse(&location)
-        .unwrap()
-        .query_pairs()
-        .find(|(k, _)| k == "cid")
-        .map(|(_, v)| v.to_string())
-        .expect("the click id in the Location")
+    click_id_of(&resp)
 }
 
 /// One enriched click as ClickHouse holds it.

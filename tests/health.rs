@@ -10,17 +10,10 @@ use serde_json::{json, Value};
 
 const DAY: u64 = 86_400;
 
-fn now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs()
-}
-
 /// Inserts `n` clicks of `partner`, `days_ago` days back (bot ones when
 /// `bot`).
 fn clicks(ch: &ClickHouse, db: &str, partner: u64, days_ago: u64, n: u64, bot: bool) {
-    let ts = now() - days_ago * DAY;
+    let ts = now_secs() - days_ago * DAY;
     ch.query(&format!(
         "INSERT INTO {db}.clicks (click_id, ts, partner_id, link_id, is_bot) \
          SELECT concat('p{partner}-{days_ago}-{bot}-', toString(number)), toDateTime({ts}), \
@@ -33,7 +26,7 @@ fn clicks(ch: &ClickHouse, db: &str, partner: u64, days_ago: u64, n: u64, bot: b
 /// payout, version)`.
 fn conversion(ch: &ClickHouse, db: &str, row: (&str, u64, u64, &str, &str, u64)) {
     let (id, partner, days_ago, status, payout, version) = row;
-    let ts = now() - days_ago * DAY;
+    let ts = now_secs() - days_ago * DAY;
     ch.query(&format!(
         "INSERT INTO {db}.conversions (conversion_id, ts, partner_id, offer_id, status, reason, payout, version) \
          VALUES ('{id}', toDateTime({ts}), {partner}, 1, '{status}', 'ok', toDecimal64('{payout}', 4), {version})"
@@ -41,30 +34,9 @@ fn conversion(ch: &ClickHouse, db: &str, row: (&str, u64, u64, &str, &str, u64))
 }
 
 async fn partner(server: &Server, name: &str) -> (u64, u64) {
-    let (s, p) = admin(
-        server,
-        "POST",
-        "/api/v1/partners",
-        Some(json!({"name": name, "kind": "affiliate"})),
-    )
-    .await;
-    assert_eq!(s, 201, "{p}");
-    let (s, o) = admin(
-        server,
-        "POST",
-        "/api/v1/offers",
-        Some(json!({"name": "o", "url": "https://m.example.com/?c={click_id}", "payout": {"model": "cpa", "amount": "5"}})),
-    )
-    .await;
-    assert_eq!(s, 201, "{o}");
-    let (s, l) = admin(
-        server,
-        "POST",
-        "/api/v1/links",
-        Some(json!({"partner_id": p["id"], "offer_id": o["id"]})),
-    )
-    .await;
-    assert_eq!(s, 201, "{l}");
+    let partner = json!({"name": name, "kind": "affiliate"});
+    let (l, _, p) =
+        seed_partner_link(server, partner, "https://m.example.com/?c={click_id}", None).await;
     (p["id"].as_u64().unwrap(), l["id"].as_u64().unwrap())
 }
 

@@ -1018,13 +1018,20 @@ pub fn redis_conn(server: &Server) -> redis::Connection {
 
 /// Creates a partner, an offer with `url` and a link; returns the link JSON.
 pub async fn seed_link(server: &Server, url: &str, code: Option<&str>) -> Value {
-    let (s, p) = admin(
-        server,
-        "POST",
-        "/api/v1/partners",
-        Some(json!({"name": "Partner", "kind": "affiliate"})),
-    )
-    .await;
+    let partner = json!({"name": "Partner", "kind": "affiliate"});
+    seed_partner_link(server, partner, url, code).await.0
+}
+
+/// Creates the partner of create body `partner`, a CPA 5.00 offer with
+/// `url` and a link between them (with vanity `code`, if given); answers
+/// the link, the offer and the partner as created.
+pub async fn seed_partner_link(
+    server: &Server,
+    partner: Value,
+    url: &str,
+    code: Option<&str>,
+) -> (Value, Value, Value) {
+    let (s, p) = admin(server, "POST", "/api/v1/partners", Some(partner)).await;
     assert_eq!(s, 201, "{p}");
     let (s, o) = admin(
         server,
@@ -1040,7 +1047,15 @@ pub async fn seed_link(server: &Server, url: &str, code: Option<&str>) -> Value 
     }
     let (s, l) = admin(server, "POST", "/api/v1/links", Some(body)).await;
     assert_eq!(s, 201, "{l}");
-    l
+    (l, o, p)
+}
+
+/// Now, in Unix seconds.
+pub fn now_secs() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
 }
 
 /// A desktop browser's user agent: clicks with it are not judged bots.
@@ -1059,9 +1074,15 @@ pub async fn click_with(server: &Server, link: &Value, head: bool) -> String {
     let c = client();
     let req = if head { c.head(&url) } else { c.get(&url) };
     let resp = req.header("user-agent", BROWSER_UA).send().await.unwrap();
+    click_id_of(&resp)
+}
+
+/// The click id a redirect answered with: the `cid` parameter of its
+/// `Location` (the test offers' URLs carry `cid={click_id}`).
+pub fn click_id_of(resp: &reqwest::Response) -> String {
     assert_eq!(resp.status(), 302);
-    let location = resp.headers()["location"].to_str().unwrap().to_string();
-    url::Url::parse(&location)
+    let location = resp.headers()["location"].to_str().unwrap();
+    url::Url::parse(location)
         .unwrap()
         .query_pairs()
         .find(|(k, _)| k == "cid")
