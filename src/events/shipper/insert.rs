@@ -109,16 +109,18 @@ impl Shipper {
     }
 
     /// What enrichment adds to each click that decodes, in
-    /// [`decode_clicks`] order: the day keys first (the one await on
-    /// Redis), then each click on this thread, yielding as decoding does.
+    /// [`decode_clicks`] order: the clicks decoded once for the facts it
+    /// reads, the day keys first (the one await on Redis), then each click
+    /// on this thread, yielding as decoding does.
     async fn enrich(&mut self, records: &[&[u8]]) -> Vec<Enriched> {
-        self.enricher
-            .prepare(decode_clicks(records).map(|c| c.ts))
-            .await;
-        let mut enriched = Vec::with_capacity(records.len());
-        for (i, c) in decode_clicks(records).enumerate() {
+        let facts: Vec<ClickFacts<'_>> = decode_clicks(records)
+            .map(|c| ClickFacts::from(&c))
+            .collect();
+        self.enricher.prepare(facts.iter().map(|f| f.ts)).await;
+        let mut enriched = Vec::with_capacity(facts.len());
+        for (i, f) in facts.into_iter().enumerate() {
             yield_every(i).await;
-            enriched.push(self.enricher.enrich(ClickFacts::from(&c)));
+            enriched.push(self.enricher.enrich(f));
         }
         enriched
     }
