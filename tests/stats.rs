@@ -536,3 +536,107 @@ async fn committed_stats_sql_runs_on_this_clickhouse() {
         "most examples have rows on the seed"
     );
 }
+
+/// `GET /api/v1/stats/conversion-times` counts each conversion once, in its
+/// latest state, in the bucket of its seconds from click (a conversion
+/// stamped before its click, as across nodes' clocks, in the first), and
+/// its percentiles are the sorted seconds' (ClickHouse's `quantileExact`
+/// takes the element at `level * n`): all computed here from the seed
+/// itself, not from SQL.
+#[tokio::test]
+async fn conversion_times_follow_the_seed() {
+    let server = seeded_server("stats_times");
+    let clicks = seed_clicks(1, 400);
+    let (first, later) = seed_conversions(&clicks);
+    let bounds: [u64; 8] = [0, 10, 60, 600, 3600, 86_400, 604_800, 2_592_000];
+    let mut latest: BTreeMap<&str, &Version> = BTreeMap::new();
+    for v in first.iter().chain(&later) {
+        if latest
+            .get(v.id.as_str())
+            .is_none_or(|l| l.version <= v.version)
+        {
+            latest.insert(&v.id, v);
+        }
+    }
+    for (statuses, query) in [
+        (&["approved", "pending", "reversed"][..], ""),
+        (&["rejected"][..], "&status=rejected"),
+    ] {
+        let mut expected: BTreeMap<(u64, u64), Vec<u64>> = BTreeMap::new();
+        for v in latest.values() {
+            let Some((_, click_ts)) = &v.click else {
+                continue;
+            };
+            if statuses.contains(&v.status) {
+                let secs = (v.ts - click_ts).max(0) as u64;
+                expected.entry((v.partner, v.offer)).or_default().push(secs);
+            }
+        }
+        assert!(
+            expected.len() > 2,
+            "the seed spreads over partners and offers"
+        );
+        let (s, got) = admin(
+            &server,
+            "GET",
+            &format!("/api/v1/stats/conversion-times?from=2026-01-01&to=2026-12-31{query}"),
+            None,
+        )
+        .await;
+        assert_eq!(s, 200, "{got}");
+        assert_eq!(got["truncated"], false);
+        let rows = got["rows"].as_array().unwrap();
+        assert_eq!(rows.len(), expected.len(), "{got}");
+        for row in rows {
+            let key = (
+                row["partner_id"].as_u64().unwrap(),
+                row["offer_id"].as_u64().unwrap(),
+            );
+            let mut secs = expected[&key].clone();
+            secs.sort_unstable();
+            assert_eq!(row["conversions"], secs.len() as u64, "{key:?}");
+            let names = [
+                "under_10s",
+                "10s_to_1m",
+                "1m_to_10m",
+                "10m_to_1h",
+                "1h_to_1d",
+                "1d_to_7d",
+                "7d_to_30d",
+                "30d_and_over",
+            ];
+            for (i, name) in names.iter().enumerate() {
+                let high = bounds.get(i + 1).copied().unwrap_or(u64::MAX);
+                let n = secs
+                    .iter()
+                    .filter(|s| **s >= bounds[i] && **s < high)
+                    .count();
+                assert_eq!(row["buckets"][name], n as u64, "{key:?} {name}");
+            }
+            let at = |level: f64| secs[((level * secs.len() as f64) as usize).min(secs.len() - 1)];
+            assert_eq!(row["p10_seconds"], at(0.1), "{key:?}");
+            assert_eq!(row["median_seconds"], at(0.5), "{key:?}");
+            assert_eq!(row["p90_seconds"], at(0.9), "{key:?}");
+        }
+        let counts: Vec<u64> = rows
+            .iter()
+            .map(|r| r["conversions"].as_u64().unwrap())
+            .collect();
+        assert!(
+            counts.windows(2).all(|w| w[0] >= w[1]),
+            "most first: {counts:?}"
+        );
+    }
+    let (s, v) = admin(
+        &server,
+        "GET",
+        "/api/v1/stats/conversion-times?group_by=day",
+        None,
+    )
+    .await;
+    assert_eq!(
+        (s, v["error"]["field"].as_str()),
+        (400, Some("group_by")),
+        "{v}"
+    );
+}

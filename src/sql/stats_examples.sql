@@ -627,3 +627,49 @@ GROUP BY k_month
 ORDER BY k_month DESC
 LIMIT 0, 1001
 SETTINGS max_execution_time = 30
+;
+-- conversion-times ?from=2026-01-01&to=2026-01-31&tz=Asia/Kathmandu
+SELECT [toString(t_partner_id), toString(t_offer_id)] AS keys, count() AS conversions, [countIf(t_secs >= 0 AND t_secs < 10), countIf(t_secs >= 10 AND t_secs < 60), countIf(t_secs >= 60 AND t_secs < 600), countIf(t_secs >= 600 AND t_secs < 3600), countIf(t_secs >= 3600 AND t_secs < 86400), countIf(t_secs >= 86400 AND t_secs < 604800), countIf(t_secs >= 604800 AND t_secs < 2592000), countIf(t_secs >= 2592000)] AS buckets,
+    toUInt64(quantileExact(0.1)(t_secs)) AS p10,
+    toUInt64(quantileExact(0.5)(t_secs)) AS p50,
+    toUInt64(quantileExact(0.9)(t_secs)) AS p90
+FROM
+(
+    SELECT
+        conversion_id,
+        any(partner_id) AS t_partner_id,
+        any(offer_id) AS t_offer_id,
+        argMax(status, version) AS t_status,
+        toUInt64(greatest(toInt64(any(ts)) - toInt64(any(click_ts)), 0)) AS t_secs
+    FROM {database}.conversions
+    WHERE ts >= toDateTime(1767204900) AND ts < toDateTime(1769883300) AND click_ts > toDateTime(0)
+    GROUP BY conversion_id
+) AS t
+WHERE t_status IN ('approved', 'pending', 'reversed')
+GROUP BY t_partner_id, t_offer_id
+ORDER BY conversions DESC, t_partner_id, t_offer_id
+LIMIT 1001
+SETTINGS max_execution_time = 30
+;
+-- conversion-times ?group_by=offer&partner_id=1,2&status=approved,rejected
+SELECT [toString(t_offer_id)] AS keys, count() AS conversions, [countIf(t_secs >= 0 AND t_secs < 10), countIf(t_secs >= 10 AND t_secs < 60), countIf(t_secs >= 60 AND t_secs < 600), countIf(t_secs >= 600 AND t_secs < 3600), countIf(t_secs >= 3600 AND t_secs < 86400), countIf(t_secs >= 86400 AND t_secs < 604800), countIf(t_secs >= 604800 AND t_secs < 2592000), countIf(t_secs >= 2592000)] AS buckets,
+    toUInt64(quantileExact(0.1)(t_secs)) AS p10,
+    toUInt64(quantileExact(0.5)(t_secs)) AS p50,
+    toUInt64(quantileExact(0.9)(t_secs)) AS p90
+FROM
+(
+    SELECT
+        conversion_id,
+        any(partner_id) AS t_partner_id,
+        any(offer_id) AS t_offer_id,
+        argMax(status, version) AS t_status,
+        toUInt64(greatest(toInt64(any(ts)) - toInt64(any(click_ts)), 0)) AS t_secs
+    FROM {database}.conversions
+    WHERE ts >= toDateTime(1765497600) AND ts < toDateTime(1768089600) AND click_ts > toDateTime(0) AND partner_id IN (1, 2)
+    GROUP BY conversion_id
+) AS t
+WHERE t_status IN ('approved', 'rejected')
+GROUP BY t_offer_id
+ORDER BY conversions DESC, t_offer_id
+LIMIT 1001
+SETTINGS max_execution_time = 30

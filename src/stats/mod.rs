@@ -62,6 +62,7 @@ pub mod query;
 pub mod render;
 pub mod request;
 pub mod time;
+pub mod timing;
 
 use std::time::Duration;
 
@@ -72,6 +73,7 @@ use crate::config::StatsConfig;
 use crate::validation::FieldError;
 pub use query::Plan;
 pub use request::StatsRequest;
+pub use timing::TimingRequest;
 
 /// Why a stats request was not answered.
 #[derive(Debug, thiserror::Error)]
@@ -117,6 +119,23 @@ pub struct StatsRow {
     pub cr: u64,
     /// payout / clicks, ten-thousandths of the money unit.
     pub epc: i64,
+}
+
+/// One row of `GET /api/v1/stats/conversion-times` as ClickHouse sends it.
+#[derive(Debug, Clone, PartialEq, Eq, Row, Deserialize)]
+pub struct TimingRow {
+    /// One text per group key, in `group_by` order.
+    pub keys: Vec<String>,
+    /// Conversions counted.
+    pub conversions: u64,
+    /// Conversions per bucket of [`timing::BUCKETS`], in its order.
+    pub buckets: Vec<u64>,
+    /// 10th percentile of the seconds from click to conversion.
+    pub p10: u64,
+    /// Median.
+    pub p50: u64,
+    /// 90th percentile.
+    pub p90: u64,
 }
 
 /// One page of rows and how to get the next.
@@ -166,18 +185,8 @@ impl Stats {
             &self.database,
             self.limits.query_timeout_secs,
         );
-        // ClickHouse stops the query at the timeout; the wait for its answer
-        // has a little more, for the network and the error itself.
-        let wait = Duration::from_secs(self.limits.query_timeout_secs + 5);
-        let fetched = tokio::time::timeout(wait, self.client.query(&sql).fetch_all::<StatsRow>())
-            .await
-            .map_err(|_| {
-                StatsError::Unavailable(format!(
-                    "clickhouse did not answer within {}s",
-                    wait.as_secs()
-                ))
-            })?;
-        let mut rows = fetched.map_err(classify)?;
+        // ClickHouse stops the query at the timeout.
+        let mut rows = self.fetch::<StatsRow>(&sql).await?;
         let next_cursor = (rows.len() as u64 > request.limit).then(|| {
             rows.truncate(request.limit as usize);
             request.next_cursor(request.limit)
@@ -188,6 +197,44 @@ impl Stats {
             rows,
             next_cursor,
         })
+    }
+}
+
+impl Stats {
+    /// Reads and checks a conversion-times query string; `now` is Unix
+    /// seconds.
+    pub fn parse_timing(&self, query: &str, now: i64) -> Result<TimingRequest, StatsError> {
+        Ok(TimingRequest::parse(query, &self.limits, now)?)
+    }
+
+    /// The rows of `request`, and whether more were left off by its limit.
+    pub async fn answer_timing(
+        &self,
+        request: &TimingRequest,
+    ) -> Result<(Vec<TimingRow>, bool), StatsError> {
+        let sql = request.sql(&self.database, self.limits.query_timeout_secs);
+        let mut rows = self.fetch::<TimingRow>(&sql).await?;
+        let more = rows.len() as u64 > request.limit;
+        rows.truncate(request.limit as usize);
+        Ok((rows, more))
+    }
+
+    /// The rows of `sql`, under the query timeout (and a little more for
+    /// the network and the error itself).
+    async fn fetch<T>(&self, sql: &str) -> Result<Vec<T>, StatsError>
+    where
+        T: clickhouse::RowOwned + clickhouse::RowRead,
+    {
+        let wait = Duration::from_secs(self.limits.query_timeout_secs + 5);
+        tokio::time::timeout(wait, self.client.query(sql).fetch_all::<T>())
+            .await
+            .map_err(|_| {
+                StatsError::Unavailable(format!(
+                    "clickhouse did not answer within {}s",
+                    wait.as_secs()
+                ))
+            })?
+            .map_err(classify)
     }
 }
 

@@ -3,6 +3,7 @@
 
 use super::*;
 use crate::config::StatsConfig;
+use crate::stats::TimingRequest;
 
 /// 2026-01-10 12:00 UTC.
 const NOW: i64 = 1_768_046_400;
@@ -196,8 +197,22 @@ fn examples() -> String {
         out.push_str(&build(&request(query), *plan, "{database}", 30));
         out.push('\n');
     }
+    for query in TIMING_EXAMPLES {
+        out.push_str(&format!(";\n-- conversion-times ?{query}\n"));
+        let r = TimingRequest::parse(query, &StatsConfig::default(), NOW)
+            .expect("the examples are valid");
+        out.push_str(&r.sql("{database}", 30));
+        out.push('\n');
+    }
     out
 }
+
+/// `GET /api/v1/stats/conversion-times` requests whose SQL the examples
+/// file holds as well.
+const TIMING_EXAMPLES: [&str; 2] = [
+    "from=2026-01-01&to=2026-01-31&tz=Asia/Kathmandu",
+    "group_by=offer&partner_id=1,2&status=approved,rejected",
+];
 
 #[test]
 fn the_committed_examples_are_current() {

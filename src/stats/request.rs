@@ -486,7 +486,7 @@ fn parse_sort(s: &str, group_by: &[Dimension]) -> Result<Sort, FieldError> {
 }
 
 /// A comma list of `field`, each item read by `item`; no item twice.
-fn list<T: PartialEq>(
+pub(crate) fn list<T: PartialEq>(
     field: &str,
     value: Option<&str>,
     item: impl Fn(&str) -> Result<T, String>,

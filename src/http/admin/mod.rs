@@ -226,6 +226,7 @@ fn parts() -> (Router<Arc<AdminState>>, utoipa::openapi::OpenApi) {
             conversions::patch_conversion
         ))
         .routes(routes!(stats::get_stats))
+        .routes(routes!(stats::get_conversion_times))
         .split_for_parts()
 }
 

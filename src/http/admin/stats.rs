@@ -16,6 +16,7 @@ use super::error::{ApiError, ErrorBody};
 use super::AdminState;
 use crate::stats::render::{csv, JsonPage};
 use crate::stats::request::Format;
+use crate::stats::timing::{TimingKey, BUCKETS};
 use crate::stats::StatsError;
 
 /// The page's next cursor, on CSV answers (JSON has `next_cursor`).
@@ -213,4 +214,115 @@ impl From<StatsError> for ApiError {
             }
         }
     }
+}
+
+/// Query parameters of `GET /api/v1/stats/conversion-times` (documentation
+/// only: the handler reads the raw query string to name any bad
+/// parameter).
+#[derive(Debug, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[allow(dead_code)]
+pub struct TimingQuery {
+    /// Comma list of `partner`, `offer` (default both; empty: one row of
+    /// totals).
+    group_by: Option<String>,
+    /// Comma list of partner ids to keep.
+    partner_id: Option<String>,
+    /// Comma list of offer ids to keep.
+    offer_id: Option<String>,
+    /// Comma list of latest statuses counted: `approved`, `pending`,
+    /// `rejected`, `reversed` (default all but `rejected`).
+    status: Option<String>,
+    /// First conversion instant, inclusive, as in `/api/v1/stats`.
+    from: Option<String>,
+    /// End, exclusive, as in `/api/v1/stats` (a date is included).
+    to: Option<String>,
+    /// IANA time zone of dates (default `UTC`).
+    tz: Option<String>,
+    /// Rows, most conversions first (default `stats.default_limit`).
+    limit: Option<u64>,
+}
+
+/// Seconds from click to conversion of one partner and offer.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TimingRowDoc {
+    /// Group key `partner`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    partner_id: Option<u64>,
+    /// Group key `offer`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    offer_id: Option<u64>,
+    /// Conversions counted.
+    conversions: u64,
+    /// Conversions per bucket: `under_10s`, `10s_to_1m`, `1m_to_10m`,
+    /// `10m_to_1h`, `1h_to_1d`, `1d_to_7d`, `7d_to_30d`, `30d_and_over`.
+    #[schema(value_type = Object)]
+    buckets: serde_json::Map<String, serde_json::Value>,
+    /// 10th percentile of the seconds, exact.
+    p10_seconds: u64,
+    /// Median seconds, exact.
+    median_seconds: u64,
+    /// 90th percentile, exact.
+    p90_seconds: u64,
+}
+
+/// The distribution's rows.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TimingAnswer {
+    /// Most conversions first.
+    rows: Vec<TimingRowDoc>,
+    /// Whether rows were left off by `limit`.
+    truncated: bool,
+}
+
+/// How long after their click conversions came, per partner and offer:
+/// counts in eight buckets from under 10 seconds to 30 days and over, and
+/// exact percentiles. Each conversion counts once, in its latest state, at
+/// its own time; conversions without a click are left out. Most sales
+/// within seconds of the click, or most of them weeks later, are both
+/// worth a look.
+#[utoipa::path(get, path = "/api/v1/stats/conversion-times", tag = "stats", params(TimingQuery),
+    responses(
+        (status = 200, description = "the distribution", body = TimingAnswer),
+        (status = 400, description = "an invalid parameter (named in `field`)", body = ErrorBody),
+        (status = 401, description = "missing or wrong bearer token", body = ErrorBody),
+        (status = 503, description = "clickhouse unreachable, or the query over stats.query_timeout_secs", body = ErrorBody),
+    ), security(("bearer" = [])))]
+pub async fn get_conversion_times(
+    State(s): State<Arc<AdminState>>,
+    RawQuery(q): RawQuery,
+) -> Result<Json<TimingAnswer>, ApiError> {
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64);
+    let request = s.stats.parse_timing(q.as_deref().unwrap_or(""), now)?;
+    let (rows, truncated) = s.stats.answer_timing(&request).await?;
+    let rows = rows
+        .into_iter()
+        .map(|r| {
+            let key = |k: TimingKey| {
+                request
+                    .group_by
+                    .iter()
+                    .position(|g| *g == k)
+                    .and_then(|i| r.keys.get(i))
+                    .and_then(|t| t.parse::<u64>().ok())
+            };
+            let buckets = BUCKETS
+                .iter()
+                .zip(&r.buckets)
+                .map(|((name, _), n)| (name.to_string(), serde_json::Value::from(*n)))
+                .collect();
+            TimingRowDoc {
+                partner_id: key(TimingKey::Partner),
+                offer_id: key(TimingKey::Offer),
+                conversions: r.conversions,
+                buckets,
+                p10_seconds: r.p10,
+                median_seconds: r.p50,
+                p90_seconds: r.p90,
+            }
+        })
+        .collect();
+    Ok(Json(TimingAnswer { rows, truncated }))
 }

@@ -419,6 +419,7 @@ async fn the_document_lists_every_route() {
         "PATCH /api/v1/conversions/{conversion_id}",
         "GET /api/v1/partners/health",
         "GET /api/v1/stats",
+        "GET /api/v1/stats/conversion-times",
     ] {
         expected.push(route.to_string());
     }
