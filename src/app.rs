@@ -29,11 +29,14 @@ use crate::events::log::EventLog;
 use crate::events::rejected::Rejected;
 use crate::events::shipper::{Shipper, ShipperSettings};
 use crate::events::EventSink;
-use crate::http::admin::{AdminState, AdminToken, CatalogSlot, HealthSettings, Ledger};
+use crate::http::admin::{
+    AdminState, AdminToken, CatalogSlot, HealthSettings, Ledger, TierSettings,
+};
 use crate::http::public::PublicState;
 use crate::http::{self, Readiness};
 use crate::metrics::{Metrics, RequestCounters};
 use crate::partners::activity::ActivityReader;
+use crate::partners::standing::StandingReader;
 use crate::ratelimit::ClickLimiter;
 use crate::redirect::Redirector;
 use crate::stats::Stats;
@@ -401,6 +404,13 @@ pub async fn run(config: Config, migrate: bool, stop: CancellationToken) -> anyh
             ),
             inactive_days: config.health.inactive_days,
         },
+        tiers: TierSettings {
+            reader: StandingReader::new(
+                clickhouse_client(&config, true),
+                &config.clickhouse.database,
+            ),
+            rules: config.tiers.clone(),
+        },
     }));
     let http_cfg = config.http.clone();
 
@@ -472,6 +482,17 @@ pub async fn run(config: Config, migrate: bool, stop: CancellationToken) -> anyh
                 &config.clickhouse.database,
             ),
             config.health.clone(),
+            background.clone(),
+        )));
+    }
+    if !config.tiers.levels.is_empty() {
+        tasks.push(tokio::spawn(crate::partners::promote::run(
+            catalog.clone(),
+            StandingReader::new(
+                clickhouse_client(&config, true),
+                &config.clickhouse.database,
+            ),
+            config.tiers.clone(),
             background.clone(),
         )));
     }

@@ -441,6 +441,8 @@ pub(crate) mod fixtures {
             status,
             created_at: "t".into(),
             link_pauses: Vec::new(),
+            tier_history: Vec::new(),
+            tier_below_since: None,
         }
     }
 

@@ -29,7 +29,7 @@ use crate::metrics::Metrics;
 use crate::model::{
     check_code, random_code, random_token, FieldError, GeneratedSecrets, Link, LinkPatch,
     LinkPause, NewLink, NewOffer, NewPartner, Offer, OfferPatch, Partner, PartnerPatch, Status,
-    MAX_LINK_PAUSES,
+    TierChange, MAX_LINK_PAUSES, MAX_TIER_CHANGES,
 };
 
 /// The three kinds of entity.
@@ -737,6 +737,31 @@ impl Catalog {
             self.put(&p).await?;
         }
         Ok(paused)
+    }
+
+    /// Records a tier decision on partner `id`: its tier, since when it has
+    /// been below it, and the change (kept in `tier_history`), if any.
+    /// Answers the partner as stored.
+    pub async fn set_partner_tier(
+        &self,
+        id: u64,
+        tier: Option<String>,
+        below_since: Option<String>,
+        change: Option<TierChange>,
+    ) -> Result<Partner, StoreError> {
+        let mut p = self.get::<Partner>(id).await?;
+        if p.tier == tier && p.tier_below_since == below_since && change.is_none() {
+            return Ok(p);
+        }
+        p.tier = tier;
+        p.tier_below_since = below_since;
+        if let Some(c) = change {
+            p.tier_history.push(c);
+            let excess = p.tier_history.len().saturating_sub(MAX_TIER_CHANGES);
+            p.tier_history.drain(..excess);
+        }
+        self.put(&p).await?;
+        Ok(p)
     }
 
     /// Deletes an entity; a deleted partner or offer leaves its links in

@@ -20,6 +20,8 @@ mod enrich;
 pub use self::enrich::{EnrichConfig, PrivacyConfig, RetentionConfig};
 mod stats;
 pub use stats::StatsConfig;
+mod tiers;
+pub use tiers::TiersConfig;
 
 /// The prefix of every environment variable that overrides a key.
 pub const ENV_PREFIX: &str = "TRACKEDGE_";
@@ -79,6 +81,8 @@ pub struct Config {
     pub retention: RetentionConfig,
     /// Limits of the stats API.
     pub stats: StatsConfig,
+    /// Performance tier rules.
+    pub tiers: TiersConfig,
 }
 
 /// Conversion intake settings.
@@ -303,6 +307,7 @@ impl Default for Config {
             privacy: PrivacyConfig::default(),
             retention: RetentionConfig::default(),
             stats: StatsConfig::default(),
+            tiers: TiersConfig::default(),
         }
     }
 }
@@ -661,6 +666,7 @@ impl Config {
         )?;
         enrich::validate(&self.enrich, &self.retention)?;
         self.stats.validate()?;
+        self.tiers.validate()?;
         for (i, s) in self.previous_secrets.iter().enumerate() {
             if s.is_empty() {
                 return Err(ConfigError::new(

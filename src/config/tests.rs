@@ -315,3 +315,37 @@ mod file {
         );
     }
 }
+
+/// `[tiers]` levels as tables in the file or as text in the environment,
+/// and bad ones refused naming the key.
+mod tiers {
+    use super::*;
+
+    #[test]
+    fn levels_from_a_file_or_the_environment() {
+        let text = "[tiers]\n[[tiers.levels]]\nname = \"gold\"\nmetric = \"conversions\"\nthreshold = \"50\"\nwindow_days = 90\n";
+        let c = Config::from_parts(Some(text), Vec::new()).unwrap();
+        assert_eq!(c.tiers.levels.len(), 1);
+        assert_eq!(c.tiers.levels[0].name, "gold");
+        assert_eq!(c.tiers.windows(), vec![90]);
+        let env = vec![(
+            "TRACKEDGE_TIERS_LEVELS".to_string(),
+            "silver:conversions:10:30, gold:revenue:2500.00:90".to_string(),
+        )];
+        let c = Config::from_parts(None, env).unwrap();
+        assert_eq!(c.tiers.levels.len(), 2);
+        assert_eq!(c.tiers.levels[1].threshold.to_string(), "2500.00");
+        assert_eq!(c.tiers.windows(), vec![30, 90]);
+        for (value, key) in [
+            ("gold:conversions:50", "tiers.levels"),
+            ("gold:sales:50:90", "tiers.levels"),
+            ("gold:conversions:0:90", "tiers.levels[0].threshold"),
+            ("gold:conversions:5:0", "tiers.levels[0].window_days"),
+            ("a:conversions:5:9,a:payout:5:9", "tiers.levels[1].name"),
+        ] {
+            let env = vec![("TRACKEDGE_TIERS_LEVELS".to_string(), value.to_string())];
+            let e = Config::from_parts(None, env).expect_err(value);
+            assert!(e.key.starts_with(key), "{value}: {e}");
+        }
+    }
+}

@@ -84,6 +84,34 @@ pub struct Partner {
     /// last; the most recent [`MAX_LINK_PAUSES`] are kept.
     #[serde(default)]
     pub link_pauses: Vec<LinkPause>,
+    /// Tier changes made by the tier rules (`[tiers]`), latest last; the
+    /// most recent [`MAX_TIER_CHANGES`] are kept.
+    #[serde(default)]
+    pub tier_history: Vec<TierChange>,
+    /// RFC 3339 time since when the partner's results have been below its
+    /// tier: it is demoted once `tiers.grace_days` have passed unless they
+    /// recover.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tier_below_since: Option<String>,
+}
+
+/// How many tier changes a partner's record keeps.
+pub const MAX_TIER_CHANGES: usize = 50;
+
+/// One change of a partner's tier by the tier rules.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct TierChange {
+    /// RFC 3339 time of the evaluation that made it.
+    pub at: String,
+    /// The tier before (none: the base).
+    pub from: Option<String>,
+    /// The tier after.
+    pub to: Option<String>,
+    /// `promotion` or `demotion`.
+    pub kind: crate::partners::tiers::TierChangeKind,
+    /// The facts and the rule, e.g. `promotion: 52 conversions in 90 days
+    /// >= 50 (gold)`.
+    pub reason: String,
 }
 
 /// How many automatic link pauses a partner's record keeps.
@@ -448,6 +476,8 @@ impl Partner {
             status: req.status,
             created_at: now,
             link_pauses: Vec::new(),
+            tier_history: Vec::new(),
+            tier_below_since: None,
         };
         p.validate()?;
         Ok(p)

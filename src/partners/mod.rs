@@ -6,3 +6,6 @@
 pub mod activity;
 pub mod health;
 pub mod pause;
+pub mod promote;
+pub mod standing;
+pub mod tiers;

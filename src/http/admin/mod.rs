@@ -18,6 +18,9 @@ mod health;
 
 pub use health::HealthSettings;
 mod stats;
+mod tiers;
+
+pub use tiers::TierSettings;
 
 use std::sync::{Arc, OnceLock};
 
@@ -68,6 +71,8 @@ pub struct AdminState {
     pub max_body_bytes: usize,
     /// Partner health: its facts' reader and the inactivity period.
     pub health: health::HealthSettings,
+    /// Performance tiers: their rules and their facts' reader.
+    pub tiers: TierSettings,
 }
 
 impl AdminState {
@@ -227,6 +232,8 @@ fn parts() -> (Router<Arc<AdminState>>, utoipa::openapi::OpenApi) {
         ))
         .routes(routes!(stats::get_stats))
         .routes(routes!(stats::get_conversion_times))
+        .routes(routes!(tiers::get_tiers))
+        .routes(routes!(tiers::post_evaluate))
         .split_for_parts()
 }
 

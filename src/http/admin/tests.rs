@@ -41,6 +41,17 @@ fn health_settings() -> HealthSettings {
     }
 }
 
+/// Tier rules over a ClickHouse that refuses connections.
+fn tier_settings() -> super::TierSettings {
+    let client = clickhouse::Client::default()
+        .with_url("http://127.0.0.1:1")
+        .with_validation(false);
+    super::TierSettings {
+        reader: crate::partners::standing::StandingReader::new(client, "trackedge"),
+        rules: crate::config::TiersConfig::default(),
+    }
+}
+
 /// Stats over a ClickHouse that refuses connections.
 fn unreachable_stats() -> crate::stats::Stats {
     crate::stats::Stats::new(
@@ -65,6 +76,7 @@ fn state(token: &str) -> Arc<AdminState> {
         ready: Readiness::new(),
         max_body_bytes: 1024,
         health: health_settings(),
+        tiers: tier_settings(),
     })
 }
 
@@ -420,6 +432,8 @@ async fn the_document_lists_every_route() {
         "GET /api/v1/partners/health",
         "GET /api/v1/stats",
         "GET /api/v1/stats/conversion-times",
+        "GET /api/v1/tiers",
+        "POST /api/v1/tiers/evaluate",
     ] {
         expected.push(route.to_string());
     }
@@ -479,6 +493,7 @@ async fn read_only_tokens_read_and_never_write() {
             ready: Readiness::new(),
             max_body_bytes: 1024,
             health: health_settings(),
+            tiers: tier_settings(),
         })
     };
     let s = with_reader(TOKEN);
