@@ -41,25 +41,25 @@ impl TiersConfig {
             let key = |k: &str| format!("tiers.levels[{i}].{k}");
             if l.name.trim().is_empty() || l.name.len() > 64 {
                 return Err(ConfigError::new(
-                    &key("name"),
+                    key("name"),
                     "must be 1 to 64 characters".to_string(),
                 ));
             }
             if !names.insert(l.name.as_str()) {
                 return Err(ConfigError::new(
-                    &key("name"),
+                    key("name"),
                     format!("{:?} is named twice", l.name),
                 ));
             }
             if l.threshold <= Decimal::ZERO {
                 return Err(ConfigError::new(
-                    &key("threshold"),
+                    key("threshold"),
                     "must be above 0".to_string(),
                 ));
             }
             if !(1..=3660).contains(&l.window_days) {
                 return Err(ConfigError::new(
-                    &key("window_days"),
+                    key("window_days"),
                     "must be between 1 and 3660".to_string(),
                 ));
             }
