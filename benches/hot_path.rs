@@ -36,6 +36,8 @@ fn cache(metrics: &Arc<Metrics>) -> Arc<RouteCache> {
         status: Status::Active,
         created_at: "t".into(),
         link_pauses: Vec::new(),
+        tier_history: Vec::new(),
+        tier_below_since: None,
     };
     let offer = Offer {
         id: 1,
