@@ -243,7 +243,7 @@ pub struct NewPartner {
 
 /// `PATCH /api/v1/partners/{id}`: fields present are changed; an empty
 /// `tier` or `postback_url` clears it.
-#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PartnerPatch {
     /// New display name.
@@ -376,6 +376,17 @@ pub struct NewLink {
 pub struct LinkPatch {
     /// Active or paused.
     status: Option<Status>,
+}
+
+impl PartnerPatch {
+    /// A change of the postback URL only (empty clears it), validated as
+    /// any: what a partner may change of itself.
+    pub fn postback_url(url: String) -> PartnerPatch {
+        PartnerPatch {
+            postback_url: Some(url),
+            ..PartnerPatch::default()
+        }
+    }
 }
 
 impl LinkPatch {
