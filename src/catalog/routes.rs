@@ -575,7 +575,11 @@ mod tests {
         assert!(ids(&|p, _| p == 3).is_empty());
         assert_eq!(
             c.links_where(|_, o| o == 99),
-            vec![LinkOwners { link_id: 103, partner_id: 1, offer_id: 99 }]
+            vec![LinkOwners {
+                link_id: 103,
+                partner_id: 1,
+                offer_id: 99
+            }]
         );
     }
 

@@ -32,7 +32,10 @@ impl PartnerApiConfig {
         if !(1..=1_000_000).contains(&self.requests_per_minute) {
             return Err(ConfigError::new(
                 "partner_api.requests_per_minute",
-                format!("must be between 1 and 1000000, got {}", self.requests_per_minute),
+                format!(
+                    "must be between 1 and 1000000, got {}",
+                    self.requests_per_minute
+                ),
             ));
         }
         if !(1..=100_000).contains(&self.burst) {

@@ -121,12 +121,22 @@ mod tests {
     use Visibility as V;
 
     fn check(visibility: V, grant: Option<G>, expected: Access) {
-        assert_eq!(access(visibility, grant), expected, "{visibility:?} {grant:?}");
+        assert_eq!(
+            access(visibility, grant),
+            expected,
+            "{visibility:?} {grant:?}"
+        );
     }
 
     #[test]
     fn the_table() {
-        for g in [None, Some(G::Requested), Some(G::Approved), Some(G::Rejected), Some(G::Revoked)] {
+        for g in [
+            None,
+            Some(G::Requested),
+            Some(G::Approved),
+            Some(G::Rejected),
+            Some(G::Revoked),
+        ] {
             check(V::Public, g, Access::Open);
         }
         check(V::Approval, None, Access::Requestable);

@@ -45,7 +45,13 @@ pub async fn pause_links_on_offer(
     }
     catalog.note_link_pause(partner_id, &paused, reason).await?;
     if !paused.is_empty() {
-        warn!(partner = partner_id, offer = offer_id, links = paused.len(), reason, "paused links of a partner that lost access to an offer");
+        warn!(
+            partner = partner_id,
+            offer = offer_id,
+            links = paused.len(),
+            reason,
+            "paused links of a partner that lost access to an offer"
+        );
     }
     Ok(paused)
 }

@@ -36,7 +36,11 @@ pub struct KeyRecord {
 /// A fresh random key.
 pub fn generate() -> String {
     let [a, b]: [u128; 2] = rand::random();
-    format!("{KEY_PREFIX}{:0>22}{:0>22}", base62::encode(a), base62::encode(b))
+    format!(
+        "{KEY_PREFIX}{:0>22}{:0>22}",
+        base62::encode(a),
+        base62::encode(b)
+    )
 }
 
 /// The stored form of `secret`: its SHA-256 digest, in lower-case hex.

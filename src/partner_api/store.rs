@@ -240,7 +240,11 @@ impl PartnerStore {
         self.write_grant(grant, true).await
     }
 
-    async fn write_grant(&self, grant: &Grant, only_new: bool) -> Result<Option<Grant>, StoreError> {
+    async fn write_grant(
+        &self,
+        grant: &Grant,
+        only_new: bool,
+    ) -> Result<Option<Grant>, StoreError> {
         let json = serde_json::to_string(grant).expect("grants serialize");
         let key = self.partner_grants(grant.partner_id);
         let old: Option<String> = self

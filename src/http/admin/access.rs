@@ -199,7 +199,10 @@ async fn change(
     let store = PartnerStore::new(catalog);
     if status == GrantStatus::Revoked && store.grant(partner_id, offer.id).await?.is_none() {
         return Err(ApiError::not_found(
-            format!("partner {partner_id} has no grant for offer {} to revoke", offer.id),
+            format!(
+                "partner {partner_id} has no grant for offer {} to revoke",
+                offer.id
+            ),
             Some("partner_id"),
         ));
     }
@@ -211,7 +214,12 @@ async fn change(
         note,
     };
     let before = store.put_grant(&grant).await?.map(|g| g.status);
-    info!(offer = offer.id, partner = partner_id, status = status.as_str(), "offer access changed");
+    info!(
+        offer = offer.id,
+        partner = partner_id,
+        status = status.as_str(),
+        "offer access changed"
+    );
     let paused =
         enforce::after_grant_change(catalog, &offer, partner_id, before, Some(status)).await?;
     Ok(GrantChange {

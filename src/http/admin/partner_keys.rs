@@ -70,13 +70,15 @@ pub async fn create_key(
         ));
     }
     let catalog = s.catalog()?;
-    let partner = catalog
-        .get::<Partner>(partner_id(&id)?)
-        .await?;
+    let partner = catalog.get::<Partner>(partner_id(&id)?).await?;
     let (record, key) = PartnerStore::new(catalog)
         .create_key(partner.id, label)
         .await?;
-    info!(partner = partner.id, key = record.id, "partner api key created");
+    info!(
+        partner = partner.id,
+        key = record.id,
+        "partner api key created"
+    );
     Ok((StatusCode::CREATED, Json(CreatedKey { record, key })))
 }
 
@@ -118,7 +120,12 @@ pub async fn revoke_key(
     Path((id, key_id)): Path<(String, String)>,
 ) -> Result<StatusCode, ApiError> {
     let partner = partner_id(&id)?;
-    let missing = || ApiError::not_found(format!("partner {id} has no key {key_id:?}"), Some("key_id"));
+    let missing = || {
+        ApiError::not_found(
+            format!("partner {id} has no key {key_id:?}"),
+            Some("key_id"),
+        )
+    };
     let key: u64 = key_id.parse().map_err(|_| missing())?;
     if !PartnerStore::new(s.catalog()?)
         .revoke_key(partner, key)

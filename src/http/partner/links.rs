@@ -141,8 +141,7 @@ pub async fn create_link(
     ApiJson(body): ApiJson<PartnerNewLink>,
 ) -> Result<(StatusCode, Json<LinkView>), ApiError> {
     let me = caller.partner_id();
-    let (offer, grant) =
-        visible_offer(&s, &caller, &body.offer_id.to_string(), "offer_id").await?;
+    let (offer, grant) = visible_offer(&s, &caller, &body.offer_id.to_string(), "offer_id").await?;
     let a = access(offer.visibility, grant.map(|g| g.status));
     if !a.may_promote() {
         let why = match a {
@@ -198,7 +197,13 @@ pub async fn create_link(
         .await?;
         catalog.get::<Link>(link.id).await?
     };
-    info!(partner = me, link = link.id, offer = offer.id, key = caller.key_id, "partner created a link");
+    info!(
+        partner = me,
+        link = link.id,
+        offer = offer.id,
+        key = caller.key_id,
+        "partner created a link"
+    );
     Ok((StatusCode::CREATED, Json(view(&s, link))))
 }
 

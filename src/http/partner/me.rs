@@ -98,7 +98,10 @@ pub async fn patch_me(
 ) -> Result<Json<Profile>, ApiError> {
     let p = s
         .catalog()?
-        .patch_partner(caller.partner_id(), PartnerPatch::postback_url(body.postback_url))
+        .patch_partner(
+            caller.partner_id(),
+            PartnerPatch::postback_url(body.postback_url),
+        )
         .await?;
     Ok(Json(Profile::from(&p)))
 }

@@ -117,9 +117,14 @@ pub async fn list_offers(
         match (k.as_ref(), v.as_ref()) {
             ("scope", "promotable") => promotable_only = true,
             ("scope", "visible") => promotable_only = false,
-            ("scope", _) => return Err(ApiError::invalid("scope", "must be promotable or visible")),
+            ("scope", _) => {
+                return Err(ApiError::invalid("scope", "must be promotable or visible"))
+            }
             (other, _) => {
-                return Err(ApiError::invalid(other, "is not a parameter of this listing (known: scope)"))
+                return Err(ApiError::invalid(
+                    other,
+                    "is not a parameter of this listing (known: scope)",
+                ))
             }
         }
     }
@@ -220,16 +225,19 @@ pub async fn request_access(
         updated_at: now_rfc3339(),
         note: req.note,
     };
-    let existing = match access(offer.visibility, grant.as_ref().map(|g| g.status)) {
-        Access::Requestable => s.store()?.put_grant_if_absent(&wanted).await?,
+    // Stored only when none is there yet: of two concurrent requests, one
+    // creates it and the other reads it back.
+    let current = match access(offer.visibility, grant.as_ref().map(|g| g.status)) {
+        Access::Requestable => match s.store()?.put_grant_if_absent(&wanted).await? {
+            None => return Ok((StatusCode::CREATED, Json(wanted))),
+            Some(raced) => Some(raced),
+        },
         _ => grant,
     };
-    let Some(existing) = existing else {
-        return Ok((StatusCode::CREATED, Json(wanted)));
-    };
-    match access(offer.visibility, Some(existing.status)) {
-        Access::Requested => Ok((StatusCode::OK, Json(existing))),
-        a => Err(ApiError::new(
+    let a = access(offer.visibility, current.as_ref().map(|g| g.status));
+    match (a, current) {
+        (Access::Requested, Some(waiting)) => Ok((StatusCode::OK, Json(waiting))),
+        (a, current) => Err(ApiError::new(
             StatusCode::CONFLICT,
             "conflict",
             match a {
@@ -238,7 +246,7 @@ pub async fn request_access(
                 _ => format!(
                     "access to offer {} was {} by an admin: ask them directly",
                     offer.id,
-                    existing.status.as_str()
+                    current.map_or("refused", |g| g.status.as_str())
                 ),
             },
             Some("id"),

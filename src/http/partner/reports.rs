@@ -316,7 +316,10 @@ mod tests {
         );
         check("partner_id=7", Ok(("partner_id=7", vec![])));
         check("partner_id=7,7", Ok(("partner_id=7", vec![])));
-        check("link_id=3,4&offer_id=9", Ok(("link_id=3%2C4&offer_id=9&partner_id=7", vec![3, 4])));
+        check(
+            "link_id=3,4&offer_id=9",
+            Ok(("link_id=3%2C4&offer_id=9&partner_id=7", vec![3, 4])),
+        );
         // Another partner, alone or beside the caller: as unknown.
         check("partner_id=8", Err(("partner_id", 404)));
         check("partner_id=7,8", Err(("partner_id", 404)));

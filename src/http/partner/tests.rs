@@ -53,7 +53,11 @@ async fn check(method: Method, path: &str, authorization: Option<&str>, expected
     let body = resp.into_body().collect().await.unwrap().to_bytes();
     let v: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
     let code = v["error"]["code"].as_str().unwrap_or("");
-    assert_eq!((status, code), expected, "{method} {path} {authorization:?}: {v}");
+    assert_eq!(
+        (status, code),
+        expected,
+        "{method} {path} {authorization:?}: {v}"
+    );
     if status == 401 {
         assert_eq!(challenge.unwrap(), "Bearer");
     }
@@ -62,15 +66,38 @@ async fn check(method: Method, path: &str, authorization: Option<&str>, expected
 #[tokio::test]
 async fn keys_are_checked_before_anything_else() {
     let key = "Bearer tep_0123456789abcdefghijABCDEFGHIJ0123456789ab";
-    for path in ["/partner/v1/me", "/partner/v1/links", "/partner/v1/nonsense", "/partner/"] {
+    for path in [
+        "/partner/v1/me",
+        "/partner/v1/links",
+        "/partner/v1/nonsense",
+        "/partner/",
+    ] {
         check(Method::GET, path, None, (401, "unauthorized")).await;
         // The admin token is no partner key.
-        check(Method::GET, path, Some("Bearer admin-secret"), (401, "unauthorized")).await;
-        check(Method::GET, path, Some("Basic dXNlcjpwYXNz"), (401, "unauthorized")).await;
+        check(
+            Method::GET,
+            path,
+            Some("Bearer admin-secret"),
+            (401, "unauthorized"),
+        )
+        .await;
+        check(
+            Method::GET,
+            path,
+            Some("Basic dXNlcjpwYXNz"),
+            (401, "unauthorized"),
+        )
+        .await;
         // A key of the right shape needs the catalog's Redis to be checked.
         check(Method::GET, path, Some(key), (503, "unavailable")).await;
     }
-    check(Method::POST, "/partner/v1/links", None, (401, "unauthorized")).await;
+    check(
+        Method::POST,
+        "/partner/v1/links",
+        None,
+        (401, "unauthorized"),
+    )
+    .await;
     check(Method::GET, OPENAPI_PATH, None, (200, "")).await;
 }
 
