@@ -59,6 +59,7 @@ fn cache(metrics: &Arc<Metrics>) -> Arc<RouteCache> {
         manual_review: false,
         caps: Default::default(),
         postback_allowlist: Vec::new(),
+        visibility: Default::default(),
         status: Status::Active,
         created_at: "t".into(),
     };

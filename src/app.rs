@@ -32,12 +32,13 @@ use crate::events::EventSink;
 use crate::http::admin::{
     AdminState, AdminToken, CatalogSlot, HealthSettings, Ledger, TierSettings,
 };
+use crate::http::partner::PartnerState;
 use crate::http::public::PublicState;
 use crate::http::{self, Readiness};
 use crate::metrics::{Metrics, RequestCounters};
 use crate::partners::activity::ActivityReader;
 use crate::partners::standing::StandingReader;
-use crate::ratelimit::ClickLimiter;
+use crate::ratelimit::{ClickLimiter, KeyLimiter};
 use crate::redirect::Redirector;
 use crate::stats::Stats;
 use crate::{retention, schema};
@@ -371,12 +372,33 @@ pub async fn run(config: Config, migrate: bool, stop: CancellationToken) -> anyh
         metrics.clone(),
     )
     .with_postbacks(postbacks.clone());
+    let partner_router = http::partner::router(Arc::new(PartnerState {
+        catalog: catalog_slot.clone(),
+        stats: Stats::new(
+            clickhouse_client(&config, false),
+            &config.clickhouse.database,
+            config.stats.clone(),
+        ),
+        // The admin ledger's reader; it never records from here.
+        conversions: Ledger::new(
+            clickhouse_client(&config, true),
+            &config.clickhouse.database,
+            sink.clone(),
+        ),
+        limiter: KeyLimiter::new(
+            config.partner_api.requests_per_minute,
+            config.partner_api.burst,
+        ),
+        public_base: config.public_base(listen),
+        max_body_bytes: config.http.max_body_bytes,
+    }));
     let public_state = Arc::new(PublicState {
         clicks: redirector,
         conversions: Some(intake),
         ready: ready.clone(),
         requests: RequestCounters::new(&metrics, "public"),
         redirect_seconds: metrics.redirect_seconds.clone(),
+        partner: Some(partner_router),
     });
     let admin_router = http::admin::router(Arc::new(AdminState {
         catalog: catalog_slot.clone(),

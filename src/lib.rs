@@ -7,8 +7,8 @@
 //! - [`app`]: wiring, each listener's state, the threads and the shutdown
 //!   order.
 //! - [`http`]: the accept loop and the two listeners: public (bare hyper,
-//!   the redirect's hot path) and admin (an axum router, with its OpenAPI
-//!   document).
+//!   the redirect's hot path, with the partner API's axum router under
+//!   `/partner/`) and admin (an axum router, with its OpenAPI document).
 //! - [`redirect`]: `GET /{code}`: route lookup, click id, click record,
 //!   302, with no network I/O.
 //! - [`catalog`]: partners, offers and links in Redis, mirrored in memory
@@ -37,6 +37,9 @@
 //! - [`partners`]: the partner program over the catalog and the tables:
 //!   partner health (pure), its facts from ClickHouse, and pausing the
 //!   links of partners gone quiet.
+//! - [`partner_api`]: partner API keys (stored as digests), who may
+//!   promote which offer (visibility and grants, a pure rule), and pausing
+//!   links when access is lost.
 //! - [`schema`] and [`retention`]: the ClickHouse schema and `migrate`;
 //!   the TTL that bounds how long raw rows are kept.
 //! - [`backoff`]: the one retry-wait rule of every loop that retries.
@@ -57,6 +60,7 @@ pub mod events;
 pub mod http;
 pub mod metrics;
 pub mod model;
+pub mod partner_api;
 pub mod partners;
 pub mod payout;
 pub mod ratelimit;

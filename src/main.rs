@@ -41,15 +41,25 @@ enum Command {
     /// Validate and print the effective config, secrets masked.
     CheckConfig,
     /// Print the admin API's OpenAPI document (committed as
-    /// `docs/openapi.json`), then exit.
-    Openapi,
+    /// `docs/openapi.json`), or with `--partner` the partner API's
+    /// (`docs/partner-openapi.json`), then exit.
+    Openapi {
+        /// The partner API's document instead of the admin API's.
+        #[arg(long)]
+        partner: bool,
+    },
 }
 
 fn main() -> ExitCode {
     tune_malloc();
     let args = Args::parse();
-    if let Command::Openapi = args.command {
-        let doc = trackedge::http::admin::openapi()
+    if let Command::Openapi { partner } = args.command {
+        let doc = if partner {
+            trackedge::http::partner::openapi()
+        } else {
+            trackedge::http::admin::openapi()
+        };
+        let doc = doc
             .to_pretty_json()
             .expect("the generated document serializes");
         println!("{doc}");
@@ -103,7 +113,7 @@ fn main() -> ExitCode {
                 info!(database = %config.clickhouse.database, statements = n, "clickhouse schema is up to date");
                 Ok(())
             }
-            Command::CheckConfig | Command::Openapi => {
+            Command::CheckConfig | Command::Openapi { .. } => {
                 unreachable!("handled before the runtime starts")
             }
         }

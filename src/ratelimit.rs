@@ -1,8 +1,9 @@
-//! The per-IP click rate limit.
+//! The per-IP click rate limit, and the per-key rate of the partner API.
 //!
 //! Over-limit clicks are still redirected and recorded, flagged
 //! `is_rate_limited`, so a flood is visible in reports and kept out of
-//! billing without breaking a real user's redirect.
+//! billing without breaking a real user's redirect. Over-limit partner
+//! API calls are refused (`429`).
 
 use std::net::IpAddr;
 use std::num::NonZeroU32;
@@ -65,9 +66,47 @@ impl ClickLimiter {
     }
 }
 
+/// Keyed GCRA limiter over partner API key ids. Its memory needs no
+/// bound beyond the keys' own: only keys found in Redis are counted, and
+/// only admins create keys.
+pub struct KeyLimiter {
+    inner: DefaultKeyedRateLimiter<u64>,
+}
+
+impl KeyLimiter {
+    /// `per_minute` requests per key, `burst` at once (0 is taken as 1).
+    pub fn new(per_minute: u32, burst: u32) -> Self {
+        let rate = NonZeroU32::new(per_minute).unwrap_or(NonZeroU32::MIN);
+        let burst = NonZeroU32::new(burst).unwrap_or(NonZeroU32::MIN);
+        KeyLimiter {
+            inner: RateLimiter::dashmap(Quota::per_minute(rate).allow_burst(burst)),
+        }
+    }
+
+    /// `None` when key `key_id` may make this request; else how long until
+    /// it may.
+    pub fn check(&self, key_id: u64) -> Option<std::time::Duration> {
+        use governor::clock::{Clock, DefaultClock};
+        self.inner
+            .check_key(&key_id)
+            .err()
+            .map(|not_until| not_until.wait_time_from(DefaultClock::default().now()))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn keys_have_their_own_budgets() {
+        let l = KeyLimiter::new(60, 2);
+        let verdicts: Vec<bool> = (0..4).map(|_| l.check(7).is_some()).collect();
+        assert_eq!(verdicts, vec![false, false, true, true]);
+        assert!(l.check(8).is_none(), "another key has its own budget");
+        let wait = l.check(7).expect("still over");
+        assert!(wait <= std::time::Duration::from_secs(1), "{wait:?}");
+    }
 
     fn limiter(rate: u32, burst: u32, max: usize) -> ClickLimiter {
         ClickLimiter::new(&LimitsConfig {

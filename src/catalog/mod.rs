@@ -38,7 +38,7 @@ pub mod store;
 pub mod sync;
 
 pub use change::Change;
-pub use routes::{CodeKey, Route, RouteCache, RouteRef};
+pub use routes::{CodeKey, LinkOwners, Route, RouteCache, RouteRef};
 pub use store::{now_rfc3339, Catalog, Entity, Kind, Page, StoreError};
 
 /// Where the catalog is found once Redis has answered at start (listeners

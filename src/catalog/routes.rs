@@ -94,6 +94,17 @@ pub struct Route {
     pub destination: Arc<Template>,
 }
 
+/// A link's id and owners, as [`RouteCache::links_where`] finds them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LinkOwners {
+    /// The link.
+    pub link_id: u64,
+    /// Its partner.
+    pub partner_id: u64,
+    /// Its offer.
+    pub offer_id: u64,
+}
+
 /// What the cache keeps of a link: enough to build its route.
 #[derive(Debug, Clone)]
 struct CachedLink {
@@ -216,6 +227,39 @@ impl RouteCache {
     /// True when no link is active.
     pub fn is_empty(&self) -> bool {
         self.routes.is_empty()
+    }
+
+    /// Every cached link, routed or not, whose (partner id, offer id)
+    /// `pick` keeps, by ascending link id. A scan of the whole cache: for
+    /// the partner API's listings and access changes, never the redirect.
+    /// There is no index by partner on purpose: a million links would pay
+    /// for it in memory on every node, for calls made now and then.
+    pub fn links_where(&self, pick: impl Fn(u64, u64) -> bool) -> Vec<LinkOwners> {
+        let st = self.lock();
+        let mut out: Vec<LinkOwners> = self
+            .routes
+            .iter()
+            .filter(|r| pick(r.partner_id, r.offer_id))
+            .map(|r| LinkOwners {
+                link_id: r.link_id,
+                partner_id: r.partner_id,
+                offer_id: r.offer_id,
+            })
+            .chain(
+                st.dormant
+                    .iter()
+                    .filter(|(_, l)| pick(l.partner_id, l.offer_id))
+                    .map(|(id, l)| LinkOwners {
+                        link_id: *id,
+                        partner_id: l.partner_id,
+                        offer_id: l.offer_id,
+                    }),
+            )
+            .collect();
+        drop(st);
+        out.sort_unstable_by_key(|l| l.link_id);
+        out.dedup_by_key(|l| l.link_id);
+        out
     }
 
     /// True when a change to `code`'s route could take its shard's write
@@ -467,6 +511,7 @@ pub(crate) mod fixtures {
             manual_review: false,
             caps: Default::default(),
             postback_allowlist: Vec::new(),
+            visibility: Default::default(),
             status,
             created_at: "t".into(),
         }
@@ -516,6 +561,28 @@ mod tests {
             .collect();
         v.sort();
         v
+    }
+
+    #[test]
+    fn links_where_covers_routed_and_dormant_links() {
+        let c = cache();
+        let ids = |pick: &dyn Fn(u64, u64) -> bool| -> Vec<u64> {
+            c.links_where(pick).iter().map(|l| l.link_id).collect()
+        };
+        // 100 routes; 101 (paused partner), 102 (paused), 103 (no offer)
+        // are dormant: every one is listed.
+        assert_eq!(ids(&|p, _| p == 1), vec![100, 102, 103]);
+        assert_eq!(ids(&|p, _| p == 2), vec![101]);
+        assert_eq!(ids(&|_, o| o == 10), vec![100, 101, 102]);
+        assert!(ids(&|p, _| p == 3).is_empty());
+        assert_eq!(
+            c.links_where(|_, o| o == 99),
+            vec![LinkOwners {
+                link_id: 103,
+                partner_id: 1,
+                offer_id: 99
+            }]
+        );
     }
 
     #[test]

@@ -292,6 +292,11 @@ impl Catalog {
         (self.conn.clone(), &self.keys.prefix, self.timeout)
     }
 
+    /// This node's in-memory mirror of the catalog.
+    pub fn cache(&self) -> &Arc<RouteCache> {
+        &self.cache
+    }
+
     /// Connects to Redis, retrying (with a log line each time) until it
     /// answers or `stop` is cancelled, then loads the whole catalog.
     pub async fn connect(
@@ -725,17 +730,7 @@ impl Catalog {
                 None => break,
             }
         }
-        if !paused.is_empty() {
-            let mut p = self.get::<Partner>(partner_id).await?;
-            p.link_pauses.push(LinkPause {
-                at: now_rfc3339(),
-                link_ids: paused.clone(),
-                reason: reason.to_string(),
-            });
-            let excess = p.link_pauses.len().saturating_sub(MAX_LINK_PAUSES);
-            p.link_pauses.drain(..excess);
-            self.put(&p).await?;
-        }
+        self.note_link_pause(partner_id, &paused, reason).await?;
         Ok(paused)
     }
 
@@ -762,6 +757,29 @@ impl Catalog {
         }
         self.put(&p).await?;
         Ok(p)
+    }
+
+    /// Notes in partner `partner_id`'s record that `link_ids` were paused
+    /// automatically, and why (the last [`MAX_LINK_PAUSES`] are kept); no
+    /// links, no note.
+    pub async fn note_link_pause(
+        &self,
+        partner_id: u64,
+        link_ids: &[u64],
+        reason: &str,
+    ) -> Result<(), StoreError> {
+        if link_ids.is_empty() {
+            return Ok(());
+        }
+        let mut p = self.get::<Partner>(partner_id).await?;
+        p.link_pauses.push(LinkPause {
+            at: now_rfc3339(),
+            link_ids: link_ids.to_vec(),
+            reason: reason.to_string(),
+        });
+        let excess = p.link_pauses.len().saturating_sub(MAX_LINK_PAUSES);
+        p.link_pauses.drain(..excess);
+        self.put(&p).await
     }
 
     /// Deletes an entity; a deleted partner or offer leaves its links in

@@ -18,7 +18,9 @@ use crate::events::log::{LogConfig, LogConfigError};
 mod enrich;
 
 pub use self::enrich::{EnrichConfig, PrivacyConfig, RetentionConfig};
+mod partner_api;
 mod stats;
+pub use partner_api::PartnerApiConfig;
 pub use stats::StatsConfig;
 mod tiers;
 pub use tiers::TiersConfig;
@@ -83,6 +85,8 @@ pub struct Config {
     pub stats: StatsConfig,
     /// Performance tier rules.
     pub tiers: TiersConfig,
+    /// The partner API's per-key rate.
+    pub partner_api: PartnerApiConfig,
 }
 
 /// Conversion intake settings.
@@ -308,6 +312,7 @@ impl Default for Config {
             retention: RetentionConfig::default(),
             stats: StatsConfig::default(),
             tiers: TiersConfig::default(),
+            partner_api: PartnerApiConfig::default(),
         }
     }
 }
@@ -667,6 +672,7 @@ impl Config {
         enrich::validate(&self.enrich, &self.retention)?;
         self.stats.validate()?;
         self.tiers.validate()?;
+        self.partner_api.validate()?;
         for (i, s) in self.previous_secrets.iter().enumerate() {
             if s.is_empty() {
                 return Err(ConfigError::new(

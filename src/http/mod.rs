@@ -3,8 +3,9 @@
 //!
 //! Each listener has its own state type, holding what that listener needs
 //! and nothing more: [`public::PublicState`] (the redirect, on bare hyper:
-//! it is the hot path) and [`admin::AdminState`] (the JSON API on an axum
-//! router). `app` builds both; nothing here reaches back into `app`.
+//! it is the hot path; `/partner/` goes on to the partner API's axum
+//! router and its [`partner::PartnerState`]) and [`admin::AdminState`]
+//! (the JSON API on an axum router). `app` builds both; nothing here reaches back into `app`.
 //!
 //! Both listeners speak HTTP/1.1 through hyper with a header read timeout
 //! (slow clients are cut off), a bounded request head (larger ones get
@@ -14,6 +15,7 @@
 
 pub mod admin;
 pub mod conversion;
+pub mod partner;
 pub mod public;
 
 use std::convert::Infallible;

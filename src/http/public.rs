@@ -1,6 +1,8 @@
 //! The public listener: tracked redirects, conversions (`/pixel`,
 //! `/postback`), the merchant's snippet (`/t.js`) and health, on bare
-//! hyper (the redirect is the hot path).
+//! hyper (the redirect is the hot path); `/partner/...` is handed to the
+//! partner API's axum router (`partner` is a reserved code, so no link can
+//! shadow it, and the redirect pays one comparison for it).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -51,6 +53,9 @@ pub struct PublicState<C = Redirector> {
     pub requests: RequestCounters,
     /// Time spent answering a redirect.
     pub redirect_seconds: Histogram,
+    /// The partner API under `/partner/`; `None` answers it `404` (tests
+    /// of routing).
+    pub partner: Option<axum::Router>,
 }
 
 /// Where a public request goes, from its method and path alone.
@@ -62,6 +67,8 @@ enum Route<'a> {
     Pixel,
     Postback,
     Script,
+    /// `/partner` and below: the partner API.
+    Partner,
     NotFound,
     /// With the methods the path takes.
     MethodNotAllowed(&'static str),
@@ -82,7 +89,14 @@ fn route<'a>(method: &Method, path: &'a str) -> Route<'a> {
         "pixel" => Route::MethodNotAllowed("GET"),
         "postback" => Route::MethodNotAllowed("GET, POST"),
         "" => Route::NotFound,
-        code if code.contains('/') => Route::NotFound,
+        "partner" => Route::Partner,
+        code if code.contains('/') => {
+            if code.starts_with("partner/") {
+                Route::Partner
+            } else {
+                Route::NotFound
+            }
+        }
         code if method == Method::GET || method == Method::HEAD => Route::Redirect(code),
         _ => Route::MethodNotAllowed("GET, HEAD"),
     }
@@ -105,7 +119,32 @@ pub async fn handle<C: ClickHandler>(
         state.requests.inc("conversion", resp.status().as_u16());
         return resp;
     }
+    if let (Route::Partner, Some(router)) = (to, &state.partner) {
+        let resp = partner(router, req).await;
+        state.requests.inc("partner", resp.status().as_u16());
+        return resp;
+    }
     answer(&state, to, &req, peer)
+}
+
+/// Passes a `/partner/` request to the partner API's router and collects
+/// its answer (JSON or CSV pages, bounded by their limits) into the
+/// listener's body type.
+async fn partner(router: &axum::Router, req: Request<hyper::body::Incoming>) -> Resp {
+    use http_body_util::BodyExt;
+    use tower::ServiceExt;
+    let resp = match router.clone().oneshot(req.map(axum::body::Body::new)).await {
+        Ok(r) => r,
+        Err(never) => match never {},
+    };
+    let (parts, body) = resp.into_parts();
+    match body.collect().await {
+        Ok(b) => Resp::from_parts(parts, http_body_util::Full::new(b.to_bytes())),
+        Err(_) => text(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "the partner api answer could not be read\n",
+        ),
+    }
 }
 
 /// The answer to `req` on route `to` (conversions only when this node
@@ -142,6 +181,8 @@ fn answer<C: ClickHandler, B>(
         ),
         // Counted with "other": the route labels are a fixed set in `metrics`.
         Route::Script => ("other", script()),
+        // Only when this node serves no partner API (tests of routing).
+        Route::Partner => ("partner", text(StatusCode::NOT_FOUND, "not found\n")),
         Route::NotFound => ("other", text(StatusCode::NOT_FOUND, "not found\n")),
         Route::MethodNotAllowed(allow) => {
             let mut r = text(StatusCode::METHOD_NOT_ALLOWED, "method not allowed\n");
@@ -212,6 +253,7 @@ mod tests {
             ready: Readiness::new(),
             requests: RequestCounters::new(&metrics, "public"),
             redirect_seconds: metrics.redirect_seconds.clone(),
+            partner: None,
         });
         (state, metrics)
     }
@@ -245,6 +287,11 @@ mod tests {
         check("GET", "/", (404, None));
         check("GET", "/a/b", (404, None));
         check("POST", "/summer", (405, None));
+        // The partner API's prefix never reaches the redirect.
+        check("GET", "/partner", (404, None));
+        check("GET", "/partner/v1/me", (404, None));
+        check("POST", "/partner/v1/links", (404, None));
+        check("GET", "/partnerx", (302, Some("partnerx")));
         check("DELETE", "/summer", (405, None));
         // Authority-form and asterisk-form targets carry no path.
         check("CONNECT", "a:1", (400, None));

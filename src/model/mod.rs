@@ -9,11 +9,14 @@ use crate::template::{self, Template, TemplateError, OFFER_MACROS, POSTBACK_MACR
 
 /// Paths of the public listener that can never be link codes.
 pub const RESERVED_CODES: &[&str] = &[
-    "healthz", "readyz", "pixel", "postback", "metrics", "favicon", "robots",
+    "healthz", "readyz", "pixel", "postback", "metrics", "favicon", "robots", "partner",
 ];
+
+mod visibility;
 
 pub use crate::payout::Payout;
 pub use crate::validation::FieldError;
+pub use visibility::Visibility;
 
 /// Whether an entity takes part in redirects.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default, utoipa::ToSchema)]
@@ -184,6 +187,11 @@ pub struct Offer {
     #[serde(default)]
     #[schema(value_type = Vec<String>)]
     pub postback_allowlist: Vec<ipnet::IpNet>,
+    /// Which partners may promote it: `public` (every active partner, the
+    /// default), `approval` (those an admin approved on request) or
+    /// `private` (those an admin granted access).
+    #[serde(default)]
+    pub visibility: Visibility,
     /// Active or paused.
     #[serde(default)]
     pub status: Status,
@@ -263,7 +271,7 @@ pub struct NewPartner {
 
 /// `PATCH /api/v1/partners/{id}`: fields present are changed; an empty
 /// `tier` or `postback_url` clears it.
-#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PartnerPatch {
     /// New display name.
@@ -325,6 +333,9 @@ pub struct NewOffer {
     #[serde(default)]
     #[schema(value_type = Vec<String>)]
     pub postback_allowlist: Vec<ipnet::IpNet>,
+    /// See [`Offer::visibility`]; default `public`.
+    #[serde(default)]
+    pub visibility: Visibility,
     /// See [`Offer::status`].
     #[serde(default)]
     pub status: Status,
@@ -363,6 +374,9 @@ pub struct OfferPatch {
     /// New postback allowlist (empty: any address).
     #[schema(value_type = Option<Vec<String>>)]
     postback_allowlist: Option<Vec<ipnet::IpNet>>,
+    /// Who may promote it: `public`, `approval` or `private`. Partners
+    /// losing access by the change have their links on it paused.
+    visibility: Option<Visibility>,
     /// Active or paused.
     status: Option<Status>,
 }
@@ -390,6 +404,17 @@ pub struct NewLink {
 pub struct LinkPatch {
     /// Active or paused.
     status: Option<Status>,
+}
+
+impl PartnerPatch {
+    /// A change of the postback URL only (empty clears it), validated as
+    /// any: what a partner may change of itself.
+    pub fn postback_url(url: String) -> PartnerPatch {
+        PartnerPatch {
+            postback_url: Some(url),
+            ..PartnerPatch::default()
+        }
+    }
 }
 
 impl LinkPatch {
@@ -457,6 +482,12 @@ pub fn is_currency(s: &str) -> bool {
 }
 
 impl Partner {
+    /// Whether the partner may act: use its partner API keys, create links.
+    /// The one place that says which statuses may.
+    pub fn is_active(&self) -> bool {
+        self.status == Status::Active
+    }
+
     /// A new partner from a create request, with its generated
     /// `webhook_secret`.
     pub fn create(
@@ -561,6 +592,7 @@ impl Offer {
             manual_review: req.manual_review,
             caps: req.caps,
             postback_allowlist: req.postback_allowlist,
+            visibility: req.visibility,
             status: req.status,
             created_at: now,
         };
@@ -612,6 +644,9 @@ impl Offer {
         }
         if let Some(v) = patch.postback_allowlist {
             o.postback_allowlist = v;
+        }
+        if let Some(v) = patch.visibility {
+            o.visibility = v;
         }
         if let Some(v) = patch.status {
             o.status = v;

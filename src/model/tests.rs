@@ -131,6 +131,7 @@ fn payout_forms() {
             manual_review: false,
             caps: Default::default(),
             postback_allowlist: Vec::new(),
+            visibility: Default::default(),
             status: Status::Active,
             created_at: "now".into(),
         };

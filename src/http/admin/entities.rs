@@ -208,7 +208,22 @@ pub async fn patch_offer(
     ApiJson(body): ApiJson<OfferPatch>,
 ) -> Answer<Offer> {
     let id = parse_id(Kind::Offer, &id)?;
-    Ok(Json(s.catalog()?.patch_offer(id, body).await?))
+    let catalog = s.catalog()?;
+    let before = catalog.get::<Offer>(id).await?.visibility;
+    let offer = catalog.patch_offer(id, body).await?;
+    // Partners that could promote the offer and no longer may lose their
+    // links on it; the offer stands changed either way.
+    let store = crate::partner_api::PartnerStore::new(catalog);
+    if let Err(e) =
+        crate::partner_api::enforce::after_visibility_change(catalog, &store, &offer, before).await
+    {
+        tracing::error!(offer = id, error = %e, "offer visibility changed but links of partners without access not all paused");
+        return Err(ApiError::unavailable(format!(
+            "the offer was changed, but pausing the links of partners that lost access failed ({e}): \
+             pause them by PATCH /api/v1/links/{{id}}, or revoke each partner's access"
+        )));
+    }
+    Ok(Json(offer))
 }
 
 /// Delete an offer.

@@ -10,14 +10,16 @@
 //! routes, whose bad input is answered by `error::ApiJson` and
 //! `error::ApiError` in the one error shape.
 
-mod conversions;
+mod access;
+pub(crate) mod conversions;
 mod dashboard;
-mod entities;
+pub(crate) mod entities;
 mod error;
 mod health;
+mod partner_keys;
 
 pub use health::HealthSettings;
-mod stats;
+pub(crate) mod stats;
 mod tiers;
 
 pub use tiers::TierSettings;
@@ -38,7 +40,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 pub use conversions::Ledger;
-pub use error::{ApiError, ErrorBody, ErrorDetail};
+pub use error::{parse as parse_json, ApiError, ApiJson, ErrorBody, ErrorDetail};
 
 use super::Readiness;
 use crate::catalog::Catalog;
@@ -221,8 +223,13 @@ fn parts() -> (Router<Arc<AdminState>>, utoipa::openapi::OpenApi) {
         .routes(routes!(create_partner, list_partners))
         .routes(routes!(health::partners_health))
         .routes(routes!(get_partner, patch_partner, delete_partner))
+        .routes(routes!(partner_keys::create_key, partner_keys::list_keys))
+        .routes(routes!(partner_keys::revoke_key))
         .routes(routes!(create_offer, list_offers))
         .routes(routes!(get_offer, patch_offer, delete_offer))
+        .routes(routes!(access::list_offer_access))
+        .routes(routes!(access::decide_access, access::revoke_access))
+        .routes(routes!(access::list_access_requests))
         .routes(routes!(create_link, list_links))
         .routes(routes!(get_link, patch_link, delete_link))
         .routes(routes!(conversions::list_conversions))

@@ -17,7 +17,7 @@ use super::AdminState;
 use crate::stats::render::{csv, JsonPage};
 use crate::stats::request::Format;
 use crate::stats::timing::{TimingKey, BUCKETS};
-use crate::stats::StatsError;
+use crate::stats::{Stats, StatsError};
 
 /// The page's next cursor, on CSV answers (JSON has `next_cursor`).
 pub const NEXT_CURSOR_HEADER: &str = "x-next-cursor";
@@ -170,10 +170,21 @@ pub async fn get_stats(
     RawQuery(q): RawQuery,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
+    respond(&s.stats, q.as_deref().unwrap_or(""), &headers).await
+}
+
+/// The stats answer to raw query string `query`, JSON or CSV as asked
+/// (`format`, else `Accept`): the admin API's and, with its partner filter
+/// forced, the partner API's.
+pub(crate) async fn respond(
+    stats: &Stats,
+    query: &str,
+    headers: &HeaderMap,
+) -> Result<Response, ApiError> {
     let now = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_secs() as i64);
-    let request = s.stats.parse(q.as_deref().unwrap_or(""), now)?;
+    let request = stats.parse(query, now)?;
     let as_csv = match request.format {
         Some(f) => f == Format::Csv,
         None => headers
@@ -182,7 +193,7 @@ pub async fn get_stats(
             .filter_map(|v| v.to_str().ok())
             .any(|v| v.to_ascii_lowercase().contains("text/csv")),
     };
-    let page = s.stats.answer(request).await?;
+    let page = stats.answer(request).await?;
     let source = HeaderValue::from_static(page.plan.name());
     let mut resp = if as_csv {
         let mut r = (

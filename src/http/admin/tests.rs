@@ -434,6 +434,13 @@ async fn the_document_lists_every_route() {
         "GET /api/v1/stats/conversion-times",
         "GET /api/v1/tiers",
         "POST /api/v1/tiers/evaluate",
+        "POST /api/v1/partners/{id}/keys",
+        "GET /api/v1/partners/{id}/keys",
+        "DELETE /api/v1/partners/{id}/keys/{key_id}",
+        "GET /api/v1/offers/{id}/access",
+        "PUT /api/v1/offers/{id}/access/{partner_id}",
+        "DELETE /api/v1/offers/{id}/access/{partner_id}",
+        "GET /api/v1/access-requests",
     ] {
         expected.push(route.to_string());
     }
@@ -447,6 +454,8 @@ async fn the_document_lists_every_route() {
         let path = path
             .replace("{id}", "1")
             .replace("{conversion_id}", "1")
+            .replace("{key_id}", "1")
+            .replace("{partner_id}", "1")
             .replace("{asset}", "app.js");
         let (status, v) = call(&s, method.parse().unwrap(), &path, Some(TOKEN), "{}").await;
         let code = v["error"]["code"].as_str().unwrap_or("");

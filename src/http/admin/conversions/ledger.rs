@@ -52,7 +52,7 @@ impl Ledger {
 
     /// Queues the partner's postback for a recorded change. The change
     /// stands either way: a queue failure is logged, not answered.
-    pub(super) async fn announce(&self, v: &Stored) {
+    pub(crate) async fn announce(&self, v: &Stored) {
         use crate::attribution::Status;
         let (Some(postbacks), Some(status)) = (
             &self.postbacks,
@@ -102,7 +102,7 @@ impl Ledger {
 
     /// One page of latest versions, with one row more than `limit` when
     /// there is a next page.
-    pub(super) async fn page(&self, f: &ListFilter) -> Result<Vec<Stored>, ApiError> {
+    pub(crate) async fn page(&self, f: &ListFilter) -> Result<Vec<Stored>, ApiError> {
         let query = self
             .client
             .query(&self.latest_sql)
@@ -120,7 +120,7 @@ impl Ledger {
     }
 
     /// Every version of conversion `id`, oldest first; empty when unknown.
-    pub(super) async fn versions(&self, id: &str) -> Result<Vec<Stored>, ApiError> {
+    pub(crate) async fn versions(&self, id: &str) -> Result<Vec<Stored>, ApiError> {
         if !plausible_id(id) {
             return Ok(Vec::new());
         }
@@ -129,7 +129,7 @@ impl Ledger {
     }
 
     /// Makes a new version durable; false when the spool cannot take it.
-    pub(super) fn record(&self, v: &Stored) -> bool {
+    pub(crate) fn record(&self, v: &Stored) -> bool {
         self.sink.record(&Event::Conversion(ConversionRow {
             conversion_id: &v.conversion_id,
             ts: v.ts,
@@ -183,33 +183,33 @@ async fn fetch<T>(
 /// One version of a conversion as ClickHouse returns it: the columns of
 /// `conversions` in table order (both queries select them so).
 #[derive(Debug, Clone, PartialEq, Eq, Row, Deserialize)]
-pub(super) struct Stored {
-    pub(super) conversion_id: String,
-    pub(super) ts: u32,
-    pub(super) click_id: String,
-    pub(super) click_ts: u32,
-    pub(super) link_id: u64,
-    pub(super) partner_id: u64,
-    pub(super) offer_id: u64,
-    pub(super) order_id: String,
-    pub(super) event: String,
-    pub(super) amount: Money,
-    pub(super) currency: String,
-    pub(super) payout: Money,
-    pub(super) payout_currency: String,
-    pub(super) status: String,
-    pub(super) reason: String,
-    pub(super) customer_id: String,
-    pub(super) attribution: String,
-    pub(super) payout_rule: String,
-    pub(super) source: String,
+pub(crate) struct Stored {
+    pub(crate) conversion_id: String,
+    pub(crate) ts: u32,
+    pub(crate) click_id: String,
+    pub(crate) click_ts: u32,
+    pub(crate) link_id: u64,
+    pub(crate) partner_id: u64,
+    pub(crate) offer_id: u64,
+    pub(crate) order_id: String,
+    pub(crate) event: String,
+    pub(crate) amount: Money,
+    pub(crate) currency: String,
+    pub(crate) payout: Money,
+    pub(crate) payout_currency: String,
+    pub(crate) status: String,
+    pub(crate) reason: String,
+    pub(crate) customer_id: String,
+    pub(crate) attribution: String,
+    pub(crate) payout_rule: String,
+    pub(crate) source: String,
     /// Carried into new versions, never shown: the client IP of the hit.
-    pub(super) ip: String,
-    pub(super) version: u64,
+    pub(crate) ip: String,
+    pub(crate) version: u64,
 }
 
 impl Stored {
-    pub(super) fn view(self) -> ConversionView {
+    pub(crate) fn view(self) -> ConversionView {
         ConversionView {
             ts: rfc3339(self.ts),
             click_ts: (self.click_ts != 0).then(|| rfc3339(self.click_ts)),

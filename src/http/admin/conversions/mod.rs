@@ -43,9 +43,9 @@
 
 mod change;
 mod guard;
-mod ledger;
-mod models;
-mod params;
+pub(crate) mod ledger;
+pub(crate) mod models;
+pub(crate) mod params;
 
 pub use ledger::Ledger;
 

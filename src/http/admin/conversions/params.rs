@@ -16,7 +16,7 @@ const MAX_ID_LEN: usize = 64;
 
 /// Whether `id` could be a conversion id: anything else names none, and is
 /// answered without a query.
-pub(super) fn plausible_id(id: &str) -> bool {
+pub(crate) fn plausible_id(id: &str) -> bool {
     (1..=MAX_ID_LEN).contains(&id.len())
         && id
             .bytes()
@@ -25,21 +25,21 @@ pub(super) fn plausible_id(id: &str) -> bool {
 
 /// The listing's parameters, checked.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(super) struct ListFilter {
-    pub(super) limit: u64,
+pub(crate) struct ListFilter {
+    pub(crate) limit: u64,
     /// The last conversion id of the previous page, or empty.
-    pub(super) cursor: String,
-    pub(super) partner_id: Option<u64>,
-    pub(super) offer_id: Option<u64>,
-    pub(super) status: Option<Status>,
+    pub(crate) cursor: String,
+    pub(crate) partner_id: Option<u64>,
+    pub(crate) offer_id: Option<u64>,
+    pub(crate) status: Option<Status>,
     /// Unix seconds, inclusive.
-    pub(super) from: u32,
+    pub(crate) from: u32,
     /// Unix seconds, exclusive.
-    pub(super) to: u32,
+    pub(crate) to: u32,
 }
 
 impl ListFilter {
-    pub(super) fn parse(query: Option<&str>) -> Result<ListFilter, ApiError> {
+    pub(crate) fn parse(query: Option<&str>) -> Result<ListFilter, ApiError> {
         let mut f = ListFilter {
             limit: DEFAULT_LIMIT,
             cursor: String::new(),
