@@ -33,9 +33,13 @@ fn cache(metrics: &Arc<Metrics>) -> Arc<RouteCache> {
         postback_url: None,
         postback_format: Default::default(),
         webhook_secret: String::new(),
-        status: Status::Active,
+        status: Default::default(),
         created_at: "t".into(),
         link_pauses: Vec::new(),
+        email: None,
+        website: None,
+        promotion: None,
+        status_changes: Vec::new(),
     };
     let offer = Offer {
         id: 1,

@@ -30,6 +30,7 @@ use crate::events::rejected::Rejected;
 use crate::events::shipper::{Shipper, ShipperSettings};
 use crate::events::EventSink;
 use crate::http::admin::{AdminState, AdminToken, CatalogSlot, HealthSettings, Ledger};
+use crate::http::apply::Applications;
 use crate::http::public::PublicState;
 use crate::http::{self, Readiness};
 use crate::metrics::{Metrics, RequestCounters};
@@ -371,6 +372,13 @@ pub async fn run(config: Config, migrate: bool, stop: CancellationToken) -> anyh
     let public_state = Arc::new(PublicState {
         clicks: redirector,
         conversions: Some(intake),
+        applications: config.partners.accept_applications.then(|| {
+            Applications::new(
+                &config.partners,
+                catalog_slot.clone(),
+                config.limits.max_tracked_ips,
+            )
+        }),
         ready: ready.clone(),
         requests: RequestCounters::new(&metrics, "public"),
         redirect_seconds: metrics.redirect_seconds.clone(),

@@ -15,6 +15,7 @@ pub const ROUTES: &[&str] = &[
     "admin",
     "metrics",
     "dashboard",
+    "apply",
     "other",
 ];
 

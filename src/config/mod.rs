@@ -18,7 +18,9 @@ use crate::events::log::{LogConfig, LogConfigError};
 mod enrich;
 
 pub use self::enrich::{EnrichConfig, PrivacyConfig, RetentionConfig};
+mod partners;
 mod stats;
+pub use partners::PartnersConfig;
 pub use stats::StatsConfig;
 
 /// The prefix of every environment variable that overrides a key.
@@ -79,6 +81,8 @@ pub struct Config {
     pub retention: RetentionConfig,
     /// Limits of the stats API.
     pub stats: StatsConfig,
+    /// Partner applications: the public form and auto-approval.
+    pub partners: PartnersConfig,
 }
 
 /// Conversion intake settings.
@@ -303,6 +307,7 @@ impl Default for Config {
             privacy: PrivacyConfig::default(),
             retention: RetentionConfig::default(),
             stats: StatsConfig::default(),
+            partners: PartnersConfig::default(),
         }
     }
 }
@@ -661,6 +666,7 @@ impl Config {
         )?;
         enrich::validate(&self.enrich, &self.retention)?;
         self.stats.validate()?;
+        self.partners.validate()?;
         for (i, s) in self.previous_secrets.iter().enumerate() {
             if s.is_empty() {
                 return Err(ConfigError::new(

@@ -13,6 +13,7 @@
 //! close.
 
 pub mod admin;
+pub mod apply;
 pub mod conversion;
 pub mod public;
 

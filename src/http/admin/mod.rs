@@ -10,6 +10,7 @@
 //! routes, whose bad input is answered by `error::ApiJson` and
 //! `error::ApiError` in the one error shape.
 
+mod applications;
 mod conversions;
 mod dashboard;
 mod entities;
@@ -216,6 +217,8 @@ fn parts() -> (Router<Arc<AdminState>>, utoipa::openapi::OpenApi) {
         .routes(routes!(create_partner, list_partners))
         .routes(routes!(health::partners_health))
         .routes(routes!(get_partner, patch_partner, delete_partner))
+        .routes(routes!(applications::approve_partner))
+        .routes(routes!(applications::reject_partner))
         .routes(routes!(create_offer, list_offers))
         .routes(routes!(get_offer, patch_offer, delete_offer))
         .routes(routes!(create_link, list_links))

@@ -418,6 +418,8 @@ async fn the_document_lists_every_route() {
         "GET /api/v1/conversions/{conversion_id}",
         "PATCH /api/v1/conversions/{conversion_id}",
         "GET /api/v1/partners/health",
+        "POST /api/v1/partners/{id}/approve",
+        "POST /api/v1/partners/{id}/reject",
         "GET /api/v1/stats",
     ] {
         expected.push(route.to_string());
