@@ -49,9 +49,10 @@ return redis.error_reply(tostring(res))
 );
 
 /// Replaces entity ARGV[1] of hash KEYS[1] with JSON ARGV[2] only if it
-/// is still exactly ARGV[4] (answers 0 otherwise, nothing written), then
-/// numbers and publishes change ARGV[3] (KEYS[2] counter, KEYS[3]
-/// channel); a refused write puts the old JSON back.
+/// is still exactly ARGV[4] (answers 0 otherwise, nothing written), keeps
+/// it in index KEYS[2] (as the store's put does), then numbers and
+/// publishes change ARGV[3] (KEYS[3] counter, KEYS[4] channel); a refused
+/// write puts the old JSON back and publishes nothing.
 const REPLACE_IF_SCRIPT: &str = concat!(
     publish_lua!(),
     r#"
@@ -59,7 +60,8 @@ local old = redis.call('HGET', KEYS[1], ARGV[1])
 if old ~= ARGV[4] then return 0 end
 local ok, res = pcall(function()
   redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
-  return publish(KEYS[2], KEYS[3], ARGV[3])
+  redis.call('ZADD', KEYS[2], ARGV[1], ARGV[1])
+  return publish(KEYS[3], KEYS[4], ARGV[3])
 end)
 if ok then return res end
 redis.pcall('HSET', KEYS[1], ARGV[1], old)
@@ -150,8 +152,9 @@ impl Catalog {
                 .run(
                     redis::cmd("EVAL")
                         .arg(REPLACE_IF_SCRIPT)
-                        .arg(3)
+                        .arg(4)
                         .arg(&key)
+                        .arg(self.keys.index(Kind::Partner))
                         .arg(&self.keys.version)
                         .arg(&self.keys.channel)
                         .arg(id)
