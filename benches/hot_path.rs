@@ -33,11 +33,15 @@ fn cache(metrics: &Arc<Metrics>) -> Arc<RouteCache> {
         postback_url: None,
         postback_format: Default::default(),
         webhook_secret: String::new(),
-        status: Status::Active,
+        status: Default::default(),
         created_at: "t".into(),
         link_pauses: Vec::new(),
         tier_history: Vec::new(),
         tier_below_since: None,
+        email: None,
+        website: None,
+        promotion: None,
+        status_changes: Vec::new(),
     };
     let offer = Offer {
         id: 1,

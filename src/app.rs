@@ -32,6 +32,7 @@ use crate::events::EventSink;
 use crate::http::admin::{
     AdminState, AdminToken, CatalogSlot, HealthSettings, Ledger, TierSettings,
 };
+use crate::http::apply::Applications;
 use crate::http::partner::PartnerState;
 use crate::http::public::PublicState;
 use crate::http::{self, Readiness};
@@ -395,6 +396,13 @@ pub async fn run(config: Config, migrate: bool, stop: CancellationToken) -> anyh
     let public_state = Arc::new(PublicState {
         clicks: redirector,
         conversions: Some(intake),
+        applications: config.partners.accept_applications.then(|| {
+            Applications::new(
+                &config.partners,
+                catalog_slot.clone(),
+                config.limits.max_tracked_ips,
+            )
+        }),
         ready: ready.clone(),
         requests: RequestCounters::new(&metrics, "public"),
         redirect_seconds: metrics.redirect_seconds.clone(),

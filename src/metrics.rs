@@ -16,6 +16,7 @@ pub const ROUTES: &[&str] = &[
     "metrics",
     "dashboard",
     "partner",
+    "apply",
     "other",
 ];
 

@@ -312,7 +312,7 @@ async fn keys_are_shown_once_listed_without_secrets_and_revoked_on_every_node() 
         &server,
         "PATCH",
         &format!("/api/v1/partners/{a}"),
-        Some(json!({"status": "paused"})),
+        Some(json!({"status": "suspended"})),
     )
     .await;
     assert_eq!(s, 200);
@@ -323,7 +323,10 @@ async fn keys_are_shown_once_listed_without_secrets_and_revoked_on_every_node() 
         "{v}"
     );
     assert!(
-        v["error"]["message"].as_str().unwrap().contains("paused"),
+        v["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("suspended"),
         "{v}"
     );
     let (s, _) = admin(

@@ -111,7 +111,7 @@ pub enum CapAction {
 /// The credited partner's standing.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PartnerFacts<'a> {
-    /// Active, paused or deleted.
+    /// Active, inactive or deleted.
     pub status: PartnerStatus,
     /// The partner's tier, for tier payouts.
     pub tier: Option<&'a str>,
@@ -122,8 +122,9 @@ pub struct PartnerFacts<'a> {
 pub enum PartnerStatus {
     /// Can be credited.
     Active,
-    /// Suspended: `partner_inactive`.
-    Paused,
+    /// Applied, rejected or suspended (anything but `active`, see
+    /// `Partner::is_active`): `partner_inactive`.
+    Inactive,
     /// Deleted, or no longer in the catalog: `partner_inactive`.
     Deleted,
 }

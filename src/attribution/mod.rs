@@ -30,8 +30,8 @@
 //!    offer than the token's, or is no longer in the catalog (then nothing
 //!    shows it belongs to this offer). Before the time checks: a click of
 //!    another offer is wrong whatever its age.
-//! 5. `rejected` / `partner_inactive`: the credited partner is paused or
-//!    deleted.
+//! 5. `rejected` / `partner_inactive`: the credited partner is not
+//!    `active` (applied, rejected or suspended) or is deleted.
 //! 6. `rejected` / `bot_click`: the click was a bot's. Before the rate
 //!    limit's `pending`, so a bot click is never billed, not even after a
 //!    review.

@@ -276,7 +276,7 @@ fn decisions() {
         ),
         (
             "paused partner",
-            |i| i.partner.status = PartnerStatus::Paused,
+            |i| i.partner.status = PartnerStatus::Inactive,
             (S::Rejected, R::PartnerInactive, "0", None, "click"),
         ),
         (
@@ -288,7 +288,7 @@ fn decisions() {
             "paused deal partner",
             |i| {
                 i.source = Source::Deal { partner_id: 12 };
-                i.partner.status = PartnerStatus::Paused;
+                i.partner.status = PartnerStatus::Inactive;
             },
             (S::Rejected, R::PartnerInactive, "0", None, "deal"),
         ),
@@ -544,7 +544,7 @@ fn decisions() {
             |i| {
                 i.dedup = Dedup::DuplicateEvent;
                 i.link = None;
-                i.partner.status = PartnerStatus::Paused;
+                i.partner.status = PartnerStatus::Inactive;
                 i.source = Source::Click(ClickFacts {
                     is_bot: true,
                     ts_ms: 0,
@@ -581,7 +581,7 @@ fn decisions() {
         (
             "inactive beats bot",
             |i| {
-                i.partner.status = PartnerStatus::Paused;
+                i.partner.status = PartnerStatus::Inactive;
                 i.source = Source::Click(ClickFacts {
                     is_bot: true,
                     ..click()
@@ -678,7 +678,10 @@ fn partner_credited() {
         (|i| i.source = Source::Customer(None), None),
         (|i| i.link = None, None),
         (|i| i.dedup = Dedup::DuplicateOrder, None),
-        (|i| i.partner.status = PartnerStatus::Paused, Some(PARTNER)),
+        (
+            |i| i.partner.status = PartnerStatus::Inactive,
+            Some(PARTNER),
+        ),
     ];
     for (n, &(change, partner)) in cases.iter().enumerate() {
         let mut input = base();

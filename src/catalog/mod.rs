@@ -1,7 +1,8 @@
 //! The catalog of partners, offers and links: stored in Redis, mirrored in
 //! every node's memory, kept current by a change channel.
 //!
-//! The files, bottom up: `change`, `routes`, `message`, `store`, `sync`.
+//! The files, bottom up: `change`, `routes`, `message`, `store`,
+//! `partners`, `sync`.
 //! Each imports only files earlier in that order, never a later one; and
 //! `routes` imports `change` alone, so nothing Redis reaches it.
 //!
@@ -20,6 +21,10 @@
 //!   publishes nothing), and is applied to this node's cache as
 //!   soon as Redis has it: a deleted link stops redirecting on this node
 //!   before the admin call answers.
+//! - [`partners`]: partner writes that must not lose a race, as `impl
+//!   Catalog` blocks over the store: an applicant stored with its email
+//!   claimed in one script, and every change of a stored partner as a
+//!   compare-and-set, decided again when another write came first.
 //! - [`sync`]: following the numbered change channel, as `impl Catalog`
 //!   blocks over the store. Every node applies published changes to its
 //!   cache, so other nodes follow when the message arrives;
@@ -33,6 +38,7 @@
 
 pub mod change;
 pub mod message;
+pub mod partners;
 pub mod routes;
 pub mod store;
 pub mod sync;

@@ -426,7 +426,7 @@ fn route_for(st: &CacheState, id: u64, link: &CachedLink) -> Option<Route> {
     }
     let partner = st.partners.get(&link.partner_id)?;
     let (offer, template) = st.offers.get(&link.offer_id)?;
-    if partner.status != Status::Active || offer.status != Status::Active {
+    if !partner.is_active() || offer.status != Status::Active {
         return None;
     }
     Some(Route {
@@ -471,9 +471,14 @@ impl Route {
 /// Entities for tests of the cache and of its readers.
 #[cfg(test)]
 pub(crate) mod fixtures {
-    use crate::model::{Link, Offer, Partner, PartnerKind, Payout, Status};
+    use crate::model::{Link, Offer, Partner, PartnerKind, PartnerStatus, Payout, Status};
 
+    /// A partner `active` (`Status::Active`) or `suspended` (`Paused`).
     pub(crate) fn partner(id: u64, status: Status) -> Partner {
+        let status = match status {
+            Status::Active => PartnerStatus::Active,
+            Status::Paused => PartnerStatus::Suspended,
+        };
         Partner {
             id,
             name: "p".into(),
@@ -487,6 +492,10 @@ pub(crate) mod fixtures {
             link_pauses: Vec::new(),
             tier_history: Vec::new(),
             tier_below_since: None,
+            email: None,
+            website: None,
+            promotion: None,
+            status_changes: Vec::new(),
         }
     }
 

@@ -27,9 +27,8 @@ use crate::click_id::MAX_LINK_ID;
 use crate::config::RedisConfig;
 use crate::metrics::Metrics;
 use crate::model::{
-    check_code, random_code, random_token, FieldError, GeneratedSecrets, Link, LinkPatch,
-    LinkPause, NewLink, NewOffer, NewPartner, Offer, OfferPatch, Partner, PartnerPatch, Status,
-    TierChange, MAX_LINK_PAUSES, MAX_TIER_CHANGES,
+    check_code, random_code, random_token, FieldError, GeneratedSecrets, Link, LinkPatch, NewLink,
+    NewOffer, NewPartner, Offer, OfferPatch, Partner,
 };
 
 /// The three kinds of entity.
@@ -121,6 +120,9 @@ pub enum StoreError {
     /// A unique field is taken (409).
     #[error("{0}")]
     Conflict(FieldError),
+    /// A partner status move the table does not allow (409).
+    #[error(transparent)]
+    Move(#[from] crate::model::MoveError),
     /// A stored entity is not valid JSON of its kind (500): someone wrote
     /// the key behind the API's back, or a release changed the format.
     #[error("stored {kind} {id} (key {key}, field {id}) does not decode: {error}")]
@@ -226,7 +228,7 @@ return redis.error_reply(tostring(res))
 /// Redis key names, all under the configured prefix.
 #[derive(Debug, Clone)]
 pub(super) struct Keys {
-    prefix: String,
+    pub(super) prefix: String,
     /// Where changes are published.
     pub(super) channel: String,
     /// Link codes → link ids: a code is taken once it is here.
@@ -244,10 +246,10 @@ impl Keys {
             codes: format!("{prefix}codes"),
         }
     }
-    fn hash(&self, k: Kind) -> String {
+    pub(super) fn hash(&self, k: Kind) -> String {
         format!("{}{}", self.prefix, k.plural())
     }
-    fn index(&self, k: Kind) -> String {
+    pub(super) fn index(&self, k: Kind) -> String {
         format!("{}idx:{}", self.prefix, k.plural())
     }
     fn seq(&self, k: Kind) -> String {
@@ -269,7 +271,7 @@ pub struct Catalog {
     /// For the change channel's own subscription connection.
     pub(super) client: redis::Client,
     /// Shared by every admin call; reconnects by itself.
-    conn: ConnectionManager,
+    pub(super) conn: ConnectionManager,
     pub(super) keys: Keys,
     /// Bounds every admin-side Redis call, so an outage answers 503
     /// quickly instead of hanging the request.
@@ -353,7 +355,7 @@ impl Catalog {
         }
     }
 
-    async fn run<T>(
+    pub(super) async fn run<T>(
         &self,
         f: impl std::future::Future<Output = redis::RedisResult<T>>,
     ) -> Result<T, StoreError> {
@@ -484,7 +486,7 @@ impl Catalog {
         Ok(Page { items, next_cursor })
     }
 
-    async fn next_id(&self, kind: Kind) -> Result<u64, StoreError> {
+    pub(super) async fn next_id(&self, kind: Kind) -> Result<u64, StoreError> {
         let mut conn = self.conn.clone();
         self.run(
             redis::cmd("INCR")
@@ -680,18 +682,6 @@ impl Catalog {
         ))
     }
 
-    /// Changes a partner (generating its webhook secret if it has none).
-    pub async fn patch_partner(&self, id: u64, patch: PartnerPatch) -> Result<Partner, StoreError> {
-        let mut p = self.get::<Partner>(id).await?.patched(patch)?;
-        // Partners created before webhook secrets existed get theirs at
-        // their first change, so a switch to `json` always has one.
-        if p.webhook_secret.is_empty() {
-            p.webhook_secret = random_token();
-        }
-        self.put(&p).await?;
-        Ok(p)
-    }
-
     /// Changes an offer.
     pub async fn patch_offer(&self, id: u64, patch: OfferPatch) -> Result<Offer, StoreError> {
         let o = self.get::<Offer>(id).await?.patched(patch)?;
@@ -704,82 +694,6 @@ impl Catalog {
         let l = self.get::<Link>(id).await?.patched(patch);
         self.put(&l).await?;
         Ok(l)
-    }
-
-    /// Pauses every active link of partner `partner_id` and notes the pause,
-    /// with `reason`, in the partner's record; answers the links paused
-    /// (none: nothing is noted).
-    pub async fn pause_partner_links(
-        &self,
-        partner_id: u64,
-        reason: &str,
-    ) -> Result<Vec<u64>, StoreError> {
-        let mut paused = Vec::new();
-        let mut cursor = 0;
-        loop {
-            let page = self.list::<Link>(cursor, 1000).await?;
-            for l in &page.items {
-                if l.partner_id == partner_id && l.status == Status::Active {
-                    self.patch_link(l.id, LinkPatch::status(Status::Paused))
-                        .await?;
-                    paused.push(l.id);
-                }
-            }
-            match page.next_cursor.and_then(|c| c.parse().ok()) {
-                Some(next) => cursor = next,
-                None => break,
-            }
-        }
-        self.note_link_pause(partner_id, &paused, reason).await?;
-        Ok(paused)
-    }
-
-    /// Records a tier decision on partner `id`: its tier, since when it has
-    /// been below it, and the change (kept in `tier_history`), if any.
-    /// Answers the partner as stored.
-    pub async fn set_partner_tier(
-        &self,
-        id: u64,
-        tier: Option<String>,
-        below_since: Option<String>,
-        change: Option<TierChange>,
-    ) -> Result<Partner, StoreError> {
-        let mut p = self.get::<Partner>(id).await?;
-        if p.tier == tier && p.tier_below_since == below_since && change.is_none() {
-            return Ok(p);
-        }
-        p.tier = tier;
-        p.tier_below_since = below_since;
-        if let Some(c) = change {
-            p.tier_history.push(c);
-            let excess = p.tier_history.len().saturating_sub(MAX_TIER_CHANGES);
-            p.tier_history.drain(..excess);
-        }
-        self.put(&p).await?;
-        Ok(p)
-    }
-
-    /// Notes in partner `partner_id`'s record that `link_ids` were paused
-    /// automatically, and why (the last [`MAX_LINK_PAUSES`] are kept); no
-    /// links, no note.
-    pub async fn note_link_pause(
-        &self,
-        partner_id: u64,
-        link_ids: &[u64],
-        reason: &str,
-    ) -> Result<(), StoreError> {
-        if link_ids.is_empty() {
-            return Ok(());
-        }
-        let mut p = self.get::<Partner>(partner_id).await?;
-        p.link_pauses.push(LinkPause {
-            at: now_rfc3339(),
-            link_ids: link_ids.to_vec(),
-            reason: reason.to_string(),
-        });
-        let excess = p.link_pauses.len().saturating_sub(MAX_LINK_PAUSES);
-        p.link_pauses.drain(..excess);
-        self.put(&p).await
     }
 
     /// Deletes an entity; a deleted partner or offer leaves its links in

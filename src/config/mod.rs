@@ -19,8 +19,10 @@ mod enrich;
 
 pub use self::enrich::{EnrichConfig, PrivacyConfig, RetentionConfig};
 mod partner_api;
+mod partners;
 mod stats;
 pub use partner_api::PartnerApiConfig;
+pub use partners::PartnersConfig;
 pub use stats::StatsConfig;
 mod tiers;
 pub use tiers::TiersConfig;
@@ -87,6 +89,8 @@ pub struct Config {
     pub tiers: TiersConfig,
     /// The partner API's per-key rate.
     pub partner_api: PartnerApiConfig,
+    /// Partner applications: the public form and auto-approval.
+    pub partners: PartnersConfig,
 }
 
 /// Conversion intake settings.
@@ -313,6 +317,7 @@ impl Default for Config {
             stats: StatsConfig::default(),
             tiers: TiersConfig::default(),
             partner_api: PartnerApiConfig::default(),
+            partners: PartnersConfig::default(),
         }
     }
 }
@@ -673,6 +678,7 @@ impl Config {
         self.stats.validate()?;
         self.tiers.validate()?;
         self.partner_api.validate()?;
+        self.partners.validate()?;
         for (i, s) in self.previous_secrets.iter().enumerate() {
             if s.is_empty() {
                 return Err(ConfigError::new(

@@ -188,6 +188,41 @@ fn analytics_keys_take_their_env_vars() {
 }
 
 #[test]
+fn partner_keys_take_their_env_vars() {
+    let c = Config::from_parts(
+        None,
+        env(&[
+            ("TRACKEDGE_PARTNERS_AUTO_APPROVE", "referral, reseller"),
+            ("TRACKEDGE_PARTNERS_APPLICATIONS_PER_IP_PER_HOUR", "2"),
+            ("TRACKEDGE_PARTNERS_ACCEPT_APPLICATIONS", "false"),
+        ]),
+    )
+    .unwrap();
+    use crate::model::PartnerKind;
+    assert_eq!(
+        c.partners.auto_approve,
+        [PartnerKind::Referral, PartnerKind::Reseller]
+    );
+    assert_eq!(c.partners.applications_per_ip_per_hour, 2);
+    assert!(!c.partners.accept_applications);
+    let d = Config::default();
+    assert!(
+        d.partners.auto_approve.is_empty(),
+        "an admin decides unless asked"
+    );
+    check_err(
+        Some("[partners]\nauto_approve = [\"vendor\"]"),
+        &[],
+        "partners.auto_approve[0]",
+    );
+    check_err(
+        None,
+        &[("TRACKEDGE_PARTNERS_APPLICATIONS_BURST", "0")],
+        "partners.applications_burst",
+    );
+}
+
+#[test]
 fn spool_sizes_are_the_logs_bounds() {
     // (segment_bytes, max_bytes, the key refused)
     let cases = [

@@ -30,7 +30,7 @@ use crate::catalog::{Catalog, RouteCache, StoreError};
 use crate::click_id::{ClickIdCodec, ClickInfo};
 use crate::events::money::Money;
 use crate::events::{ConversionRow, Event, EventSink};
-use crate::model::{Link, Offer, PixelStatus, Status as EntityStatus};
+use crate::model::{Link, Offer, PixelStatus};
 use crate::payout::CustomerSale;
 
 pub use crate::attribution::Channel;
@@ -312,9 +312,9 @@ impl Intake {
                 payout: Cow::Borrowed(&terms),
             },
             partner: PartnerFacts {
-                status: match partner.as_deref().map(|p| p.status) {
-                    Some(EntityStatus::Active) => PartnerStatus::Active,
-                    Some(EntityStatus::Paused) => PartnerStatus::Paused,
+                status: match partner.as_deref() {
+                    Some(p) if p.is_active() => PartnerStatus::Active,
+                    Some(_) => PartnerStatus::Inactive,
                     None => PartnerStatus::Deleted,
                 },
                 tier: partner.as_deref().and_then(|p| p.tier.as_deref()),

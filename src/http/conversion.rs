@@ -72,7 +72,14 @@ fn gif() -> Resp {
     r
 }
 
-fn json_error(status: StatusCode, code: &str, message: &str, field: Option<&str>) -> Resp {
+/// A JSON error in the API's one shape, `{"error": {"code", "message",
+/// "field"}}`, not cached.
+pub(super) fn json_error(
+    status: StatusCode,
+    code: &str,
+    message: &str,
+    field: Option<&str>,
+) -> Resp {
     let body = serde_json::json!({"error": {"code": code, "message": message, "field": field}});
     let mut r = response(
         status,

@@ -14,6 +14,7 @@
 //! close.
 
 pub mod admin;
+pub mod apply;
 pub mod conversion;
 pub mod partner;
 pub mod public;

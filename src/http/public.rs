@@ -1,8 +1,9 @@
 //! The public listener: tracked redirects, conversions (`/pixel`,
-//! `/postback`), the merchant's snippet (`/t.js`) and health, on bare
-//! hyper (the redirect is the hot path); `/partner/...` is handed to the
-//! partner API's axum router (`partner` is a reserved code, so no link can
-//! shadow it, and the redirect pays one comparison for it).
+//! `/postback`), the merchant's snippet (`/t.js`), partner applications
+//! (`POST /apply`) and health, on bare hyper (the redirect is the hot
+//! path); `/partner/...` is handed to the partner API's axum router
+//! (`partner` is a reserved code, so no link can shadow it, and the
+//! redirect pays one comparison for it).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -13,6 +14,7 @@ use hyper::header::{self, HeaderValue};
 use hyper::{Method, Request, StatusCode};
 use prometheus::Histogram;
 
+use super::apply::Applications;
 use super::{conversion, response, text, Readiness, Resp};
 use crate::conversions::intake::Intake;
 use crate::metrics::RequestCounters;
@@ -47,6 +49,9 @@ pub struct PublicState<C = Redirector> {
     pub clicks: C,
     /// Takes conversions; `None` answers them `503` (tests of routing).
     pub conversions: Option<Intake>,
+    /// Takes partner applications; `None` answers `/apply` `404`
+    /// (`partners.accept_applications = false`, tests of routing).
+    pub applications: Option<Applications>,
     /// `readyz`.
     pub ready: Readiness,
     /// Requests by route and status class.
@@ -69,6 +74,7 @@ enum Route<'a> {
     Script,
     /// `/partner` and below: the partner API.
     Partner,
+    Apply,
     NotFound,
     /// With the methods the path takes.
     MethodNotAllowed(&'static str),
@@ -86,6 +92,8 @@ fn route<'a>(method: &Method, path: &'a str) -> Route<'a> {
         "pixel" if method == Method::GET => Route::Pixel,
         "postback" if method == Method::GET || method == Method::POST => Route::Postback,
         "t.js" if method == Method::GET || method == Method::HEAD => Route::Script,
+        "apply" if method == Method::POST => Route::Apply,
+        "apply" => Route::MethodNotAllowed("POST"),
         "pixel" => Route::MethodNotAllowed("GET"),
         "postback" => Route::MethodNotAllowed("GET, POST"),
         "" => Route::NotFound,
@@ -122,6 +130,12 @@ pub async fn handle<C: ClickHandler>(
     if let (Route::Partner, Some(router)) = (to, &state.partner) {
         let resp = partner(router, req).await;
         state.requests.inc("partner", resp.status().as_u16());
+        return resp;
+    }
+    if let (Route::Apply, Some(applications)) = (to, &state.applications) {
+        let ip = state.clicks.client_ip(peer, req.headers());
+        let resp = applications.apply(req, ip).await;
+        state.requests.inc("apply", resp.status().as_u16());
         return resp;
     }
     answer(&state, to, &req, peer)
@@ -183,6 +197,10 @@ fn answer<C: ClickHandler, B>(
         Route::Script => ("other", script()),
         // Only when this node serves no partner API (tests of routing).
         Route::Partner => ("partner", text(StatusCode::NOT_FOUND, "not found\n")),
+        Route::Apply => (
+            "apply",
+            text(StatusCode::NOT_FOUND, "applications are not taken here\n"),
+        ),
         Route::NotFound => ("other", text(StatusCode::NOT_FOUND, "not found\n")),
         Route::MethodNotAllowed(allow) => {
             let mut r = text(StatusCode::METHOD_NOT_ALLOWED, "method not allowed\n");
@@ -250,6 +268,7 @@ mod tests {
         let state = Arc::new(PublicState {
             clicks: Seen::default(),
             conversions: None,
+            applications: None,
             ready: Readiness::new(),
             requests: RequestCounters::new(&metrics, "public"),
             redirect_seconds: metrics.redirect_seconds.clone(),
@@ -284,6 +303,10 @@ mod tests {
         check("GET", "/t.js", (200, None));
         check("HEAD", "/t.js", (200, None));
         check("POST", "/t.js", (405, None));
+        // `apply` is never a link code; without applications it is 404.
+        check("POST", "/apply", (404, None));
+        check("GET", "/apply", (405, None));
+        check("POST", "/applyx", (405, None));
         check("GET", "/", (404, None));
         check("GET", "/a/b", (404, None));
         check("POST", "/summer", (405, None));

@@ -9,7 +9,7 @@ use crate::template::{self, Template, TemplateError, OFFER_MACROS, POSTBACK_MACR
 
 /// Paths of the public listener that can never be link codes.
 pub const RESERVED_CODES: &[&str] = &[
-    "healthz", "readyz", "pixel", "postback", "metrics", "favicon", "robots", "partner",
+    "healthz", "readyz", "pixel", "postback", "metrics", "favicon", "robots", "partner", "apply",
 ];
 
 mod visibility;
@@ -17,6 +17,11 @@ mod visibility;
 pub use crate::payout::Payout;
 pub use crate::validation::FieldError;
 pub use visibility::Visibility;
+
+mod partner_status;
+pub use partner_status::{
+    check_reason, transition, MoveError, PartnerStatus, StatusChange, MAX_STATUS_CHANGES,
+};
 
 /// Whether an entity takes part in redirects.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default, utoipa::ToSchema)]
@@ -78,9 +83,11 @@ pub struct Partner {
     /// their next change).
     #[serde(default)]
     pub webhook_secret: String,
-    /// Active or paused.
+    /// `applied`, `active`, `rejected` or `suspended` (stored `paused`
+    /// reads as `suspended`): only `active` partners' links redirect and
+    /// their conversions count.
     #[serde(default)]
-    pub status: Status,
+    pub status: PartnerStatus,
     /// RFC 3339 creation time.
     pub created_at: String,
     /// Times its links were paused automatically (partner health), latest
@@ -96,6 +103,21 @@ pub struct Partner {
     /// recover.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tier_below_since: Option<String>,
+    /// Contact email, as the application gave it (unique among
+    /// applications, compared lower-cased); none for partners an admin
+    /// created.
+    #[serde(default)]
+    pub email: Option<String>,
+    /// The partner's website, from its application.
+    #[serde(default)]
+    pub website: Option<String>,
+    /// How the partner promotes, in its own words, from its application.
+    #[serde(default)]
+    pub promotion: Option<String>,
+    /// Its status changes, latest last, each with time and reason; the
+    /// most recent [`MAX_STATUS_CHANGES`] are kept.
+    #[serde(default)]
+    pub status_changes: Vec<StatusChange>,
 }
 
 /// How many tier changes a partner's record keeps.
@@ -264,14 +286,14 @@ pub struct NewPartner {
     /// See [`Partner::postback_format`]; default `get`.
     #[serde(default)]
     pub postback_format: PostbackFormat,
-    /// See [`Partner::status`].
+    /// See [`Partner::status`]; default `active`.
     #[serde(default)]
-    pub status: Status,
+    pub status: PartnerStatus,
 }
 
 /// `PATCH /api/v1/partners/{id}`: fields present are changed; an empty
 /// `tier` or `postback_url` clears it.
-#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PartnerPatch {
     /// New display name.
@@ -285,8 +307,20 @@ pub struct PartnerPatch {
     postback_url: Option<String>,
     /// How postbacks are sent: `get` or `json`.
     postback_format: Option<PostbackFormat>,
-    /// Active or paused.
-    status: Option<Status>,
+    /// A new status, as the moves allow (`409` otherwise): `active` ⇄
+    /// `suspended` (`paused` means `suspended`), `applied` → `active` or
+    /// `rejected`, `rejected` → `active`.
+    status: Option<PartnerStatus>,
+    /// Why the status changes, kept in `status_changes`.
+    reason: Option<String>,
+}
+
+impl PartnerPatch {
+    /// The status asked for, if any, and the reason given for it.
+    pub fn status_change(&self) -> Option<(PartnerStatus, &str)> {
+        self.status
+            .map(|s| (s, self.reason.as_deref().unwrap_or_default()))
+    }
 }
 
 /// `POST /api/v1/offers`.
@@ -444,7 +478,8 @@ fn text_or_number<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::
     }
 }
 
-fn check_name(name: &str) -> Result<(), FieldError> {
+/// Checks a display name: 1 to 200 printable characters once trimmed.
+pub(crate) fn check_name(name: &str) -> Result<(), FieldError> {
     let n = name.trim();
     if n.is_empty() {
         return Err(FieldError::new("name", "must not be empty"));
@@ -475,6 +510,12 @@ fn check_money(field: &str, d: &Decimal, max: Decimal) -> Result<(), FieldError>
     Ok(())
 }
 
+/// The claim key of a contact email: trimmed and lower-cased, so one
+/// address is one applicant however it is capitalised.
+pub fn email_key(email: &str) -> String {
+    email.trim().to_lowercase()
+}
+
 /// True for an ISO 4217 code in use (three upper-case letters that name a
 /// currency: `UDS` is refused).
 pub fn is_currency(s: &str) -> bool {
@@ -482,12 +523,6 @@ pub fn is_currency(s: &str) -> bool {
 }
 
 impl Partner {
-    /// Whether the partner may act: use its partner API keys, create links.
-    /// The one place that says which statuses may.
-    pub fn is_active(&self) -> bool {
-        self.status == Status::Active
-    }
-
     /// A new partner from a create request, with its generated
     /// `webhook_secret`.
     pub fn create(
@@ -509,12 +544,17 @@ impl Partner {
             link_pauses: Vec::new(),
             tier_history: Vec::new(),
             tier_below_since: None,
+            email: None,
+            website: None,
+            promotion: None,
+            status_changes: Vec::new(),
         };
         p.validate()?;
         Ok(p)
     }
 
-    /// This partner with `patch` applied.
+    /// This partner with `patch` applied, but for its status: a status
+    /// change is a move ([`Partner::moved`]) the store makes with it.
     pub fn patched(&self, patch: PartnerPatch) -> Result<Partner, FieldError> {
         let mut p = self.clone();
         if let Some(v) = patch.name {
@@ -532,8 +572,8 @@ impl Partner {
         if let Some(v) = patch.postback_format {
             p.postback_format = v;
         }
-        if let Some(v) = patch.status {
-            p.status = v;
+        if let Some(r) = &patch.reason {
+            check_reason(r)?;
         }
         p.validate()?;
         Ok(p)

@@ -7,7 +7,7 @@ use tracing::{info, warn};
 use super::activity::{now_s, ActivityReader};
 use super::health::HealthStatus;
 use crate::catalog::{Catalog, StoreError};
-use crate::model::{Partner, Status};
+use crate::model::Partner;
 
 /// Why one round of pausing stopped.
 #[derive(Debug, thiserror::Error)]
@@ -46,7 +46,7 @@ pub async fn pause_inactive(
     let activity = reader.read(now).await?;
     let mut paused = Vec::new();
     for p in all_partners(catalog).await? {
-        if p.status != Status::Active {
+        if !p.is_active() {
             continue;
         }
         let a = activity.get(&p.id).copied().unwrap_or_default();

@@ -11,6 +11,7 @@ use axum::Json;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
+use super::applications::{list_by_status, status_filter, PartnerListQuery};
 use super::error::{ApiError, ApiJson, ErrorBody};
 use super::AdminState;
 use crate::catalog::{Entity, Kind};
@@ -73,11 +74,12 @@ pub async fn create_partner(
     Ok((StatusCode::CREATED, Json(p)))
 }
 
-/// List partners.
-#[utoipa::path(get, path = "/api/v1/partners", tag = "partners", params(ListQuery),
+/// List partners; `status=applied` lists the applications waiting for an
+/// admin.
+#[utoipa::path(get, path = "/api/v1/partners", tag = "partners", params(PartnerListQuery),
     responses(
         (status = 200, description = "a page of partners", body = ItemsPage<Partner>),
-        (status = 400, description = "invalid limit or cursor (named)", body = ErrorBody),
+        (status = 400, description = "invalid limit, cursor or status (named)", body = ErrorBody),
         (status = 401, description = "missing or wrong bearer token", body = ErrorBody),
         (status = 503, description = "redis unavailable or the catalog still loading", body = ErrorBody),
     ), security(("bearer" = [])))]
@@ -85,7 +87,10 @@ pub async fn list_partners(
     State(s): State<Arc<AdminState>>,
     RawQuery(q): RawQuery,
 ) -> Answer<ItemsPage<Partner>> {
-    list::<Partner, _>(&s, q, Ok).await
+    match status_filter(q.as_deref())? {
+        Some(status) => list_by_status(&s, q.as_deref(), status).await,
+        None => list::<Partner, _>(&s, q, Ok).await,
+    }
 }
 
 /// Read a partner.
@@ -106,7 +111,9 @@ pub async fn get_partner(
     Ok(Json(s.catalog()?.get::<Partner>(id).await?))
 }
 
-/// Change a partner: the fields present are changed.
+/// Change a partner: the fields present are changed. A new `status` is a
+/// move (`active` ⇄ `suspended`, `applied` → `active` or `rejected`,
+/// `rejected` → `active`), recorded with `reason` in `status_changes`.
 #[utoipa::path(patch, path = "/api/v1/partners/{id}", tag = "partners", request_body = PartnerPatch,
     params(("id" = u64, Path, description = "partner id")),
     responses(
@@ -114,6 +121,7 @@ pub async fn get_partner(
         (status = 400, description = "malformed JSON or an invalid field (named)", body = ErrorBody),
         (status = 401, description = "missing or wrong bearer token", body = ErrorBody),
         (status = 404, description = "no such partner", body = ErrorBody),
+        (status = 409, description = "`invalid_transition`: the status move is not allowed", body = ErrorBody),
         (status = 413, description = "body larger than http.max_body_bytes", body = ErrorBody),
         (status = 500, description = "the stored partner does not decode (named)", body = ErrorBody),
         (status = 503, description = "redis unavailable or the catalog still loading", body = ErrorBody),
@@ -337,7 +345,7 @@ pub async fn delete_link(
 }
 
 /// An id from the path; anything but a whole number names no entity.
-fn parse_id(kind: Kind, raw: &str) -> Result<u64, ApiError> {
+pub(super) fn parse_id(kind: Kind, raw: &str) -> Result<u64, ApiError> {
     raw.parse().map_err(|_| {
         ApiError::not_found(
             format!("no {} with id {raw:?}", kind.singular()),
@@ -347,7 +355,7 @@ fn parse_id(kind: Kind, raw: &str) -> Result<u64, ApiError> {
 }
 
 /// `limit` and `cursor` from a query string.
-fn page_params(query: Option<&str>) -> Result<(usize, u64), ApiError> {
+pub(super) fn page_params(query: Option<&str>) -> Result<(usize, u64), ApiError> {
     let mut limit = DEFAULT_LIMIT;
     let mut cursor = 0u64;
     for (k, v) in form_urlencoded::parse(query.unwrap_or("").as_bytes()) {

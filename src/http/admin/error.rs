@@ -114,6 +114,12 @@ impl From<StoreError> for ApiError {
             StoreError::Conflict(f) => {
                 ApiError::new(StatusCode::CONFLICT, "conflict", f.message, Some(&f.field))
             }
+            StoreError::Move(_) => ApiError::new(
+                StatusCode::CONFLICT,
+                "invalid_transition",
+                msg,
+                Some("status"),
+            ),
             // Not the caller's fault, and not passing: the message names the
             // key an operator must repair.
             StoreError::Corrupt { .. } => ApiError::new(

@@ -11,6 +11,7 @@
 //! `error::ApiError` in the one error shape.
 
 mod access;
+mod applications;
 pub(crate) mod conversions;
 mod dashboard;
 pub(crate) mod entities;
@@ -225,6 +226,8 @@ fn parts() -> (Router<Arc<AdminState>>, utoipa::openapi::OpenApi) {
         .routes(routes!(get_partner, patch_partner, delete_partner))
         .routes(routes!(partner_keys::create_key, partner_keys::list_keys))
         .routes(routes!(partner_keys::revoke_key))
+        .routes(routes!(applications::approve_partner))
+        .routes(routes!(applications::reject_partner))
         .routes(routes!(create_offer, list_offers))
         .routes(routes!(get_offer, patch_offer, delete_offer))
         .routes(routes!(access::list_offer_access))

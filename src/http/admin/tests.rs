@@ -430,6 +430,8 @@ async fn the_document_lists_every_route() {
         "GET /api/v1/conversions/{conversion_id}",
         "PATCH /api/v1/conversions/{conversion_id}",
         "GET /api/v1/partners/health",
+        "POST /api/v1/partners/{id}/approve",
+        "POST /api/v1/partners/{id}/reject",
         "GET /api/v1/stats",
         "GET /api/v1/stats/conversion-times",
         "GET /api/v1/tiers",
