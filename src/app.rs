@@ -401,6 +401,10 @@ pub async fn run(config: Config, migrate: bool, stop: CancellationToken) -> anyh
             ),
             inactive_days: config.health.inactive_days,
         },
+        payouts: crate::payments::PaymentStore::new(
+            clickhouse_client(&config, true),
+            &config.clickhouse.database,
+        ),
     }));
     let http_cfg = config.http.clone();
 

@@ -37,6 +37,8 @@
 //! - [`partners`]: the partner program over the catalog and the tables:
 //!   partner health (pure), its facts from ClickHouse, and pausing the
 //!   links of partners gone quiet.
+//! - [`payments`]: partner payments: balances (approved, payable after
+//!   the offers' holds, paid, owed; pure) and recorded payments.
 //! - [`schema`] and [`retention`]: the ClickHouse schema and `migrate`;
 //!   the TTL that bounds how long raw rows are kept.
 //! - [`backoff`]: the one retry-wait rule of every loop that retries.
@@ -58,6 +60,7 @@ pub mod http;
 pub mod metrics;
 pub mod model;
 pub mod partners;
+pub mod payments;
 pub mod payout;
 pub mod ratelimit;
 pub mod redirect;

@@ -15,6 +15,7 @@ mod dashboard;
 mod entities;
 mod error;
 mod health;
+mod payouts;
 
 pub use health::HealthSettings;
 mod stats;
@@ -68,6 +69,9 @@ pub struct AdminState {
     pub max_body_bytes: usize,
     /// Partner health: its facts' reader and the inactivity period.
     pub health: health::HealthSettings,
+    /// The payouts report and partner payments: reads ClickHouse, records
+    /// payments into it.
+    pub payouts: crate::payments::PaymentStore,
 }
 
 impl AdminState {
@@ -184,6 +188,7 @@ pub const OPENAPI_PATH: &str = "/api/v1/openapi.json";
         (name = "offers", description = "what is promoted, and what a conversion pays"),
         (name = "links", description = "a partner's tracked link to an offer"),
         (name = "conversions", description = "the conversions ledger: latest states, histories, status changes"),
+        (name = "payouts", description = "what partners earned, what is payable after each offer's hold, what was paid and what is still owed; recording payments"),
         (name = "stats", description = "clicks and conversions grouped by partner, offer, link, time (in any zone) and click attributes"),
         (name = "operations", description = "health, readiness, metrics and this document"),
         (name = "dashboard", description = "the browser dashboard over this API: a page and its files, no auth"),
@@ -226,6 +231,8 @@ fn parts() -> (Router<Arc<AdminState>>, utoipa::openapi::OpenApi) {
             conversions::patch_conversion
         ))
         .routes(routes!(stats::get_stats))
+        .routes(routes!(payouts::get_report))
+        .routes(routes!(payouts::list_payments, payouts::create_payment))
         .split_for_parts()
 }
 

@@ -41,6 +41,16 @@ fn health_settings() -> HealthSettings {
     }
 }
 
+/// Payouts over a ClickHouse that refuses connections.
+fn unreachable_payouts() -> crate::payments::PaymentStore {
+    crate::payments::PaymentStore::new(
+        clickhouse::Client::default()
+            .with_url("http://127.0.0.1:1")
+            .with_validation(false),
+        "trackedge",
+    )
+}
+
 /// Stats over a ClickHouse that refuses connections.
 fn unreachable_stats() -> crate::stats::Stats {
     crate::stats::Stats::new(
@@ -65,6 +75,7 @@ fn state(token: &str) -> Arc<AdminState> {
         ready: Readiness::new(),
         max_body_bytes: 1024,
         health: health_settings(),
+        payouts: unreachable_payouts(),
     })
 }
 
@@ -419,6 +430,9 @@ async fn the_document_lists_every_route() {
         "PATCH /api/v1/conversions/{conversion_id}",
         "GET /api/v1/partners/health",
         "GET /api/v1/stats",
+        "GET /api/v1/reports/payouts",
+        "GET /api/v1/partners/{id}/payouts",
+        "POST /api/v1/partners/{id}/payouts",
     ] {
         expected.push(route.to_string());
     }
@@ -478,11 +492,12 @@ async fn read_only_tokens_read_and_never_write() {
             ready: Readiness::new(),
             max_body_bytes: 1024,
             health: health_settings(),
+            payouts: unreachable_payouts(),
         })
     };
     let s = with_reader(TOKEN);
     // (method, path, token, body) → (status, error code or "" when past auth)
-    let cases: [(Method, &str, &str, &str, u16, &str); 8] = [
+    let cases: [(Method, &str, &str, &str, u16, &str); 11] = [
         // A read passes auth (then 503: the catalog is not loaded here).
         (
             Method::GET,
@@ -525,6 +540,31 @@ async fn read_only_tokens_read_and_never_write() {
             "{}",
             403,
             "forbidden",
+        ),
+        (
+            Method::POST,
+            "/api/v1/partners/1/payouts",
+            READER,
+            r#"{"paid_through":"2026-01-31","currency":"USD"}"#,
+            403,
+            "forbidden",
+        ),
+        // The payouts report is a read (then 503: no catalog here).
+        (
+            Method::GET,
+            "/api/v1/reports/payouts",
+            READER,
+            "",
+            503,
+            "unavailable",
+        ),
+        (
+            Method::GET,
+            "/api/v1/reports/payouts?bogus=1",
+            READER,
+            "",
+            400,
+            "invalid",
         ),
         // The admin token still writes (past auth: invalid body).
         (
