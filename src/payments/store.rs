@@ -32,7 +32,7 @@ pub const QUERY_TIMEOUT: Duration = Duration::from_secs(30);
 /// table order).
 #[derive(Debug, Clone, PartialEq, Eq, Row, Serialize, Deserialize)]
 pub struct PaymentRow {
-    /// Random, unique.
+    /// Unique; ids sort by the time they were made.
     pub payment_id: String,
     /// Who was paid.
     pub partner_id: u64,
@@ -165,7 +165,7 @@ impl PaymentStore {
             .bind(partner.unwrap_or(0))
             .fetch_all::<PaymentRow>()
             .await?;
-        rows.sort_by(|a, b| (a.ts, &a.payment_id).cmp(&(b.ts, &b.payment_id)));
+        rows.sort_by(|a, b| a.payment_id.cmp(&b.payment_id));
         Ok(rows)
     }
 
