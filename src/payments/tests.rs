@@ -182,8 +182,8 @@ fn balances_by_partner_and_currency() {
     );
 }
 
-/// One payment case: (earnings, payments, partner, currency, through,
-/// today) → Ok((amount, payable, paid_before)) or the refusal's name.
+/// What paying `partner` in `currency` through `through` on `today`
+/// pays, as `amount payable paid_before`, or the refusal's name.
 fn due(
     earnings: &[Earning],
     payments: &[Payment],
@@ -191,32 +191,30 @@ fn due(
     currency: &str,
     through: &str,
     today: &str,
-) -> Result<(String, String, String), &'static str> {
-    payment_due(
+) -> String {
+    let due = payment_due(
         earnings,
         payments,
         partner,
         currency,
         date(through),
         date(today),
-    )
-    .map(|d| {
-        (
-            d.amount.normalize().to_string(),
-            d.payable.normalize().to_string(),
-            d.paid_before.normalize().to_string(),
-        )
-    })
-    .map_err(|r| match r {
-        Refusal::DayNotOver { .. } => "day_not_over",
-        Refusal::BeforeLastPayment { .. } => "before_last_payment",
-        Refusal::NothingOwed { .. } => "nothing_owed",
-    })
+    );
+    match due {
+        Ok(d) => format!(
+            "{} {} {}",
+            d.amount.normalize(),
+            d.payable.normalize(),
+            d.paid_before.normalize()
+        ),
+        Err(Refusal::DayNotOver { .. }) => "day_not_over".into(),
+        Err(Refusal::BeforeLastPayment { .. }) => "before_last_payment".into(),
+        Err(Refusal::NothingOwed { .. }) => "nothing_owed".into(),
+    }
 }
 
 #[test]
 fn what_a_payment_pays() {
-    let ok = |a: &str, b: &str, c: &str| Ok((a.to_string(), b.to_string(), c.to_string()));
     let earnings = [
         e(1, "USD", A, "2026-01-01", 30, false, "5"),
         e(1, "USD", A, "2026-01-20", 30, false, "2.5"),
@@ -227,24 +225,18 @@ fn what_a_payment_pays() {
         e(2, "USD", A, "2026-01-01", 30, false, "3"),
     ];
     let today = "2026-04-15";
-    let cases: Vec<(
-        Vec<Payment>,
-        u64,
-        &str,
-        &str,
-        Result<(String, String, String), &str>,
-    )> = vec![
+    let cases: Vec<(Vec<Payment>, u64, &str, &str, &str)> = vec![
         // Through Jan 31: only Jan 1's hold is over.
-        (vec![], 1, "USD", "2026-01-31", ok("5", "5", "0")),
+        (vec![], 1, "USD", "2026-01-31", "5 5 0"),
         // Through Feb 19: Jan 20's too; pending and reversed never pay.
-        (vec![], 1, "USD", "2026-02-19", ok("7.5", "7.5", "0")),
+        (vec![], 1, "USD", "2026-02-19", "7.5 7.5 0"),
         // Less what was paid before.
         (
             vec![p(1, "USD", "2026-01-31", "5")],
             1,
             "USD",
             "2026-02-19",
-            ok("2.5", "7.5", "5"),
+            "2.5 7.5 5",
         ),
         // The same day again pays what became payable through it since
         // (a conversion approved late).
@@ -253,7 +245,7 @@ fn what_a_payment_pays() {
             1,
             "USD",
             "2026-02-19",
-            ok("2.5", "7.5", "5"),
+            "2.5 7.5 5",
         ),
         // Everything paid: nothing owed.
         (
@@ -261,7 +253,7 @@ fn what_a_payment_pays() {
             1,
             "USD",
             "2026-02-19",
-            Err("nothing_owed"),
+            "nothing_owed",
         ),
         // Overpaid after a reversal: the negative balance is carried, and
         // the next payment nets it.
@@ -270,14 +262,14 @@ fn what_a_payment_pays() {
             1,
             "USD",
             "2026-02-19",
-            Err("nothing_owed"),
+            "nothing_owed",
         ),
         (
             vec![p(1, "USD", "2026-02-19", "11.5")],
             1,
             "USD",
             "2026-03-31",
-            ok("3", "14.5", "11.5"),
+            "3 14.5 11.5",
         ),
         // Not earlier than the last payment.
         (
@@ -285,12 +277,12 @@ fn what_a_payment_pays() {
             1,
             "USD",
             "2026-02-18",
-            Err("before_last_payment"),
+            "before_last_payment",
         ),
         // Only a day that is over.
-        (vec![], 1, "USD", today, Err("day_not_over")),
-        (vec![], 1, "USD", "2026-05-01", Err("day_not_over")),
-        (vec![], 1, "USD", "2026-04-14", ok("14.5", "14.5", "0")),
+        (vec![], 1, "USD", today, "day_not_over"),
+        (vec![], 1, "USD", "2026-05-01", "day_not_over"),
+        (vec![], 1, "USD", "2026-04-14", "14.5 14.5 0"),
         // Other currencies' and partners' payments do not count.
         (
             vec![
@@ -300,13 +292,13 @@ fn what_a_payment_pays() {
             1,
             "USD",
             "2026-01-31",
-            ok("5", "5", "0"),
+            "5 5 0",
         ),
-        (vec![], 1, "EUR", "2026-01-01", ok("10", "10", "0")),
-        (vec![], 2, "USD", "2026-01-30", Err("nothing_owed")),
+        (vec![], 1, "EUR", "2026-01-01", "10 10 0"),
+        (vec![], 2, "USD", "2026-01-30", "nothing_owed"),
         // A partner or currency with nothing at all.
-        (vec![], 9, "USD", "2026-03-31", Err("nothing_owed")),
-        (vec![], 1, "GBP", "2026-03-31", Err("nothing_owed")),
+        (vec![], 9, "USD", "2026-03-31", "nothing_owed"),
+        (vec![], 1, "GBP", "2026-03-31", "nothing_owed"),
     ];
     for (payments, partner, currency, through, expected) in cases {
         assert_eq!(

@@ -100,7 +100,10 @@ mod tests {
     /// 2026-04-15T12:00:00Z.
     const NOW: i64 = 1_776_254_400;
 
-    fn check(query: &str, expected: Result<(u32, u32, Option<u64>, Option<bool>), &str>) {
+    /// What a query reads as: `(from, to, partner_id, csv)`.
+    type Read = (u32, u32, Option<u64>, Option<bool>);
+
+    fn check(query: &str, expected: Result<Read, &str>) {
         let got = ReportQuery::parse(query, NOW)
             .map(|q| (q.from, q.to, q.partner_id, q.csv))
             .map_err(|e| e.field);
