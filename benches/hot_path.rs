@@ -52,6 +52,7 @@ fn cache(metrics: &Arc<Metrics>) -> Arc<RouteCache> {
         },
         currency: "USD".into(),
         attribution_window_days: 30,
+        hold_days: 30,
         postback_token: "t".into(),
         signing_secret: String::new(),
         payout_by_event: Vec::new(),

@@ -441,6 +441,10 @@ pub async fn run(config: Config, migrate: bool, stop: CancellationToken) -> anyh
             ),
             rules: config.tiers.clone(),
         },
+        payouts: crate::payments::PaymentStore::new(
+            clickhouse_client(&config, true),
+            &config.clickhouse.database,
+        ),
     }));
     let http_cfg = config.http.clone();
 

@@ -40,6 +40,8 @@
 //! - [`partner_api`]: partner API keys (stored as digests), who may
 //!   promote which offer (visibility and grants, a pure rule), and pausing
 //!   links when access is lost.
+//! - [`payments`]: partner payments: balances (approved, payable after
+//!   the offers' holds, paid, owed; pure) and recorded payments.
 //! - [`schema`] and [`retention`]: the ClickHouse schema and `migrate`;
 //!   the TTL that bounds how long raw rows are kept.
 //! - [`backoff`]: the one retry-wait rule of every loop that retries.
@@ -62,6 +64,7 @@ pub mod metrics;
 pub mod model;
 pub mod partner_api;
 pub mod partners;
+pub mod payments;
 pub mod payout;
 pub mod ratelimit;
 pub mod redirect;

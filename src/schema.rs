@@ -343,5 +343,9 @@ mod tests {
         check("orphan_hits", OrphanRow::COLUMN_NAMES);
         check("conversions", ConversionRow::COLUMN_NAMES);
         check("postback_deliveries", PostbackDeliveryRow::COLUMN_NAMES);
+        check(
+            "partner_payments",
+            crate::payments::PaymentRow::COLUMN_NAMES,
+        );
     }
 }

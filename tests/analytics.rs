@@ -153,6 +153,10 @@ fn seed(ch: &ClickHouse, db: &str) {
         ));
     }
     ch.query(&format!(
+        "INSERT INTO {db}.partner_payments (payment_id, partner_id, currency, paid_through, amount, payable, paid_before, ts) VALUES \
+         ('pay1', 3, 'EUR', toDate(now(), 'UTC') - 1, toDecimal64('5', 4), toDecimal64('5', 4), toDecimal64('0', 4), now())"
+    ));
+    ch.query(&format!(
         "INSERT INTO {db}.postback_deliveries (conversion_id, partner_id, attempt, ts, url, http_status, error, duration_ms) VALUES \
          ('a1', 1, 1, now() - 300, 'https://p1/', 200, '', 12), \
          ('a2', 1, 1, now() - 200, 'https://p1/', 500, 'http 500', 30), \
@@ -179,7 +183,7 @@ fn every_documented_query_answers_as_expected() {
     let numbers: Vec<u32> = queries.iter().map(|(n, _)| *n).collect();
     assert_eq!(
         numbers,
-        (1..=14).collect::<Vec<_>>(),
+        (1..=15).collect::<Vec<_>>(),
         "the document's queries"
     );
     for (n, sql) in &queries {
@@ -243,6 +247,9 @@ fn expected(n: u32) -> &'static str {
         // US: partner 1's 70 and partner 3's 20; DE 30.
         12 => "US\t90\nDE\t30\n",
         13 => "1\tduplicate_order\t1\n",
+        // Offer 2 holds 0 days: partner 3's two sales of yesterday are
+        // payable, less the 5.00 paid; offer 1's are in their 30-day hold.
+        15 => "3\tEUR\t20.0000\t5.0000\t15.0000\n",
         _ => unreachable!("query {n} is checked on its own"),
     }
 }

@@ -2,7 +2,8 @@
 //! straight into the server's ClickHouse tables at chosen times, the page
 //! opened in Debian's headless Chromium with a read-only token, and the
 //! figures it rendered (totals, the days of the chart, top partners and
-//! offers, payouts owed, partner health) checked against the seeded data,
+//! offers, payouts owed from the payouts report after a payment and a
+//! reversal, partner health) checked against the seeded data,
 //! in UTC and in the browser's own zone (Asia/Kathmandu, +05:45, where
 //! some clicks fall on the next day). A screenshot is saved as
 //! `target/dashboard.png`.
@@ -240,17 +241,17 @@ fn png_size(bytes: &[u8]) -> (u32, u32) {
 }
 
 /// Asserts the page settled with the stats panels refused by a server
-/// without `GET /api/v1/stats`, and health loaded.
+/// without `GET /api/v1/stats`, and the rest (payouts, health) loaded.
 fn assert_stats_missing(dom: &str) {
     assert_eq!(
         (
             body(dom, "data-ready").as_str(),
             body(dom, "data-failed").as_str()
         ),
-        ("1", "5"),
+        ("1", "4"),
         "{dom}"
     );
-    for id in ["totals", "daily", "top-partners", "top-offers", "payouts"] {
+    for id in ["totals", "daily", "top-partners", "top-offers"] {
         let from = dom.find(&format!(" id=\"{id}\"")).unwrap();
         let section = &dom[from..from + dom[from..].find("</section>").unwrap()];
         assert!(
@@ -348,8 +349,8 @@ async fn seed(server: &Server) -> Seeded {
         100,
         1,
     );
-    // Sales: one reversed later (no payout), one pending (owed once
-    // approved), the others approved; Beta's falls on the 11th in
+    // Sales: one reversed after Acme was paid for it (owed back), one
+    // pending, the others approved; Beta's falls on the 11th in
     // Kathmandu.
     for row in [
         (
@@ -371,16 +372,6 @@ async fn seed(server: &Server) -> Seeded {
             "75.00",
             "7.50",
             1,
-        ),
-        (
-            "c2",
-            acme,
-            shoes,
-            "2024-03-10 13:00:00",
-            "reversed",
-            "75.00",
-            "7.50",
-            2,
         ),
         (
             "c3",
@@ -405,6 +396,29 @@ async fn seed(server: &Server) -> Seeded {
     ] {
         insert_conversion(server, row);
     }
+    // Acme is paid through April (the 30-day holds of its March sales
+    // are over by then), then c2 is reversed.
+    let (s, paid) = admin(
+        server,
+        "POST",
+        &format!("/api/v1/partners/{acme}/payouts"),
+        Some(json!({"paid_through": "2024-04-30", "currency": "USD"})),
+    )
+    .await;
+    assert_eq!((s, &paid["amount"]), (201, &json!("12.50")), "{paid}");
+    insert_conversion(
+        server,
+        (
+            "c2",
+            acme,
+            shoes,
+            "2024-03-10 13:00:00",
+            "reversed",
+            "75.00",
+            "7.50",
+            2,
+        ),
+    );
     // Health looks at the last 60 days: Acme clicked yesterday, Fading
     // far less than the month before, Beta not since 2024, Fresh never.
     let t = now_secs();
@@ -526,19 +540,51 @@ fn check_stats_in_utc(dom: &str, ids: &Seeded) {
         ]
     );
 
-    // Payouts owed: approved payout per partner, pending beside it.
-    let owed: Vec<(String, Decimal, String)> = rows(dom, "payouts")
+    // Payouts owed, from the payouts report: (partner, currency, approved,
+    // pending, reversed, on hold, paid, owed, paid through). Acme was
+    // paid 12.50 for c1 and c2, then c2 was reversed: 7.50 owed back.
+    let owed: Vec<Vec<String>> = rows(dom, "payouts")
         .into_iter()
-        .map(|r| (r[0].text.clone(), r[1].decimal(), r[2].value().to_string()))
+        .map(|r| {
+            let mut out = vec![r[0].text.clone(), r[1].value().to_string()];
+            out.extend(r[2..8].iter().map(|c| c.decimal().normalize().to_string()));
+            out.push(r[8].text.clone());
+            out
+        })
         .collect();
+    let row = |cells: [&str; 9]| cells.map(String::from).to_vec();
     assert_eq!(
         owed,
         [
-            (ACME.to_string(), dec("5"), "0".to_string()),
-            ("Beta Deals".to_string(), dec("2.25"), "1".to_string()),
+            row([
+                ACME,
+                "USD",
+                "5",
+                "0",
+                "7.5",
+                "0",
+                "12.5",
+                "-7.5",
+                "2024-04-30"
+            ]),
+            row([
+                "Beta Deals",
+                "USD",
+                "2.25",
+                "1",
+                "0",
+                "0",
+                "0",
+                "2.25",
+                "never"
+            ]),
         ]
     );
-    assert_eq!(element(dom, "payouts-total").decimal(), dec("7.25"));
+    let acme_owed = &rows(dom, "payouts")[0][7];
+    assert_eq!(acme_owed.text, "-7.50");
+    assert_eq!(element(dom, "payouts-owed-USD").decimal(), dec("-5.25"));
+    assert_eq!(element(dom, "payouts-owed-USD").text, "-5.25");
+    assert_eq!(element(dom, "payouts-approved-USD").decimal(), dec("7.25"));
 }
 
 /// Partner health as the API judges it, every partner shown.

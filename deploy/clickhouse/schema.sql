@@ -229,3 +229,26 @@ ENGINE = MergeTree()
 PARTITION BY toYYYYMM(ts)
 ORDER BY (partner_id, ts, conversion_id)
 ;
+;
+-- One row per partner payment (POST /api/v1/partners/{id}/payouts): the
+-- partner was paid `amount` in `currency` for everything payable through
+-- the UTC day `paid_through`. `amount` = `payable` (every approved
+-- conversion whose hold ended by that day, as it stood when paid) −
+-- `paid_before` (the partner's earlier payments in that currency): the
+-- row records why it pays what it pays. Inserted directly by the admin
+-- API, one INSERT per payment; read grouped by payment_id all the same.
+CREATE TABLE IF NOT EXISTS {database}.partner_payments
+(
+    payment_id String,
+    partner_id UInt64,
+    currency String,
+    paid_through Date,
+    amount Decimal(18, 4),
+    payable Decimal(18, 4),
+    paid_before Decimal(18, 4),
+    ts DateTime,
+    note String
+)
+ENGINE = MergeTree()
+PARTITION BY toYYYYMM(ts)
+ORDER BY (partner_id, currency, ts, payment_id)

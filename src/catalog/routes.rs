@@ -509,6 +509,7 @@ pub(crate) mod fixtures {
             },
             currency: "USD".into(),
             attribution_window_days: 30,
+            hold_days: 30,
             postback_token: "tok".into(),
             signing_secret: String::new(),
             payout_by_event: Vec::new(),

@@ -183,6 +183,10 @@ pub struct Offer {
     pub currency: String,
     /// Conversions later than this after the click are rejected.
     pub attribution_window_days: u32,
+    /// Days an approved conversion is held before it is payable (the
+    /// merchant's refund window), counted from its UTC day; 0 to 365.
+    #[serde(default = "default_hold")]
+    pub hold_days: u32,
     /// Shared secret of the server-to-server postback.
     pub postback_token: String,
     /// Key of the `X-Trackedge-Signature` HMAC, the alternative to the
@@ -351,6 +355,9 @@ pub struct NewOffer {
     /// See [`Offer::attribution_window_days`]; default 30.
     #[serde(default = "default_window")]
     pub attribution_window_days: u32,
+    /// See [`Offer::hold_days`]; default 30.
+    #[serde(default = "default_hold")]
+    pub hold_days: u32,
     /// See [`Offer::pixel_status`]; default `pending`.
     #[serde(default)]
     pub pixel_status: PixelStatus,
@@ -397,6 +404,8 @@ pub struct OfferPatch {
     currency: Option<String>,
     /// New attribution window, in days.
     attribution_window_days: Option<u32>,
+    /// New hold before approved conversions are payable, in days.
+    hold_days: Option<u32>,
     /// Where pixel conversions land.
     pixel_status: Option<PixelStatus>,
     /// New minimum click-to-conversion time, in seconds (0: off).
@@ -466,6 +475,15 @@ fn default_currency() -> String {
 
 fn default_window() -> u32 {
     30
+}
+
+/// An offer's hold when it names none: the refund window most programs
+/// use. Also the hold of offers stored before `hold_days` existed, and of
+/// conversions whose offer was deleted.
+pub const DEFAULT_HOLD_DAYS: u32 = 30;
+
+fn default_hold() -> u32 {
+    DEFAULT_HOLD_DAYS
 }
 
 /// Accepts `"2"` or `2` (or null) for a free-text field.
@@ -625,6 +643,7 @@ impl Offer {
             recurring: req.recurring,
             currency: req.currency,
             attribution_window_days: req.attribution_window_days,
+            hold_days: req.hold_days,
             postback_token: secrets.postback_token,
             signing_secret: secrets.signing_secret,
             pixel_status: req.pixel_status,
@@ -669,6 +688,9 @@ impl Offer {
         }
         if let Some(v) = patch.attribution_window_days {
             o.attribution_window_days = v;
+        }
+        if let Some(v) = patch.hold_days {
+            o.hold_days = v;
         }
         if let Some(v) = patch.pixel_status {
             o.pixel_status = v;
@@ -716,6 +738,9 @@ impl Offer {
                 "attribution_window_days",
                 "must be between 1 and 3650",
             ));
+        }
+        if self.hold_days > 365 {
+            return Err(FieldError::new("hold_days", "must be between 0 and 365"));
         }
         self.payout_terms().validate().map_err(|e| {
             let field = match e.field.split_once(['.', '[']) {

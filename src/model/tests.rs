@@ -43,6 +43,10 @@ fn offer_validation() {
             Some("attribution_window_days"),
         ),
         (r#","attribution_window_days":-1"#, Some("json")),
+        (r#","hold_days":0"#, None),
+        (r#","hold_days":365"#, None),
+        (r#","hold_days":366"#, Some("hold_days")),
+        (r#","hold_days":-1"#, Some("json")),
         (r#","bogus":1"#, Some("json")),
         (
             r#","pixel_status":"approved","min_click_seconds":5,"manual_review":true"#,
@@ -120,6 +124,7 @@ fn payout_forms() {
             payout,
             currency: "USD".into(),
             attribution_window_days: 30,
+            hold_days: 30,
             postback_token: "t".into(),
             signing_secret: String::new(),
             payout_by_event: Vec::new(),
@@ -197,4 +202,35 @@ fn codes() {
     assert_eq!(check_code("Healthz").unwrap_err().field, "code");
     assert_eq!(check_code("a-b").unwrap_err().field, "code");
     assert!(check_code("summer24").is_ok());
+}
+
+#[test]
+fn hold_days_defaults_to_thirty_and_patches_within_range() {
+    let req: NewOffer = serde_json::from_str(&offer_json("")).unwrap();
+    let secrets = GeneratedSecrets {
+        postback_token: "t".into(),
+        signing_secret: "s".into(),
+    };
+    let offer = Offer::create(1, req, secrets, "now".into()).unwrap();
+    assert_eq!(offer.hold_days, 30);
+    // An offer stored before the field existed reads with the default.
+    let mut stored = serde_json::to_value(&offer).unwrap();
+    stored.as_object_mut().unwrap().remove("hold_days");
+    let old: Offer = serde_json::from_value(stored).unwrap();
+    assert_eq!(old.hold_days, 30);
+    let patch = |body: &str| serde_json::from_str::<OfferPatch>(body).unwrap();
+    assert_eq!(
+        offer
+            .patched(patch(r#"{"hold_days":0}"#))
+            .unwrap()
+            .hold_days,
+        0
+    );
+    assert_eq!(
+        offer
+            .patched(patch(r#"{"hold_days":400}"#))
+            .unwrap_err()
+            .field,
+        "hold_days"
+    );
 }

@@ -25,7 +25,8 @@ pub struct ErrorDetail {
     /// Stable, machine-readable: `invalid`, `malformed_json`, `not_found`,
     /// `unauthorized`, `conflict`, `unknown_reference`, `too_large`,
     /// `bad_body`, `method_not_allowed`, `corrupt_entity`, `unavailable`,
-    /// `invalid_transition`, `not_yet_shipped`, `internal`.
+    /// `invalid_transition`, `not_yet_shipped`, `nothing_owed`,
+    /// `already_paid`, `internal`.
     pub code: String,
     /// What was wrong, lower-case.
     pub message: String,

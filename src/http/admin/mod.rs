@@ -18,6 +18,7 @@ pub(crate) mod entities;
 mod error;
 mod health;
 mod partner_keys;
+mod payouts;
 
 pub use health::HealthSettings;
 pub(crate) mod stats;
@@ -76,6 +77,9 @@ pub struct AdminState {
     pub health: health::HealthSettings,
     /// Performance tiers: their rules and their facts' reader.
     pub tiers: TierSettings,
+    /// The payouts report and partner payments: reads ClickHouse, records
+    /// payments into it.
+    pub payouts: crate::payments::PaymentStore,
 }
 
 impl AdminState {
@@ -192,6 +196,7 @@ pub const OPENAPI_PATH: &str = "/api/v1/openapi.json";
         (name = "offers", description = "what is promoted, and what a conversion pays"),
         (name = "links", description = "a partner's tracked link to an offer"),
         (name = "conversions", description = "the conversions ledger: latest states, histories, status changes"),
+        (name = "payouts", description = "what partners earned, what is payable after each offer's hold, what was paid and what is still owed; recording payments"),
         (name = "stats", description = "clicks and conversions grouped by partner, offer, link, time (in any zone) and click attributes"),
         (name = "operations", description = "health, readiness, metrics and this document"),
         (name = "dashboard", description = "the browser dashboard over this API: a page and its files, no auth"),
@@ -244,6 +249,8 @@ fn parts() -> (Router<Arc<AdminState>>, utoipa::openapi::OpenApi) {
         .routes(routes!(stats::get_conversion_times))
         .routes(routes!(tiers::get_tiers))
         .routes(routes!(tiers::post_evaluate))
+        .routes(routes!(payouts::get_report))
+        .routes(routes!(payouts::list_payments, payouts::create_payment))
         .split_for_parts()
 }
 

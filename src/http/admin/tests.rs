@@ -52,6 +52,16 @@ fn tier_settings() -> super::TierSettings {
     }
 }
 
+/// Payouts over a ClickHouse that refuses connections.
+fn unreachable_payouts() -> crate::payments::PaymentStore {
+    crate::payments::PaymentStore::new(
+        clickhouse::Client::default()
+            .with_url("http://127.0.0.1:1")
+            .with_validation(false),
+        "trackedge",
+    )
+}
+
 /// Stats over a ClickHouse that refuses connections.
 fn unreachable_stats() -> crate::stats::Stats {
     crate::stats::Stats::new(
@@ -77,6 +87,7 @@ fn state(token: &str) -> Arc<AdminState> {
         max_body_bytes: 1024,
         health: health_settings(),
         tiers: tier_settings(),
+        payouts: unreachable_payouts(),
     })
 }
 
@@ -443,6 +454,9 @@ async fn the_document_lists_every_route() {
         "PUT /api/v1/offers/{id}/access/{partner_id}",
         "DELETE /api/v1/offers/{id}/access/{partner_id}",
         "GET /api/v1/access-requests",
+        "GET /api/v1/reports/payouts",
+        "GET /api/v1/partners/{id}/payouts",
+        "POST /api/v1/partners/{id}/payouts",
     ] {
         expected.push(route.to_string());
     }
@@ -505,11 +519,12 @@ async fn read_only_tokens_read_and_never_write() {
             max_body_bytes: 1024,
             health: health_settings(),
             tiers: tier_settings(),
+            payouts: unreachable_payouts(),
         })
     };
     let s = with_reader(TOKEN);
     // (method, path, token, body) → (status, error code or "" when past auth)
-    let cases: [(Method, &str, &str, &str, u16, &str); 8] = [
+    let cases: [(Method, &str, &str, &str, u16, &str); 11] = [
         // A read passes auth (then 503: the catalog is not loaded here).
         (
             Method::GET,
@@ -552,6 +567,31 @@ async fn read_only_tokens_read_and_never_write() {
             "{}",
             403,
             "forbidden",
+        ),
+        (
+            Method::POST,
+            "/api/v1/partners/1/payouts",
+            READER,
+            r#"{"paid_through":"2026-01-31","currency":"USD"}"#,
+            403,
+            "forbidden",
+        ),
+        // The payouts report is a read (then 503: no catalog here).
+        (
+            Method::GET,
+            "/api/v1/reports/payouts",
+            READER,
+            "",
+            503,
+            "unavailable",
+        ),
+        (
+            Method::GET,
+            "/api/v1/reports/payouts?bogus=1",
+            READER,
+            "",
+            400,
+            "invalid",
         ),
         // The admin token still writes (past auth: invalid body).
         (

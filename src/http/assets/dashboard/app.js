@@ -104,6 +104,13 @@
     return body.rows || [];
   }
 
+  /** Rows of `GET /api/v1/reports/payouts` over the view's range and zone. */
+  async function payouts(view) {
+    const q = new URLSearchParams({ from: view.from, to: view.to, tz: view.tz });
+    const body = await api("/api/v1/reports/payouts?" + q.toString());
+    return body.rows || [];
+  }
+
   // ------------------------------------------------------- dates, zones
 
   function browserZone() {
@@ -190,10 +197,6 @@
   }
 
   /** Whether a decimal string is zero (or absent). */
-  function isZero(s) {
-    return !s || /^-?0*\.?0*$/.test(s);
-  }
-
   /** The exact sum of decimal strings (BigInt in the smallest unit). */
   function decimalSum(values) {
     const scale = Math.max(0, ...values.map((v) => (v.split(".")[1] || "").length));
@@ -390,19 +393,41 @@
     );
   }
 
+  /**
+   * The payouts report's rows, and one total row per currency below them
+   * (amounts of different currencies are never added up).
+   */
   function renderPayouts(rows, names) {
-    const owed = rows.filter((r) => !isZero(r.payout) || r.pending > 0);
+    const amounts = ["approved", "pending", "reversed", "on_hold", "paid", "owed"];
     fillTable(
       $("payouts").querySelector("tbody"),
-      owed.map((r) => [
+      rows.map((r) => [
         cell(partnerName(names, r.partner_id), r.partner_id, "text"),
-        cell(money(r.payout || "0"), r.payout || "0"),
-        cell(count(r.pending), r.pending || 0),
+        cell(r.currency, r.currency, "text"),
+        ...amounts.map((k) => cell(money(r[k]), r[k], k === "owed" && r[k].startsWith("-") ? "negative" : "")),
+        cell(r.paid_through || "never", r.paid_through, "text"),
       ]),
-      "no payout in this range",
+      "nothing earned or owed",
     );
-    const total = decimalSum(owed.map((r) => r.payout || "0").concat(["0"]));
-    setOutput("payouts-total", money(total), total);
+    const foot = $("payouts").querySelector("tfoot");
+    foot.replaceChildren();
+    const currencies = Array.from(new Set(rows.map((r) => r.currency))).sort();
+    for (const currency of currencies) {
+      const mine = rows.filter((r) => r.currency === currency);
+      const tr = document.createElement("tr");
+      const th = document.createElement("th");
+      th.textContent = "Total";
+      tr.append(th, cell(currency, currency, "text"));
+      for (const k of amounts) {
+        const total = decimalSum(mine.map((r) => r[k]).concat(["0"]));
+        const td = cell(money(total), total);
+        // Currency codes are three capital letters: a safe id.
+        td.id = "payouts-" + k + "-" + currency;
+        tr.append(td);
+      }
+      tr.append(cell("", null));
+      foot.append(tr);
+    }
   }
 
   function renderHealth(items, tz) {
@@ -491,9 +516,7 @@
       ],
       [
         "payouts",
-        Promise.all([stats(view, { group_by: "partner", metrics: "payout,pending", sort: "-payout", limit: "1000" }), names]).then(
-          ([rows, n]) => live() && renderPayouts(rows, n),
-        ),
+        Promise.all([payouts(view), names]).then(([rows, n]) => live() && renderPayouts(rows, n)),
       ],
       ["health", health.then((items) => live() && renderHealth(items, view.tz))],
     ];
