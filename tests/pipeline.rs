@@ -968,7 +968,17 @@ async fn migrate_is_idempotent_and_upgrades_an_old_install() {
          VALUES ('c1', toDateTime('2026-01-01 00:00:00'), 2, toDecimal64('12.5', 4), 1)"
     ));
     let upgraded = schema::migrate(&client, &old).await.unwrap();
-    assert_eq!(upgraded, first + added, "every column added once");
+    // The first schema had no conversion_history: it is created whole,
+    // so none of its own ALTERs runs.
+    let added_to_history = schema::statements(&old)
+        .iter()
+        .filter(|s| schema::added_column(s).is_some_and(|(t, _)| t == "conversion_history"))
+        .count();
+    assert_eq!(
+        upgraded,
+        first + added - added_to_history,
+        "every column added once"
+    );
     assert_eq!(schema::migrate(&client, &old).await.unwrap(), first);
 
     assert_eq!(
@@ -981,6 +991,8 @@ async fn migrate_is_idempotent_and_upgrades_an_old_install() {
         "attribution",
         "payout_rule",
         "payout_currency",
+        "deal_id",
+        "displaced_partner_id",
     ] {
         assert!(columns_of(ch, &old).contains(&format!("conversions\t{column}\t")));
     }

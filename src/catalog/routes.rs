@@ -467,6 +467,8 @@ pub(crate) mod fixtures {
             postback_allowlist: Vec::new(),
             status,
             created_at: "t".into(),
+            deal_protection_days: None,
+            deal_conflict: Default::default(),
         }
     }
 

@@ -12,6 +12,7 @@
 
 mod conversions;
 mod dashboard;
+mod deals;
 mod entities;
 mod error;
 mod health;
@@ -184,6 +185,7 @@ pub const OPENAPI_PATH: &str = "/api/v1/openapi.json";
         (name = "offers", description = "what is promoted, and what a conversion pays"),
         (name = "links", description = "a partner's tracked link to an offer"),
         (name = "conversions", description = "the conversions ledger: latest states, histories, status changes"),
+        (name = "deals", description = "partners' registered prospects: approved deals credit their partner with the prospect's conversions"),
         (name = "stats", description = "clicks and conversions grouped by partner, offer, link, time (in any zone) and click attributes"),
         (name = "operations", description = "health, readiness, metrics and this document"),
         (name = "dashboard", description = "the browser dashboard over this API: a page and its files, no auth"),
@@ -225,6 +227,10 @@ fn parts() -> (Router<Arc<AdminState>>, utoipa::openapi::OpenApi) {
             conversions::get_conversion,
             conversions::patch_conversion
         ))
+        .routes(routes!(deals::create_deal, deals::list_deals))
+        .routes(routes!(deals::get_deal))
+        .routes(routes!(deals::approve_deal))
+        .routes(routes!(deals::reject_deal))
         .routes(routes!(stats::get_stats))
         .routes(routes!(stats::get_conversion_times))
         .split_for_parts()
