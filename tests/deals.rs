@@ -492,3 +492,72 @@ async fn bad_registrations_name_the_field() {
     assert_eq!(s, 400, "{v}");
     assert!(v.to_string().contains("customer_email"), "{v}");
 }
+
+/// The store's calls the partner API makes, with the partner forced:
+/// another partner's deal does not exist for it.
+#[tokio::test]
+async fn a_partner_sees_only_its_own_deals() {
+    use std::sync::Arc;
+    use trackedge::catalog::{Catalog, RouteCache};
+    use trackedge::config::RedisConfig;
+    use trackedge::deals::{DealError, DealFilter, DealRequest, DealStore, Viewer};
+
+    let server = Server::start(ServerConfig::new("deals_partner"));
+    let (_, offer, partner) = seed_partner_link(
+        &server,
+        json!({"name": "A", "kind": "reseller"}),
+        "https://shop.example.com/?cid={click_id}",
+        None,
+    )
+    .await;
+    let a = partner["id"].as_u64().unwrap();
+    let b = new_partner(&server, "B").await;
+    let metrics = Arc::new(trackedge::metrics::Metrics::new());
+    let catalog = Catalog::connect(
+        &RedisConfig {
+            url: server.config.redis_url.clone(),
+            prefix: server.config.prefix.clone(),
+            ..RedisConfig::default()
+        },
+        Arc::new(RouteCache::new(metrics.clone())),
+        metrics,
+        &tokio_util::sync::CancellationToken::new(),
+    )
+    .await
+    .unwrap();
+    let store = DealStore::new(&catalog);
+    let request = |customer: &str| -> DealRequest {
+        serde_json::from_value(
+            json!({"offer_id": offer["id"], "company": "Hooli", "customer_id": customer}),
+        )
+        .unwrap()
+    };
+    let of_a = store.register(&catalog, a, request("h-1")).await.unwrap();
+    let of_b = store.register(&catalog, b, request("h-2")).await.unwrap();
+    assert_eq!((of_a.partner_id, of_b.partner_id), (a, b));
+
+    assert_eq!(
+        store.get(of_a.id, Viewer::Partner(a)).await.unwrap().id,
+        of_a.id
+    );
+    assert!(matches!(
+        store.get(of_b.id, Viewer::Partner(a)).await,
+        Err(DealError::NotFound)
+    ));
+    assert_eq!(store.get(of_b.id, Viewer::Admin).await.unwrap().id, of_b.id);
+    // A partner's listing is its own, whatever filter it asks for.
+    let filter = DealFilter {
+        partner_id: Some(b),
+        limit: 100,
+        ..DealFilter::default()
+    };
+    let page = store.list(&filter, Viewer::Partner(a)).await.unwrap();
+    let ids: Vec<u64> = page.items.iter().map(|d| d.id).collect();
+    assert_eq!(ids, vec![of_a.id]);
+    let page = store.list(&filter, Viewer::Admin).await.unwrap();
+    let ids: Vec<u64> = page.items.iter().map(|d| d.id).collect();
+    assert_eq!(ids, vec![of_b.id]);
+    // The admin sees a partner's deal through the API too.
+    let (s, d) = admin(&server, "GET", &format!("/api/v1/deals/{}", of_a.id), None).await;
+    assert_eq!((s, &d["partner_id"]), (200, &json!(a)), "{d}");
+}
