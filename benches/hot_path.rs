@@ -67,6 +67,8 @@ fn cache(metrics: &Arc<Metrics>) -> Arc<RouteCache> {
         visibility: Default::default(),
         status: Status::Active,
         created_at: "t".into(),
+        deal_protection_days: None,
+        deal_conflict: Default::default(),
     };
     let links = (1..=LINKS)
         .map(|id| Link {

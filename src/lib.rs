@@ -29,6 +29,9 @@
 //! - [`conversions`]: what merchants report (pixel, postback): parameters,
 //!   authentication, Redis state (dedup, customers, caps), the intake that
 //!   records a verdict, and partner postback deliveries.
+//! - [`deals`]: deal registration: partners' prospects, approved by an
+//!   admin, protected for the offer's period (Redis, first approval wins
+//!   atomically), and the lookup that lets attribution credit them.
 //! - [`stats`]: `GET /api/v1/stats`: clicks from the 15-minute rollup (or
 //!   the raw table where a key needs it), conversions in their latest
 //!   state, grouped in any time zone, exactly.
@@ -57,6 +60,7 @@ pub mod client_ip;
 pub mod config;
 pub mod conversions;
 pub mod currency;
+pub mod deals;
 pub mod enrich;
 pub mod events;
 pub mod http;

@@ -498,6 +498,8 @@ async fn conversions_land_once_per_version_after_lost_answers_and_restarts() {
         customer_id: "",
         attribution: "click",
         payout_rule: "offer",
+        deal_id: 0,
+        displaced_partner_id: 0,
         source: "postback",
         ip: "127.0.0.1",
         version,

@@ -915,6 +915,46 @@ async fn a_stored_entity_that_does_not_decode_is_named() {
     );
 }
 
+/// An install from before deal registration, whose `conversion_history`
+/// already exists: migrate adds the deal columns to both tables, and the
+/// history's view copies them from then on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn migrate_adds_the_deal_columns_to_an_existing_history() {
+    use trackedge::schema;
+
+    let ch = &services().clickhouse;
+    let client = clickhouse::Client::default()
+        .with_url(ch.url())
+        .with_validation(false);
+    let db = unique_name("predeal");
+    schema::migrate(&client, &db).await.unwrap();
+    // Back to the schema before deals: both tables without the columns.
+    for table in ["conversions", "conversion_history"] {
+        for column in ["displaced_partner_id", "deal_id"] {
+            ch.query(&format!("ALTER TABLE {db}.{table} DROP COLUMN {column}"));
+        }
+    }
+    let fresh = schema::migrate(&client, &unique_name("dealfresh"))
+        .await
+        .unwrap();
+    assert_eq!(
+        schema::migrate(&client, &db).await.unwrap(),
+        fresh + 4,
+        "two columns added to each table"
+    );
+    ch.query(&format!(
+        "INSERT INTO {db}.conversions (conversion_id, ts, offer_id, amount, deal_id, displaced_partner_id, version) \
+         VALUES ('c1', toDateTime('2026-01-01 00:00:00'), 2, toDecimal64('1', 4), 5, 7, 1)"
+    ));
+    assert_eq!(
+        ch.query(&format!(
+            "SELECT deal_id, displaced_partner_id FROM {db}.conversion_history FORMAT TabSeparated"
+        ))
+        .trim(),
+        "5\t7"
+    );
+}
+
 /// The event tables' columns in `database`, in order, as `table\tname\ttype`
 /// lines (18.16's system.columns has no position: DESCRIBE keeps the order).
 fn columns_of(ch: &ClickHouse, database: &str) -> String {
@@ -968,7 +1008,17 @@ async fn migrate_is_idempotent_and_upgrades_an_old_install() {
          VALUES ('c1', toDateTime('2026-01-01 00:00:00'), 2, toDecimal64('12.5', 4), 1)"
     ));
     let upgraded = schema::migrate(&client, &old).await.unwrap();
-    assert_eq!(upgraded, first + added, "every column added once");
+    // The first schema had no conversion_history: it is created whole,
+    // so none of its own ALTERs runs.
+    let added_to_history = schema::statements(&old)
+        .iter()
+        .filter(|s| schema::added_column(s).is_some_and(|(t, _)| t == "conversion_history"))
+        .count();
+    assert_eq!(
+        upgraded,
+        first + added - added_to_history,
+        "every column added once"
+    );
     assert_eq!(schema::migrate(&client, &old).await.unwrap(), first);
 
     assert_eq!(
@@ -981,6 +1031,8 @@ async fn migrate_is_idempotent_and_upgrades_an_old_install() {
         "attribution",
         "payout_rule",
         "payout_currency",
+        "deal_id",
+        "displaced_partner_id",
     ] {
         assert!(columns_of(ch, &old).contains(&format!("conversions\t{column}\t")));
     }

@@ -174,6 +174,8 @@ CREATE TABLE IF NOT EXISTS {database}.conversions
     customer_id String,
     attribution String,
     payout_rule String,
+    deal_id UInt64,
+    displaced_partner_id UInt64,
     source String,
     ip String,
     version UInt64
@@ -194,6 +196,12 @@ ALTER TABLE {database}.conversions ADD COLUMN attribution String AFTER customer_
 ;
 ALTER TABLE {database}.conversions ADD COLUMN payout_rule String AFTER attribution
 ;
+-- Deal registration: the deal credited (0: none) and the partner whose
+-- click lost the conversion to it (0: none).
+ALTER TABLE {database}.conversions ADD COLUMN deal_id UInt64 AFTER payout_rule
+;
+ALTER TABLE {database}.conversions ADD COLUMN displaced_partner_id UInt64 AFTER deal_id
+;
 -- Every version of every conversion, never collapsed: the ledger's history
 -- (GET /api/v1/conversions/{id}). `conversions` keeps only the latest
 -- version once ClickHouse merges its parts; the view below copies each
@@ -206,6 +214,12 @@ CREATE TABLE IF NOT EXISTS {database}.conversion_history AS {database}.conversio
 ENGINE = MergeTree()
 PARTITION BY toYYYYMM(ts)
 ORDER BY (conversion_id, version)
+;
+-- conversions' later columns, for a history table created before them
+-- (a fresh one has them from the statement above).
+ALTER TABLE {database}.conversion_history ADD COLUMN deal_id UInt64 AFTER payout_rule
+;
+ALTER TABLE {database}.conversion_history ADD COLUMN displaced_partner_id UInt64 AFTER deal_id
 ;
 
 CREATE MATERIALIZED VIEW IF NOT EXISTS {database}.conversion_history_mv

@@ -14,11 +14,12 @@ pub const MAX_CLOCK_SKEW_MS: u64 = 60_000;
 
 const DAY_MS: u64 = 86_400_000;
 
-/// The status, reason and payout of one conversion. See the [module doc]
-/// for the order of the checks.
+/// The status, reason and payout of one conversion through its
+/// `source` alone, as if it had no deal (see [`super::contest`] for how a
+/// deal competes). See the [module doc] for the order of the checks.
 ///
 /// [module doc]: crate::attribution
-pub fn decide(input: &Input<'_>) -> Decision {
+pub(super) fn decide_source(input: &Input<'_>) -> Decision {
     let attribution = match input.source {
         Source::InvalidClickId | Source::Click(_) => Attribution::Click,
         Source::Customer(_) => Attribution::Customer,
@@ -118,6 +119,8 @@ pub fn decide(input: &Input<'_>) -> Decision {
         payout_rule: Some(paid.rule),
         attribution,
         partner_id: verdict.partner_id,
+        deal_id: None,
+        displaced_partner_id: None,
     }
 }
 
@@ -145,6 +148,8 @@ impl Verdict {
             payout_rule: None,
             attribution: self.attribution,
             partner_id: self.partner_id,
+            deal_id: None,
+            displaced_partner_id: None,
         }
     }
 }

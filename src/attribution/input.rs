@@ -83,6 +83,38 @@ pub struct OfferRules<'a> {
     pub cap_action: CapAction,
     /// What conversions pay; borrowed from the catalog on the intake.
     pub payout: Cow<'a, PayoutTerms>,
+    /// Who takes a conversion claimed by a click of one partner and a deal
+    /// of another.
+    pub deal_conflict: DealConflict,
+}
+
+/// Who takes a conversion that a click (or a customer bound to one) of one
+/// partner and an approved deal of another partner both claim: the offer's
+/// `deal_conflict`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum DealConflict {
+    /// The deal's partner, reason `deal_registration`; the row names the
+    /// partner whose click lost.
+    #[default]
+    DealWins,
+    /// The click's partner, as if there were no deal.
+    ClickWins,
+}
+
+/// An approved deal covering the conversion's customer (by customer id or
+/// email domain), as the intake found it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DealFacts<'a> {
+    /// The deal.
+    pub deal_id: u64,
+    /// The partner holding it.
+    pub partner_id: u64,
+    /// Unix milliseconds when its protection ends; a conversion after
+    /// that is decided as if there were no deal.
+    pub protected_until_ms: u64,
+    /// The deal partner's standing, for when the deal takes the credit.
+    pub partner: PartnerFacts<'a>,
 }
 
 /// Whether an offer trusts conversions reported by its browser pixel, which
@@ -185,4 +217,9 @@ pub struct Input<'a> {
     pub caps: Caps,
     /// The dedup's outcome.
     pub dedup: Dedup,
+    /// An approved deal covering the customer, if the intake found one
+    /// (expired or not: [`decide`] compares its end with `now_ms`).
+    ///
+    /// [`decide`]: crate::attribution::decide
+    pub deal: Option<DealFacts<'a>>,
 }

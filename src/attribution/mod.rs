@@ -66,6 +66,25 @@
 //!   deal, not a click, is the attribution; the partner, cap and pending
 //!   checks still apply.
 //!
+//! # Deals
+//!
+//! When the intake finds an approved deal covering the customer
+//! ([`Input::deal`]), [`decide`] first asks whether the conversion's own
+//! source claims it: whether deciding through the click (or the bound
+//! customer) alone credits a partner. A click that is invalid, of another
+//! offer, a bot's, expired, too fast, of an inactive partner, or a customer
+//! bound to nothing claims nothing, so the deal takes the conversion with
+//! no contest. A claim by the deal's own partner is no contest either: the
+//! deal credits it. A claim by another partner is a conflict, settled by
+//! the offer's [`DealConflict`]: `deal_wins` (the default) credits the
+//! deal's partner, reason `deal_registration`, and names the click's
+//! partner in [`Decision::displaced_partner_id`]; `click_wins` decides as
+//! if there were no deal. A deal of a paused or deleted partner claims
+//! nothing against a claiming click (the click keeps the conversion); with
+//! no such click it is `partner_inactive`, like any credited partner's. A
+//! deal whose protection ended before the
+//! conversion (exactly at its end still protects) is no deal at all.
+//!
 //! # Clock skew
 //!
 //! The click's time comes from the node that issued the id, the
@@ -81,17 +100,21 @@
 //! duplicate ones pay 0 and have no payout rule.
 
 mod checks;
+mod contest;
 mod input;
 mod output;
 mod transitions;
 
-pub use checks::{decide, MAX_CLOCK_SKEW_MS};
+pub use checks::MAX_CLOCK_SKEW_MS;
+pub use contest::decide;
 pub use input::{
-    BoundCustomer, CapAction, Caps, Channel, ClickFacts, Dedup, Input, LinkFacts, OfferRules,
-    PartnerFacts, PartnerStatus, PixelTrust, Source, DEFAULT_WINDOW_DAYS,
+    BoundCustomer, CapAction, Caps, Channel, ClickFacts, DealConflict, DealFacts, Dedup, Input,
+    LinkFacts, OfferRules, PartnerFacts, PartnerStatus, PixelTrust, Source, DEFAULT_WINDOW_DAYS,
 };
 pub use output::{Attribution, Decision, Reason, Status};
 pub use transitions::{transition, TransitionError};
 
+#[cfg(test)]
+mod contest_tests;
 #[cfg(test)]
 mod tests;

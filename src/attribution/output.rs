@@ -98,6 +98,11 @@ pub struct Decision {
     /// The partner credited; `None` when none was looked at (an invalid
     /// click id, a duplicate, an unknown customer or link).
     pub partner_id: Option<u64>,
+    /// The deal credited, when attributed through one found by the intake.
+    pub deal_id: Option<u64>,
+    /// The partner whose click would have been credited but lost to the
+    /// deal (the offer's `deal_conflict` is `deal_wins`).
+    pub displaced_partner_id: Option<u64>,
 }
 
 impl Decision {
@@ -111,6 +116,8 @@ impl Decision {
             payout_rule: None,
             attribution: Attribution::Click,
             partner_id: None,
+            deal_id: None,
+            displaced_partner_id: None,
         }
     }
 }

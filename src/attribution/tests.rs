@@ -13,17 +13,17 @@ use Reason as R;
 use Status as S;
 
 /// 2025-01-01T00:00:00Z.
-const NOW: u64 = 1_735_689_600_000;
-const HOUR: u64 = 3_600_000;
-const OFFER: u64 = 3;
-const PARTNER: u64 = 7;
+pub(super) const NOW: u64 = 1_735_689_600_000;
+pub(super) const HOUR: u64 = 3_600_000;
+pub(super) const OFFER: u64 = 3;
+pub(super) const PARTNER: u64 = 7;
 
-fn d(s: &str) -> Decimal {
+pub(super) fn d(s: &str) -> Decimal {
     s.parse().expect("test decimals are valid")
 }
 
 /// A click an hour before the conversion, on partner 7's link to offer 3.
-fn click() -> ClickFacts {
+pub(super) fn click() -> ClickFacts {
     ClickFacts {
         ts_ms: NOW - HOUR,
         link_id: 11,
@@ -36,7 +36,7 @@ fn click_at(ts_ms: u64) -> Source {
     Source::Click(ClickFacts { ts_ms, ..click() })
 }
 
-fn bound(first_sale: bool, months_since_bound: u32) -> Source {
+pub(super) fn bound(first_sale: bool, months_since_bound: u32) -> Source {
     Source::Customer(Some(BoundCustomer {
         click: click(),
         sale: CustomerSale {
@@ -77,7 +77,7 @@ fn terms() -> PayoutTerms {
 
 /// A fresh 80.00 sale reported by postback for a clean click: approved,
 /// 8.00 under the offer's sale payout.
-fn base() -> Input<'static> {
+pub(super) fn base() -> Input<'static> {
     Input {
         source: Source::Click(click()),
         link: Some(LinkFacts {
@@ -92,6 +92,7 @@ fn base() -> Input<'static> {
             manual_review: false,
             cap_action: CapAction::Reject,
             payout: Cow::Owned(terms()),
+            deal_conflict: DealConflict::DealWins,
         },
         partner: PartnerFacts {
             status: PartnerStatus::Active,
@@ -103,6 +104,7 @@ fn base() -> Input<'static> {
         amount: Some(d("80.00")),
         caps: Caps::Within,
         dedup: Dedup::Fresh,
+        deal: None,
     }
 }
 

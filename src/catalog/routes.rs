@@ -524,6 +524,8 @@ pub(crate) mod fixtures {
             visibility: Default::default(),
             status,
             created_at: "t".into(),
+            deal_protection_days: None,
+            deal_conflict: Default::default(),
         }
     }
 

@@ -1,6 +1,7 @@
 //! One reported conversion, from its checked parameters to its recorded
 //! verdict: find the offer, authenticate, learn the click (from its signed
-//! id, no lookup) or the customer's bound click, claim the order in Redis,
+//! id, no lookup) or the customer's bound click, find the approved deal
+//! covering the customer (one Redis `MGET`), claim the order in Redis,
 //! let [`crate::attribution::decide`] rule, and record the row durably
 //! before answering.
 //!
@@ -23,14 +24,15 @@ use super::deliver::{Announcement, Postbacks};
 use super::params::Params;
 use super::state::{Claim, ConversionState, DedupKey, Lease, StateError, Subject};
 use crate::attribution::{
-    self, Caps, ClickFacts, Decision, Dedup, Input, LinkFacts, OfferRules, PartnerFacts,
-    PartnerStatus, PixelTrust, Source,
+    self, Attribution, Caps, ClickFacts, DealFacts, Decision, Dedup, Input, LinkFacts, OfferRules,
+    PartnerFacts, PartnerStatus, PixelTrust, Source,
 };
 use crate::catalog::{Catalog, RouteCache, StoreError};
 use crate::click_id::{ClickIdCodec, ClickInfo};
+use crate::deals::{DealError, DealStore, Protection};
 use crate::events::money::Money;
 use crate::events::{ConversionRow, Event, EventSink};
-use crate::model::{Link, Offer, PixelStatus};
+use crate::model::{Link, Offer, Partner, PixelStatus};
 use crate::payout::CustomerSale;
 
 pub use crate::attribution::Channel;
@@ -110,6 +112,12 @@ impl From<StateError> for IntakeError {
     }
 }
 
+impl From<DealError> for IntakeError {
+    fn from(e: DealError) -> Self {
+        IntakeError::Unavailable(e.to_string())
+    }
+}
+
 impl From<StoreError> for IntakeError {
     fn from(e: StoreError) -> Self {
         IntakeError::Unavailable(e.to_string())
@@ -126,6 +134,8 @@ pub struct Intake {
     /// shipped to ClickHouse exactly once.
     sink: Arc<EventSink>,
     state: OnceLock<ConversionState>,
+    /// Approved deals, looked up by customer id and email domain.
+    deals: OnceLock<DealStore>,
     dedup_ttl_secs: u64,
     /// How long a claim's holder has to record it (see [`ConversionState`]).
     claim_lease: std::time::Duration,
@@ -167,6 +177,7 @@ impl Intake {
             codec,
             sink,
             state: OnceLock::new(),
+            deals: OnceLock::new(),
             dedup_ttl_secs: u64::from(cfg.dedup_ttl_days) * 86_400,
             claim_lease: std::time::Duration::from_millis(cfg.claim_lease_ms),
             metrics,
@@ -212,6 +223,27 @@ impl Intake {
             let (conn, prefix, timeout) = catalog.redis();
             ConversionState::new(conn, prefix, timeout, self.dedup_ttl_secs, self.claim_lease)
         }))
+    }
+
+    /// The approved deal protecting the report's customer (by customer id
+    /// or email domain) on `offer_id`, if it names either.
+    async fn protection(
+        &self,
+        offer_id: u64,
+        p: &Params,
+    ) -> Result<Option<Protection>, IntakeError> {
+        if p.customer_id.is_none() && p.customer_domain.is_none() {
+            return Ok(None);
+        }
+        let catalog = self.catalog()?;
+        let deals = self.deals.get_or_init(|| DealStore::new(catalog));
+        Ok(deals
+            .protecting(
+                offer_id,
+                p.customer_id.as_deref(),
+                p.customer_domain.as_deref(),
+            )
+            .await?)
     }
 
     /// Decides one report and records it.
@@ -292,6 +324,8 @@ impl Intake {
             _ => link,
         };
         let partner = link.as_ref().and_then(|l| self.cache.partner(l.partner_id));
+        let protection = self.protection(offer.id, p).await?;
+        let deal_partner = protection.and_then(|d| self.cache.partner(d.partner_id));
         let terms = offer.payout_terms();
         let mut input = Input {
             source,
@@ -310,21 +344,21 @@ impl Intake {
                 manual_review: offer.manual_review,
                 cap_action: offer.caps.over,
                 payout: Cow::Borrowed(&terms),
+                deal_conflict: offer.deal_conflict,
             },
-            partner: PartnerFacts {
-                status: match partner.as_deref() {
-                    Some(p) if p.is_active() => PartnerStatus::Active,
-                    Some(_) => PartnerStatus::Inactive,
-                    None => PartnerStatus::Deleted,
-                },
-                tier: partner.as_deref().and_then(|p| p.tier.as_deref()),
-            },
+            partner: partner_facts(partner.as_deref()),
             channel: r.channel,
             now_ms: r.now_ms,
             event: &p.event,
             amount: p.amount,
             caps: Caps::Within,
             dedup: Dedup::Fresh,
+            deal: protection.map(|d| DealFacts {
+                deal_id: d.deal_id,
+                partner_id: d.partner_id,
+                protected_until_ms: d.until_ms,
+                partner: partner_facts(deal_partner.as_deref()),
+            }),
         };
         let mut decision = attribution::decide(&input);
 
@@ -397,14 +431,22 @@ impl Intake {
             decision.status,
             attribution::Status::Approved | attribution::Status::Pending
         );
+        // A deal, not a click, is a deal conversion's attribution: its row
+        // and its partner's postback name no click (the click is another
+        // partner's, named by `displaced_partner_id` when it lost).
+        let by_deal = decision.attribution == Attribution::Deal;
+        let row_click = match (&click_id, by_deal) {
+            (Some(c), false) => c.as_str(),
+            _ => "",
+        };
         let recorded = self.record(
             &r,
             &Outcome {
                 conversion_id: &conversion_id,
                 arrived_ms,
-                click_id: click_id.as_deref().unwrap_or(""),
-                click_ts_ms: click_facts.map_or(0, |f| f.ts_ms),
-                link_id: link.as_ref().map_or(0, |l| l.id),
+                click_id: row_click,
+                click_ts_ms: click_facts.filter(|_| !by_deal).map_or(0, |f| f.ts_ms),
+                link_id: link.as_ref().filter(|_| !by_deal).map_or(0, |l| l.id),
                 offer_id: offer.id,
                 offer_currency: &offer.currency,
                 decision: &decision,
@@ -476,7 +518,7 @@ impl Intake {
                     conversion_id: &conversion_id,
                     partner_id,
                     offer_id: offer.id,
-                    click_id: click_id.as_deref().unwrap_or(""),
+                    click_id: row_click,
                     order_id: p.order_id.as_deref().unwrap_or(""),
                     event: &p.event,
                     payout: decision.payout,
@@ -576,6 +618,8 @@ impl Intake {
                 customer_id: p.customer_id.as_deref().unwrap_or(""),
                 attribution: d.attribution.as_str(),
                 payout_rule: rule.as_deref().unwrap_or(""),
+                deal_id: d.deal_id.unwrap_or(0),
+                displaced_partner_id: d.displaced_partner_id.unwrap_or(0),
                 source: match r.channel {
                     Channel::Pixel => "pixel",
                     Channel::Postback => "postback",
@@ -618,6 +662,19 @@ impl Intake {
         }
         link.and_then(|l| self.cache.offer(l.offer_id))
             .ok_or(IntakeError::NoOffer)
+    }
+}
+
+/// What attribution needs of a partner from the route cache; `None` is a
+/// deleted one.
+fn partner_facts(partner: Option<&Partner>) -> PartnerFacts<'_> {
+    PartnerFacts {
+        status: match partner {
+            Some(p) if p.is_active() => PartnerStatus::Active,
+            Some(_) => PartnerStatus::Inactive,
+            None => PartnerStatus::Deleted,
+        },
+        tier: partner.and_then(|p| p.tier.as_deref()),
     }
 }
 

@@ -9,7 +9,10 @@
 //! never through a float); `currency` is an ISO 4217 code in use; `event`
 //! is up to 64 of `[a-z0-9_.-]` (default `sale`); `order_id` and
 //! `customer_id` are at most 128 bytes; `click_id` is 32 base62
-//! characters (whether it is genuine is the codec's question, later).
+//! characters (whether it is genuine is the codec's question, later);
+//! `customer_email` is an address, of which only the domain is kept (deal
+//! registration matches domains; the mailbox is personal data nothing
+//! needs, so it is dropped here and never recorded).
 
 use std::borrow::Cow;
 use std::collections::HashMap;
@@ -45,6 +48,9 @@ pub struct Params {
     pub customer_id: Option<String>,
     /// The offer's postback token.
     pub token: Option<String>,
+    /// The domain of `customer_email`, lower-case: matched against deals.
+    /// The address itself is not kept.
+    pub customer_domain: Option<String>,
 }
 
 /// A parameter that was refused.
@@ -68,7 +74,7 @@ impl ParamError {
 
 /// The known parameters; others are ignored (merchants' platforms add
 /// their own, and a pixel URL may carry cache busters).
-const NAMES: [&str; 7] = [
+const NAMES: [&str; 8] = [
     "click_id",
     "order_id",
     "amount",
@@ -76,6 +82,7 @@ const NAMES: [&str; 7] = [
     "event",
     "customer_id",
     "token",
+    "customer_email",
 ];
 
 /// Reads a query string (the pixel, `GET /postback`).
@@ -186,7 +193,7 @@ fn from_pairs<'a>(
         }
         values[i] = Some(value);
     }
-    let [click_id, order_id, amount, currency, event, customer_id, token] = values;
+    let [click_id, order_id, amount, currency, event, customer_id, token, customer_email] = values;
     // An empty value is an absent one: templates of merchants' platforms
     // fill missing fields with nothing.
     let present = |v: Option<Cow<'a, str>>| v.filter(|s| !s.is_empty());
@@ -209,6 +216,12 @@ fn from_pairs<'a>(
             .map(|v| check_id("customer_id", v))
             .transpose()?,
         token: present(token).map(Cow::into_owned),
+        customer_domain: present(customer_email)
+            .map(|v| {
+                crate::deals::model::email_domain("customer_email", &v)
+                    .map_err(|e| ParamError::new("customer_email", e.message))
+            })
+            .transpose()?,
     })
 }
 

@@ -8,6 +8,7 @@
 //! process; the 302 or 2xx is sent after it. The [`shipper`] is the log's
 //! only reader; rows ClickHouse refuses as bad data go to [`rejected`] files.
 
+mod legacy;
 pub mod log;
 pub mod money;
 pub mod rejected;
@@ -30,10 +31,12 @@ pub use self::money::{Money, MoneyError};
 use crate::metrics::Metrics;
 
 /// Leading byte of every encoded event: bump it when a row changes shape,
-/// and keep decoding the old version. (A new kind of event needs no bump:
-/// it is a new variant tag, appended to [`Event`], and records written
-/// before it existed keep their tags and meaning.)
-pub const FORMAT_VERSION: u8 = 1;
+/// and keep decoding the old version ([`legacy`]). (A new kind of event
+/// needs no bump: it is a new variant tag, appended to [`Event`], and
+/// records written before it existed keep their tags and meaning.)
+///
+/// 2: conversions gained `deal_id` and `displaced_partner_id`.
+pub const FORMAT_VERSION: u8 = 2;
 
 /// One recorded click, as the redirect wrote it to the log; shipped as a
 /// [`ShippedClick`] (this plus columns derived off the redirect path). Borrowed, so recording a click copies request
@@ -144,6 +147,10 @@ pub struct ConversionRow<'a> {
     /// Which payout rule set `payout` (e.g. `offer`, `tier:gold`,
     /// `partner_override`), so a partner asking "why 12.50?" gets an answer.
     pub payout_rule: &'a str,
+    /// The deal credited (`attribution` = `deal`), or 0.
+    pub deal_id: u64,
+    /// The partner whose click lost the conversion to a deal, or 0.
+    pub displaced_partner_id: u64,
     /// `pixel` or `postback`.
     pub source: &'a str,
     /// Client IP of the hit as text.
@@ -247,15 +254,18 @@ impl<'a> Event<'a> {
     /// Which kind of event a record holds, read from its first two bytes
     /// (version, then postcard's variant index) without decoding the rest.
     pub fn kind(bytes: &[u8]) -> Result<EventKind, DecodeError> {
+        // Variant tags mean the same in every version.
         match bytes {
-            [FORMAT_VERSION, 0, ..] => Ok(EventKind::Click),
-            [FORMAT_VERSION, 1, ..] => Ok(EventKind::Orphan),
-            [FORMAT_VERSION, 2, ..] => Ok(EventKind::Conversion),
-            [FORMAT_VERSION, 3, ..] => Ok(EventKind::Delivery),
-            [FORMAT_VERSION, v, ..] => {
-                Err(DecodeError::Malformed(format!("unknown event kind {v}")))
+            [legacy::V1 | FORMAT_VERSION, tag, ..] => match tag {
+                0 => Ok(EventKind::Click),
+                1 => Ok(EventKind::Orphan),
+                2 => Ok(EventKind::Conversion),
+                3 => Ok(EventKind::Delivery),
+                v => Err(DecodeError::Malformed(format!("unknown event kind {v}"))),
+            },
+            [legacy::V1 | FORMAT_VERSION] | [] => {
+                Err(DecodeError::Malformed("empty record".into()))
             }
-            [FORMAT_VERSION] | [] => Err(DecodeError::Malformed("empty record".into())),
             [v, ..] => Err(DecodeError::Version(*v)),
         }
     }
@@ -266,6 +276,7 @@ impl<'a> Event<'a> {
             Some((&FORMAT_VERSION, rest)) => {
                 postcard::from_bytes(rest).map_err(|e| DecodeError::Malformed(e.to_string()))
             }
+            Some((&legacy::V1, rest)) => legacy::decode_v1(rest),
             Some((&v, _)) => Err(DecodeError::Version(v)),
             None => Err(DecodeError::Malformed("empty record".into())),
         }
@@ -410,6 +421,8 @@ pub(crate) mod tests {
             customer_id: "cust-9",
             attribution: "click",
             payout_rule: "tier:gold",
+            deal_id: 0,
+            displaced_partner_id: 0,
             source: "postback",
             ip: "2001:db8::1",
             version: 1,
@@ -471,6 +484,8 @@ pub(crate) mod tests {
                 customer_id: "",
                 attribution: "",
                 payout_rule: "",
+                deal_id: 0,
+                displaced_partner_id: 0,
                 source: "",
                 ip: "",
                 version: 0,
@@ -489,6 +504,8 @@ pub(crate) mod tests {
                 link_id: u64::MAX,
                 partner_id: u64::MAX,
                 offer_id: u64::MAX,
+                deal_id: u64::MAX,
+                displaced_partner_id: u64::MAX,
                 version: u64::MAX,
                 ..conversion()
             },
@@ -543,8 +560,8 @@ pub(crate) mod tests {
         for c in cases {
             assert!(Event::decode(&c).is_err(), "{c:?}");
         }
-        let mut v2 = buf.clone();
-        v2[0] = 2;
-        assert!(matches!(Event::decode(&v2), Err(DecodeError::Version(2))));
+        let mut v3 = buf.clone();
+        v3[0] = 3;
+        assert!(matches!(Event::decode(&v3), Err(DecodeError::Version(3))));
     }
 }

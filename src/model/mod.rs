@@ -223,7 +223,19 @@ pub struct Offer {
     pub status: Status,
     /// RFC 3339 creation time.
     pub created_at: String,
+    /// Days an approved deal protects its prospect for its partner, from
+    /// approval; `None`: [`DEFAULT_DEAL_PROTECTION_DAYS`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deal_protection_days: Option<u32>,
+    /// Who takes a conversion claimed by a click of one partner and a deal
+    /// of another: `deal_wins` (the default) or `click_wins`.
+    #[serde(default)]
+    pub deal_conflict: crate::attribution::DealConflict,
 }
+
+/// How long an approved deal protects its prospect when the offer does not
+/// say, in days.
+pub const DEFAULT_DEAL_PROTECTION_DAYS: u32 = 90;
 
 /// How many conversions an offer takes, per UTC day and month, in all and
 /// per partner; absent: no cap. Only conversions that would count
@@ -380,6 +392,12 @@ pub struct NewOffer {
     /// See [`Offer::status`].
     #[serde(default)]
     pub status: Status,
+    /// See [`Offer::deal_protection_days`]; default 90.
+    #[serde(default)]
+    pub deal_protection_days: Option<u32>,
+    /// See [`Offer::deal_conflict`]; default `deal_wins`.
+    #[serde(default)]
+    pub deal_conflict: crate::attribution::DealConflict,
 }
 
 /// `PATCH /api/v1/offers/{id}`.
@@ -422,6 +440,10 @@ pub struct OfferPatch {
     visibility: Option<Visibility>,
     /// Active or paused.
     status: Option<Status>,
+    /// New deal protection, in days (for deals approved from now on).
+    deal_protection_days: Option<u32>,
+    /// New deal conflict rule.
+    deal_conflict: Option<crate::attribution::DealConflict>,
 }
 
 /// `POST /api/v1/links`.
@@ -654,6 +676,8 @@ impl Offer {
             visibility: req.visibility,
             status: req.status,
             created_at: now,
+            deal_protection_days: req.deal_protection_days,
+            deal_conflict: req.deal_conflict,
         };
         o.validate()?;
         Ok(o)
@@ -713,6 +737,12 @@ impl Offer {
         if let Some(v) = patch.status {
             o.status = v;
         }
+        if let Some(v) = patch.deal_protection_days {
+            o.deal_protection_days = Some(v);
+        }
+        if let Some(v) = patch.deal_conflict {
+            o.deal_conflict = v;
+        }
         o.validate()?;
         Ok(o)
     }
@@ -766,6 +796,14 @@ impl Offer {
                 "must be shorter than the attribution window",
             ));
         }
+        if let Some(days) = self.deal_protection_days {
+            if !(1..=3650).contains(&days) {
+                return Err(FieldError::new(
+                    "deal_protection_days",
+                    "must be between 1 and 3650",
+                ));
+            }
+        }
         if self.postback_allowlist.len() > 256 {
             return Err(FieldError::new(
                 "postback_allowlist",
@@ -784,6 +822,12 @@ impl Offer {
             by_partner: self.payout_by_partner.clone(),
             recurring: self.recurring,
         }
+    }
+
+    /// Days an approved deal of this offer protects its prospect.
+    pub fn deal_protection_days(&self) -> u32 {
+        self.deal_protection_days
+            .unwrap_or(DEFAULT_DEAL_PROTECTION_DAYS)
     }
 
     /// The landing URL template, parsed.

@@ -139,6 +139,8 @@ fn payout_forms() {
             visibility: Default::default(),
             status: Status::Active,
             created_at: "now".into(),
+            deal_protection_days: None,
+            deal_conflict: Default::default(),
         };
         assert_eq!(o.validate().unwrap_err().field, *field);
     }
@@ -233,4 +235,42 @@ fn hold_days_defaults_to_thirty_and_patches_within_range() {
             .field,
         "hold_days"
     );
+}
+
+#[test]
+fn deal_settings_of_an_offer() {
+    let req: NewOffer = serde_json::from_str(
+        r#"{"name":"o","url":"https://m.com/","payout":{"model":"cpa","amount":"1"}}"#,
+    )
+    .unwrap();
+    let secrets = || GeneratedSecrets {
+        postback_token: "t".into(),
+        signing_secret: "s".into(),
+    };
+    let o = Offer::create(1, req, secrets(), "now".into()).unwrap();
+    assert_eq!(
+        (o.deal_protection_days(), o.deal_conflict),
+        (90, crate::attribution::DealConflict::DealWins)
+    );
+    let patch: OfferPatch =
+        serde_json::from_str(r#"{"deal_protection_days":30,"deal_conflict":"click_wins"}"#)
+            .unwrap();
+    let o2 = o.patched(patch).unwrap();
+    assert_eq!(
+        (o2.deal_protection_days(), o2.deal_conflict),
+        (30, crate::attribution::DealConflict::ClickWins)
+    );
+    for bad in [0, 3651] {
+        let patch: OfferPatch =
+            serde_json::from_str(&format!(r#"{{"deal_protection_days":{bad}}}"#)).unwrap();
+        assert_eq!(
+            o.patched(patch).unwrap_err().field,
+            "deal_protection_days",
+            "{bad}"
+        );
+    }
+    assert!(serde_json::from_str::<OfferPatch>(r#"{"deal_conflict":"both"}"#).is_err());
+    // Offers stored before deals existed read with the defaults.
+    let json = serde_json::to_value(&o).unwrap();
+    assert!(json.get("deal_protection_days").is_none(), "{json}");
 }

@@ -7,7 +7,8 @@
 SELECT
     conversion_id, ts, click_id, click_ts, link_id, partner_id, offer_id,
     order_id, event, amount, currency, payout, payout_currency, status,
-    reason, customer_id, attribution, payout_rule, source, ip, version
+    reason, customer_id, attribution, payout_rule, deal_id,
+    displaced_partner_id, source, ip, version
 FROM {database}.conversion_history
 WHERE conversion_id = ?
 ORDER BY version

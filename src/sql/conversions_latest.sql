@@ -28,6 +28,8 @@ SELECT
     argMax(customer_id, version),
     argMax(attribution, version),
     argMax(payout_rule, version),
+    argMax(deal_id, version),
+    argMax(displaced_partner_id, version),
     argMax(source, version),
     argMax(ip, version),
     max(version)

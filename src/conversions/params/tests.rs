@@ -50,6 +50,20 @@ fn query_parameters() {
     check(&format!("click_id={}-", &CID[..31]), Err("click_id"));
     check("order_id=1&order_id=2", Err("order_id"));
     check("amount=1&amount=1", Err("amount"));
+    check("customer_email=buyer%40acme.com", ok);
+    check("customer_email=not-an-address", Err("customer_email"));
+    check("customer_email=a%40acme", Err("customer_email"));
+    check(
+        &format!("customer_email=a%40{}.com", "x".repeat(250)),
+        Err("customer_email"),
+    );
+}
+
+#[test]
+fn only_the_customer_email_s_domain_is_kept() {
+    let p = from_query("customer_email=Jane.Doe%40Sales.ACME.com&customer_id=c1").unwrap();
+    assert_eq!(p.customer_domain.as_deref(), Some("sales.acme.com"));
+    assert!(!format!("{p:?}").contains("Jane"), "{p:?}");
 }
 
 #[test]
@@ -68,6 +82,7 @@ fn values_are_read_as_given() {
             event: "sale".into(),
             customer_id: Some("cé".into()),
             token: Some("tok".into()),
+            customer_domain: None,
         }
     );
     assert_eq!(p.amount.unwrap().to_string(), "19.90", "scale kept");

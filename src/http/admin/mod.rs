@@ -14,6 +14,7 @@ mod access;
 mod applications;
 pub(crate) mod conversions;
 mod dashboard;
+mod deals;
 pub(crate) mod entities;
 mod error;
 mod health;
@@ -197,6 +198,7 @@ pub const OPENAPI_PATH: &str = "/api/v1/openapi.json";
         (name = "links", description = "a partner's tracked link to an offer"),
         (name = "conversions", description = "the conversions ledger: latest states, histories, status changes"),
         (name = "payouts", description = "what partners earned, what is payable after each offer's hold, what was paid and what is still owed; recording payments"),
+        (name = "deals", description = "partners' registered prospects: approved deals credit their partner with the prospect's conversions"),
         (name = "stats", description = "clicks and conversions grouped by partner, offer, link, time (in any zone) and click attributes"),
         (name = "operations", description = "health, readiness, metrics and this document"),
         (name = "dashboard", description = "the browser dashboard over this API: a page and its files, no auth"),
@@ -245,6 +247,10 @@ fn parts() -> (Router<Arc<AdminState>>, utoipa::openapi::OpenApi) {
             conversions::get_conversion,
             conversions::patch_conversion
         ))
+        .routes(routes!(deals::create_deal, deals::list_deals))
+        .routes(routes!(deals::get_deal))
+        .routes(routes!(deals::approve_deal))
+        .routes(routes!(deals::reject_deal))
         .routes(routes!(stats::get_stats))
         .routes(routes!(stats::get_conversion_times))
         .routes(routes!(tiers::get_tiers))

@@ -457,6 +457,11 @@ async fn the_document_lists_every_route() {
         "GET /api/v1/reports/payouts",
         "GET /api/v1/partners/{id}/payouts",
         "POST /api/v1/partners/{id}/payouts",
+        "POST /api/v1/deals",
+        "GET /api/v1/deals",
+        "GET /api/v1/deals/{id}",
+        "POST /api/v1/deals/{id}/approve",
+        "POST /api/v1/deals/{id}/reject",
     ] {
         expected.push(route.to_string());
     }

@@ -64,6 +64,9 @@ pub struct PartnerConversion {
     pub attribution: String,
     /// Which payout rule set `payout`, or empty.
     pub payout_rule: String,
+    /// The partner's own deal that credited it (`attribution` `deal`), or
+    /// 0. (Whose click the deal won over is the merchant's to know.)
+    pub deal_id: u64,
     /// `pixel` or `postback`.
     pub source: String,
     /// 1 when recorded, one more for every status change.
@@ -93,6 +96,8 @@ impl From<ConversionView> for PartnerConversion {
             customer_id: _,
             attribution,
             payout_rule,
+            deal_id,
+            displaced_partner_id: _,
             source,
             version,
         } = v;
@@ -114,6 +119,7 @@ impl From<ConversionView> for PartnerConversion {
             reason,
             attribution,
             payout_rule,
+            deal_id,
             source,
             version,
         }

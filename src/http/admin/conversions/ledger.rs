@@ -149,6 +149,8 @@ impl Ledger {
             customer_id: &v.customer_id,
             attribution: &v.attribution,
             payout_rule: &v.payout_rule,
+            deal_id: v.deal_id,
+            displaced_partner_id: v.displaced_partner_id,
             source: &v.source,
             ip: &v.ip,
             version: v.version,
@@ -202,6 +204,8 @@ pub(crate) struct Stored {
     pub(crate) customer_id: String,
     pub(crate) attribution: String,
     pub(crate) payout_rule: String,
+    pub(crate) deal_id: u64,
+    pub(crate) displaced_partner_id: u64,
     pub(crate) source: String,
     /// Carried into new versions, never shown: the client IP of the hit.
     pub(crate) ip: String,
@@ -229,6 +233,8 @@ impl Stored {
             customer_id: self.customer_id,
             attribution: self.attribution,
             payout_rule: self.payout_rule,
+            deal_id: self.deal_id,
+            displaced_partner_id: self.displaced_partner_id,
             source: self.source,
             version: self.version,
         }

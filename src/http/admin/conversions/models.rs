@@ -49,6 +49,10 @@ pub struct ConversionView {
     pub attribution: String,
     /// Which payout rule set `payout`, or empty.
     pub payout_rule: String,
+    /// The deal credited (`attribution` = `deal`), or 0.
+    pub deal_id: u64,
+    /// The partner whose click lost this conversion to a deal, or 0.
+    pub displaced_partner_id: u64,
     /// `pixel` or `postback`.
     pub source: String,
     /// 1 when recorded, one more for every status change.

@@ -28,6 +28,8 @@ fn stored(status: &str, attribution: &str) -> Stored {
         customer_id: "cu".into(),
         attribution: attribution.into(),
         payout_rule: "offer".into(),
+        deal_id: 0,
+        displaced_partner_id: 0,
         source: "postback".into(),
         ip: "1.2.3.4".into(),
         version: 4,
