@@ -10,11 +10,13 @@
 //!
 //! # Rollups and their backfill
 //!
-//! A rollup (`clicks_15m`, `clicks_15m_links`) is fed by a materialized view, which sees only
-//! rows inserted after it exists. So when the view of a rollup in
-//! [`BACKFILLED_VIEWS`] does not exist yet, [`migrate`] empties the rollup
-//! (left half-filled by an earlier attempt that failed, or new), fills it
-//! from the rows already stored with the view's own SELECT, and only then
+//! A rollup (`clicks_15m`, `clicks_15m_links`, `conversions_15m`) is fed
+//! by a materialized view, which sees only rows inserted after it exists.
+//! So when the view of a rollup in [`BACKFILLED_VIEWS`] does not exist
+//! yet, [`migrate`] empties the rollup (left half-filled by an earlier
+//! attempt that failed, or new), fills it from the rows already stored
+//! with the view's own SELECT (or, for `conversions_15m`, one counting
+//! each conversion's latest version: [`BACKFILL_SELECTS`]), and only then
 //! creates the view: the view's existence marks a finished backfill, so a
 //! failed attempt is redone whole by the next. `serve` ships nothing
 //! before its migration has finished, so on one node no click is counted
@@ -44,7 +46,30 @@ pub const TABLE_EXISTS_SQL: &str = include_str!("sql/table_exists.sql");
 
 /// Materialized views whose target is a rollup to fill from the rows
 /// already stored when the view is first created.
-pub const BACKFILLED_VIEWS: &[&str] = &["clicks_15m_mv", "clicks_15m_links_mv"];
+pub const BACKFILLED_VIEWS: &[&str] =
+    &["clicks_15m_mv", "clicks_15m_links_mv", "conversions_15m_mv"];
+
+/// Fills `conversions_15m` from the conversions stored, in their latest
+/// state (see `src/sql/conversions_15m_backfill.sql`).
+pub const CONVERSIONS_15M_BACKFILL_SQL: &str = include_str!("sql/conversions_15m_backfill.sql");
+
+/// Views of [`BACKFILLED_VIEWS`] whose rollup is filled by a SELECT of its
+/// own rather than the view's: the view counts each row as a change of
+/// state, which only rows written since it exists can say.
+pub const BACKFILL_SELECTS: &[(&str, &str)] =
+    &[("conversions_15m_mv", CONVERSIONS_15M_BACKFILL_SQL)];
+
+/// The SELECT that fills `rollup`'s table in `database` before its view
+/// exists: its own from [`BACKFILL_SELECTS`], else the view's.
+pub fn backfill_select(rollup: &RollupView<'_>, database: &str) -> String {
+    BACKFILL_SELECTS
+        .iter()
+        .find(|(view, _)| *view == rollup.view)
+        .map_or_else(
+            || rollup.select.to_string(),
+            |(_, sql)| query_text(sql, database),
+        )
+}
 
 /// The schema's statements for `database`, in order.
 pub fn statements(database: &str) -> Vec<String> {
@@ -145,7 +170,7 @@ pub async fn migrate(client: &Client, database: &str) -> clickhouse::error::Resu
     for s in statements(database) {
         if let Some(rollup) = rollup_view(&s) {
             if exists(rollup.view).await? == 0 {
-                backfill(client, &rollup).await?;
+                backfill(client, &rollup, &backfill_select(&rollup, database)).await?;
             }
             // Like every CREATE ... IF NOT EXISTS: a no-op once it exists.
             client.query(&s).execute().await?;
@@ -169,16 +194,20 @@ pub async fn migrate(client: &Client, database: &str) -> clickhouse::error::Resu
 }
 
 /// Empties `rollup`'s table (left half-filled by an earlier attempt, or
-/// new) and fills it from the rows already stored with the view's SELECT;
-/// the caller creates the view next.
-async fn backfill(client: &Client, rollup: &RollupView<'_>) -> clickhouse::error::Result<()> {
+/// new) and fills it from the rows already stored with `select`; the
+/// caller creates the view next.
+async fn backfill(
+    client: &Client,
+    rollup: &RollupView<'_>,
+    select: &str,
+) -> clickhouse::error::Result<()> {
     let started = std::time::Instant::now();
     client
         .query(&format!("TRUNCATE TABLE {}", rollup.target))
         .execute()
         .await?;
     client
-        .query(&format!("INSERT INTO {} {}", rollup.target, rollup.select))
+        .query(&format!("INSERT INTO {} {select}", rollup.target))
         .execute()
         .await?;
     tracing::info!(
@@ -295,7 +324,7 @@ mod tests {
     fn select_names(select: &str) -> Vec<String> {
         let list = select
             .strip_prefix("SELECT")
-            .and_then(|s| s.split("\nFROM ").next())
+            .and_then(|s| s.split("\nFROM").next())
             .expect("SELECT ... FROM");
         list.lines()
             .map(|l| l.trim().trim_end_matches(','))
@@ -317,6 +346,16 @@ mod tests {
             let v = rollup_view(s).unwrap();
             let table = v.target.strip_prefix("d.").expect("qualified target");
             assert_eq!(select_names(v.select), columns(table), "{}", v.view);
+            let fill = backfill_select(&v, "d");
+            assert_eq!(
+                select_names(&fill),
+                columns(table),
+                "backfill of {}",
+                v.view
+            );
+        }
+        for (view, _) in BACKFILL_SELECTS {
+            assert!(BACKFILLED_VIEWS.contains(view), "{view}");
         }
         let cases = [
             (

@@ -503,6 +503,17 @@ async fn conversions_land_once_per_version_after_lost_answers_and_restarts() {
         source: "postback",
         ip: "127.0.0.1",
         version,
+        prev_status: if version == 1 { "" } else { "pending" },
+        prev_amount: if version == 1 {
+            Money::ZERO
+        } else {
+            Money::from_scaled(123_456).unwrap()
+        },
+        prev_payout: if version == 1 {
+            Money::ZERO
+        } else {
+            Money::from_scaled(1).unwrap()
+        },
     };
     let ids: &'static [String] = ids.leak();
     let first: Vec<Event> = ids.iter().map(|id| Event::Conversion(row(id, 1))).collect();

@@ -178,7 +178,10 @@ CREATE TABLE IF NOT EXISTS {database}.conversions
     displaced_partner_id UInt64,
     source String,
     ip String,
-    version UInt64
+    version UInt64,
+    prev_status String,
+    prev_amount Decimal(18, 4),
+    prev_payout Decimal(18, 4)
 )
 ENGINE = ReplacingMergeTree(version)
 PARTITION BY toYYYYMM(ts)
@@ -202,6 +205,14 @@ ALTER TABLE {database}.conversions ADD COLUMN deal_id UInt64 AFTER payout_rule
 ;
 ALTER TABLE {database}.conversions ADD COLUMN displaced_partner_id UInt64 AFTER deal_id
 ;
+-- The state this version replaces (empty and 0 in version 1): what the
+-- conversions_15m view takes back when it counts this version's state.
+ALTER TABLE {database}.conversions ADD COLUMN prev_status String AFTER version
+;
+ALTER TABLE {database}.conversions ADD COLUMN prev_amount Decimal(18, 4) AFTER prev_status
+;
+ALTER TABLE {database}.conversions ADD COLUMN prev_payout Decimal(18, 4) AFTER prev_amount
+;
 -- Every version of every conversion, never collapsed: the ledger's history
 -- (GET /api/v1/conversions/{id}). `conversions` keeps only the latest
 -- version once ClickHouse merges its parts; the view below copies each
@@ -221,10 +232,69 @@ ALTER TABLE {database}.conversion_history ADD COLUMN deal_id UInt64 AFTER payout
 ;
 ALTER TABLE {database}.conversion_history ADD COLUMN displaced_partner_id UInt64 AFTER deal_id
 ;
+ALTER TABLE {database}.conversion_history ADD COLUMN prev_status String AFTER version
+;
+ALTER TABLE {database}.conversion_history ADD COLUMN prev_amount Decimal(18, 4) AFTER prev_status
+;
+ALTER TABLE {database}.conversion_history ADD COLUMN prev_payout Decimal(18, 4) AFTER prev_amount
+;
 
 CREATE MATERIALIZED VIEW IF NOT EXISTS {database}.conversion_history_mv
 TO {database}.conversion_history
 AS SELECT * FROM {database}.conversions
+;
+-- The conversions rollup: conversions per 15-minute UTC bucket of their
+-- own `ts` (whole buckets make any zone's day exact, as for clicks), by
+-- partner, offer and link, counted in their LATEST state. Each version
+-- row carries the state it replaces (prev_status, prev_amount,
+-- prev_payout), so the view adds the new state and takes the old one
+-- back: pending → approved is pending −1, approved +1. Signed columns,
+-- read with sum(); SummingMergeTree adds rows of one key up as it merges
+-- and drops rows that add up to zero. Revenue and payout are of approved
+-- conversions, in ten-thousandths. `duplicate` and empty statuses count
+-- nowhere. Exact while every (conversion_id, version) is inserted once
+-- (the shipper drops repeats: README, "Deduplication") and a conversion's
+-- ts, partner, offer and link stay the same in every version (a status
+-- change carries them over).
+CREATE TABLE IF NOT EXISTS {database}.conversions_15m
+(
+    bucket DateTime,
+    partner_id UInt64,
+    offer_id UInt64,
+    link_id UInt64,
+    approved Int64,
+    pending Int64,
+    rejected Int64,
+    reversed Int64,
+    revenue Int64,
+    payout Int64
+)
+ENGINE = SummingMergeTree()
+PARTITION BY toYYYYMM(bucket)
+ORDER BY (bucket, partner_id, offer_id, link_id)
+;
+-- Feeds conversions_15m from every INSERT into conversions. When migrate
+-- first creates it, it fills conversions_15m from the conversions already
+-- stored in their latest state (src/sql/conversions_15m_backfill.sql: the
+-- rows stored before prev_* existed carry no previous state, so this
+-- SELECT cannot fill it), then creates the view.
+CREATE MATERIALIZED VIEW IF NOT EXISTS {database}.conversions_15m_mv
+TO {database}.conversions_15m
+AS SELECT
+    toDateTime(intDiv(toUInt32(ts), 900) * 900) AS bucket,
+    partner_id,
+    offer_id,
+    link_id,
+    toInt64(countIf(status = 'approved')) - toInt64(countIf(prev_status = 'approved')) AS approved,
+    toInt64(countIf(status = 'pending')) - toInt64(countIf(prev_status = 'pending')) AS pending,
+    toInt64(countIf(status = 'rejected')) - toInt64(countIf(prev_status = 'rejected')) AS rejected,
+    toInt64(countIf(status = 'reversed')) - toInt64(countIf(prev_status = 'reversed')) AS reversed,
+    sumIf(toInt64(toDecimal128(amount, 4) * 10000), status = 'approved') - sumIf(toInt64(toDecimal128(prev_amount, 4) * 10000), prev_status = 'approved') AS revenue,
+    sumIf(toInt64(toDecimal128(payout, 4) * 10000), status = 'approved') - sumIf(toInt64(toDecimal128(prev_payout, 4) * 10000), prev_status = 'approved') AS payout
+FROM {database}.conversions
+WHERE status IN ('approved', 'pending', 'rejected', 'reversed')
+   OR prev_status IN ('approved', 'pending', 'rejected', 'reversed')
+GROUP BY bucket, partner_id, offer_id, link_id
 ;
 -- One row per attempt to call a partner's postback URL (at least once: a
 -- retried batch may repeat an attempt's row).

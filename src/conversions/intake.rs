@@ -626,6 +626,10 @@ impl Intake {
                 },
                 ip: &ip,
                 version: 1,
+                // The first version replaces nothing.
+                prev_status: "",
+                prev_amount: Money::ZERO,
+                prev_payout: Money::ZERO,
             })),
             _ => false,
         };

@@ -36,7 +36,8 @@ use crate::metrics::Metrics;
 /// records written before it existed keep their tags and meaning.)
 ///
 /// 2: conversions gained `deal_id` and `displaced_partner_id`.
-pub const FORMAT_VERSION: u8 = 2;
+/// 3: conversions gained `prev_status`, `prev_amount` and `prev_payout`.
+pub const FORMAT_VERSION: u8 = 3;
 
 /// One recorded click, as the redirect wrote it to the log; shipped as a
 /// [`ShippedClick`] (this plus columns derived off the redirect path). Borrowed, so recording a click copies request
@@ -157,6 +158,15 @@ pub struct ConversionRow<'a> {
     pub ip: &'a str,
     /// 1 for the first record, one more for every status change.
     pub version: u64,
+    /// The status of the version this one replaces; empty in version 1
+    /// (and in later versions recorded before format 3: see [`legacy`]).
+    /// The `conversions_15m` rollup takes that state back as it counts
+    /// this one.
+    pub prev_status: &'a str,
+    /// The `amount` of the version this one replaces, or 0.
+    pub prev_amount: Money,
+    /// The `payout` of the version this one replaces, or 0.
+    pub prev_payout: Money,
 }
 
 /// One row of the `postback_deliveries` table: one attempt to call a
@@ -256,14 +266,14 @@ impl<'a> Event<'a> {
     pub fn kind(bytes: &[u8]) -> Result<EventKind, DecodeError> {
         // Variant tags mean the same in every version.
         match bytes {
-            [legacy::V1 | FORMAT_VERSION, tag, ..] => match tag {
+            [legacy::V1 | legacy::V2 | FORMAT_VERSION, tag, ..] => match tag {
                 0 => Ok(EventKind::Click),
                 1 => Ok(EventKind::Orphan),
                 2 => Ok(EventKind::Conversion),
                 3 => Ok(EventKind::Delivery),
                 v => Err(DecodeError::Malformed(format!("unknown event kind {v}"))),
             },
-            [legacy::V1 | FORMAT_VERSION] | [] => {
+            [legacy::V1 | legacy::V2 | FORMAT_VERSION] | [] => {
                 Err(DecodeError::Malformed("empty record".into()))
             }
             [v, ..] => Err(DecodeError::Version(*v)),
@@ -277,6 +287,7 @@ impl<'a> Event<'a> {
                 postcard::from_bytes(rest).map_err(|e| DecodeError::Malformed(e.to_string()))
             }
             Some((&legacy::V1, rest)) => legacy::decode_v1(rest),
+            Some((&legacy::V2, rest)) => legacy::decode_v2(rest),
             Some((&v, _)) => Err(DecodeError::Version(v)),
             None => Err(DecodeError::Malformed("empty record".into())),
         }
@@ -426,6 +437,9 @@ pub(crate) mod tests {
             source: "postback",
             ip: "2001:db8::1",
             version: 1,
+            prev_status: "",
+            prev_amount: Money::ZERO,
+            prev_payout: Money::ZERO,
         }
     }
 
@@ -489,6 +503,9 @@ pub(crate) mod tests {
                 source: "",
                 ip: "",
                 version: 0,
+                prev_status: "",
+                prev_amount: Money::ZERO,
+                prev_payout: Money::ZERO,
             },
             // Limits: the longest ids the intake takes, unicode, extreme
             // amounts and integers.
@@ -507,6 +524,9 @@ pub(crate) mod tests {
                 deal_id: u64::MAX,
                 displaced_partner_id: u64::MAX,
                 version: u64::MAX,
+                prev_status: &huge,
+                prev_amount: min,
+                prev_payout: max,
                 ..conversion()
             },
         ];
@@ -560,8 +580,8 @@ pub(crate) mod tests {
         for c in cases {
             assert!(Event::decode(&c).is_err(), "{c:?}");
         }
-        let mut v3 = buf.clone();
-        v3[0] = 3;
-        assert!(matches!(Event::decode(&v3), Err(DecodeError::Version(3))));
+        let mut v4 = buf.clone();
+        v4[0] = 4;
+        assert!(matches!(Event::decode(&v4), Err(DecodeError::Version(4))));
     }
 }

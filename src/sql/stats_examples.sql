@@ -2,7 +2,7 @@
 -- stats API's SQL for a few requests (src/stats/query.rs builds it for
 -- each request). Checked on ClickHouse 18.16 by tests/stats.rs and on a
 -- current release by scripts/chdb-check.sh; do not edit by hand.
--- clicks ?group_by=partner,day&tz=Asia/Kathmandu&from=2026-01-01&to=2026-01-31
+-- clicks and rollup conversions ?group_by=partner,day&tz=Asia/Kathmandu&from=2026-01-01&to=2026-01-31
 SELECT
     [toString(k_partner), toString(k_day)] AS keys,
     sum(a_clicks) AS m_clicks,
@@ -34,33 +34,18 @@ FROM
     GROUP BY k_partner, k_day
     UNION ALL
     SELECT
-        c_partner_id AS k_partner,
-        toDate(c_ts, 'Asia/Kathmandu') AS k_day,
+        partner_id AS k_partner,
+        toDate(bucket, 'Asia/Kathmandu') AS k_day,
         toUInt64(0) AS a_clicks, toUInt64(0) AS a_unique_clicks,
         toUInt64(0) AS a_bot_clicks, toUInt64(0) AS a_rate_limited_clicks,
-        countIf(c_status = 'approved') AS a_conversions,
-        countIf(c_status = 'pending') AS a_pending,
-        countIf(c_status = 'rejected') AS a_rejected,
-        countIf(c_status = 'reversed') AS a_reversed,
-        sumIf(c_amount, c_status = 'approved') AS a_revenue,
-        sumIf(c_payout, c_status = 'approved') AS a_payout
-    FROM
-    (
-        SELECT
-            conversion_id,
-            any(ts) AS c_ts,
-            any(partner_id) AS c_partner_id,
-            any(offer_id) AS c_offer_id,
-            any(link_id) AS c_link_id,
-            any(click_id) AS c_click_id,
-            argMax(status, version) AS c_status,
-            toInt64(toDecimal128(argMax(amount, version), 4) * 10000) AS c_amount,
-            toInt64(toDecimal128(argMax(payout, version), 4) * 10000) AS c_payout
-        FROM {database}.conversions
-        WHERE ts >= toDateTime(1767204900) AND ts < toDateTime(1769883300)
-        GROUP BY conversion_id
-    ) AS conv
-    WHERE c_status IN ('approved', 'pending', 'rejected', 'reversed')
+        toUInt64(greatest(sum(approved), 0)) AS a_conversions,
+        toUInt64(greatest(sum(pending), 0)) AS a_pending,
+        toUInt64(greatest(sum(rejected), 0)) AS a_rejected,
+        toUInt64(greatest(sum(reversed), 0)) AS a_reversed,
+        sum(revenue) AS a_revenue,
+        sum(payout) AS a_payout
+    FROM {database}.conversions_15m
+    WHERE bucket >= toDateTime(1767204900) AND bucket < toDateTime(1769883300)
     GROUP BY k_partner, k_day
 )
 GROUP BY k_partner, k_day
@@ -68,7 +53,7 @@ ORDER BY k_partner, k_day
 LIMIT 0, 1001
 SETTINGS max_execution_time = 30
 ;
--- clicks_15m_links ?group_by=partner,day&tz=Asia/Kathmandu&from=2026-01-01&to=2026-01-31&metrics=clicks,conversions,payout,cr,epc
+-- clicks_15m_links and rollup conversions ?group_by=partner,day&tz=Asia/Kathmandu&from=2026-01-01&to=2026-01-31&metrics=clicks,conversions,payout,cr,epc
 SELECT
     [toString(k_partner), toString(k_day)] AS keys,
     sum(a_clicks) AS m_clicks,
@@ -100,33 +85,18 @@ FROM
     GROUP BY k_partner, k_day
     UNION ALL
     SELECT
-        c_partner_id AS k_partner,
-        toDate(c_ts, 'Asia/Kathmandu') AS k_day,
+        partner_id AS k_partner,
+        toDate(bucket, 'Asia/Kathmandu') AS k_day,
         toUInt64(0) AS a_clicks, toUInt64(0) AS a_unique_clicks,
         toUInt64(0) AS a_bot_clicks, toUInt64(0) AS a_rate_limited_clicks,
-        countIf(c_status = 'approved') AS a_conversions,
-        countIf(c_status = 'pending') AS a_pending,
-        countIf(c_status = 'rejected') AS a_rejected,
-        countIf(c_status = 'reversed') AS a_reversed,
-        sumIf(c_amount, c_status = 'approved') AS a_revenue,
-        sumIf(c_payout, c_status = 'approved') AS a_payout
-    FROM
-    (
-        SELECT
-            conversion_id,
-            any(ts) AS c_ts,
-            any(partner_id) AS c_partner_id,
-            any(offer_id) AS c_offer_id,
-            any(link_id) AS c_link_id,
-            any(click_id) AS c_click_id,
-            argMax(status, version) AS c_status,
-            toInt64(toDecimal128(argMax(amount, version), 4) * 10000) AS c_amount,
-            toInt64(toDecimal128(argMax(payout, version), 4) * 10000) AS c_payout
-        FROM {database}.conversions
-        WHERE ts >= toDateTime(1767204900) AND ts < toDateTime(1769883300)
-        GROUP BY conversion_id
-    ) AS conv
-    WHERE c_status IN ('approved', 'pending', 'rejected', 'reversed')
+        toUInt64(greatest(sum(approved), 0)) AS a_conversions,
+        toUInt64(greatest(sum(pending), 0)) AS a_pending,
+        toUInt64(greatest(sum(rejected), 0)) AS a_rejected,
+        toUInt64(greatest(sum(reversed), 0)) AS a_reversed,
+        sum(revenue) AS a_revenue,
+        sum(payout) AS a_payout
+    FROM {database}.conversions_15m
+    WHERE bucket >= toDateTime(1767204900) AND bucket < toDateTime(1769883300)
     GROUP BY k_partner, k_day
 )
 GROUP BY k_partner, k_day
@@ -134,7 +104,7 @@ ORDER BY k_partner, k_day
 LIMIT 0, 1001
 SETTINGS max_execution_time = 30
 ;
--- clicks_15m ?group_by=offer,link,hour,week,month,country,device,os,browser,sub1&tz=America/St_Johns&sort=-epc&metrics=clicks,epc
+-- clicks_15m and raw conversions ?group_by=offer,link,hour,week,month,country,device,os,browser,sub1&tz=America/St_Johns&sort=-epc&metrics=clicks,epc
 SELECT
     [toString(k_offer), toString(k_link), toString(toUInt32(k_hour)), toString(k_week), toString(k_month), k_country, k_device, k_os, k_browser, k_sub1] AS keys,
     sum(a_clicks) AS m_clicks,
@@ -223,7 +193,7 @@ ORDER BY m_epc DESC, k_offer, k_link, k_hour, k_week, k_month, k_country, k_devi
 LIMIT 0, 1001
 SETTINGS max_execution_time = 30
 ;
--- clicks ?group_by=sub1,sub2,sub3,sub4,sub5,hour&tz=America/New_York&sort=-cr&limit=10
+-- clicks and raw conversions ?group_by=sub1,sub2,sub3,sub4,sub5,hour&tz=America/New_York&sort=-cr&limit=10
 SELECT
     [k_sub1, k_sub2, k_sub3, k_sub4, k_sub5, toString(toUInt32(k_hour))] AS keys,
     sum(a_clicks) AS m_clicks,
@@ -304,7 +274,7 @@ ORDER BY m_cr DESC, k_sub1, k_sub2, k_sub3, k_sub4, k_sub5, k_hour
 LIMIT 0, 11
 SETTINGS max_execution_time = 30
 ;
--- clicks_15m ?partner_id=1,2&offer_id=1&link_id=1&country=X&group_by=day&sort=-payout&metrics=payout
+-- clicks_15m and raw conversions ?partner_id=1,2&offer_id=1&link_id=1&country=X&group_by=day&sort=-payout&metrics=payout
 SELECT
     [toString(k_day)] AS keys,
     sum(a_clicks) AS m_clicks,
@@ -375,7 +345,7 @@ ORDER BY m_payout DESC, k_day
 LIMIT 0, 1001
 SETTINGS max_execution_time = 30
 ;
--- clicks ?partner_id=1&country=X&group_by=partner,country&sort=country
+-- clicks and raw conversions ?partner_id=1&country=X&group_by=partner,country&sort=country
 SELECT
     [toString(k_partner), k_country] AS keys,
     sum(a_clicks) AS m_clicks,
@@ -448,7 +418,7 @@ ORDER BY k_country, k_partner
 LIMIT 0, 1001
 SETTINGS max_execution_time = 30
 ;
--- clicks_15m_links ?metrics=clicks,bot_clicks
+-- clicks_15m_links and rollup conversions ?metrics=clicks,bot_clicks
 SELECT
     emptyArrayString() AS keys,
     sum(a_clicks) AS m_clicks,
@@ -479,34 +449,19 @@ FROM
     SELECT
         toUInt64(0) AS a_clicks, toUInt64(0) AS a_unique_clicks,
         toUInt64(0) AS a_bot_clicks, toUInt64(0) AS a_rate_limited_clicks,
-        countIf(c_status = 'approved') AS a_conversions,
-        countIf(c_status = 'pending') AS a_pending,
-        countIf(c_status = 'rejected') AS a_rejected,
-        countIf(c_status = 'reversed') AS a_reversed,
-        sumIf(c_amount, c_status = 'approved') AS a_revenue,
-        sumIf(c_payout, c_status = 'approved') AS a_payout
-    FROM
-    (
-        SELECT
-            conversion_id,
-            any(ts) AS c_ts,
-            any(partner_id) AS c_partner_id,
-            any(offer_id) AS c_offer_id,
-            any(link_id) AS c_link_id,
-            any(click_id) AS c_click_id,
-            argMax(status, version) AS c_status,
-            toInt64(toDecimal128(argMax(amount, version), 4) * 10000) AS c_amount,
-            toInt64(toDecimal128(argMax(payout, version), 4) * 10000) AS c_payout
-        FROM {database}.conversions
-        WHERE ts >= toDateTime(1765497600) AND ts < toDateTime(1768089600)
-        GROUP BY conversion_id
-    ) AS conv
-    WHERE c_status IN ('approved', 'pending', 'rejected', 'reversed')
+        toUInt64(greatest(sum(approved), 0)) AS a_conversions,
+        toUInt64(greatest(sum(pending), 0)) AS a_pending,
+        toUInt64(greatest(sum(rejected), 0)) AS a_rejected,
+        toUInt64(greatest(sum(reversed), 0)) AS a_reversed,
+        sum(revenue) AS a_revenue,
+        sum(payout) AS a_payout
+    FROM {database}.conversions_15m
+    WHERE bucket >= toDateTime(1765497600) AND bucket < toDateTime(1768089600)
 )
 LIMIT 0, 1001
 SETTINGS max_execution_time = 30
 ;
--- clicks ?
+-- clicks and rollup conversions ?
 SELECT
     emptyArrayString() AS keys,
     sum(a_clicks) AS m_clicks,
@@ -537,34 +492,19 @@ FROM
     SELECT
         toUInt64(0) AS a_clicks, toUInt64(0) AS a_unique_clicks,
         toUInt64(0) AS a_bot_clicks, toUInt64(0) AS a_rate_limited_clicks,
-        countIf(c_status = 'approved') AS a_conversions,
-        countIf(c_status = 'pending') AS a_pending,
-        countIf(c_status = 'rejected') AS a_rejected,
-        countIf(c_status = 'reversed') AS a_reversed,
-        sumIf(c_amount, c_status = 'approved') AS a_revenue,
-        sumIf(c_payout, c_status = 'approved') AS a_payout
-    FROM
-    (
-        SELECT
-            conversion_id,
-            any(ts) AS c_ts,
-            any(partner_id) AS c_partner_id,
-            any(offer_id) AS c_offer_id,
-            any(link_id) AS c_link_id,
-            any(click_id) AS c_click_id,
-            argMax(status, version) AS c_status,
-            toInt64(toDecimal128(argMax(amount, version), 4) * 10000) AS c_amount,
-            toInt64(toDecimal128(argMax(payout, version), 4) * 10000) AS c_payout
-        FROM {database}.conversions
-        WHERE ts >= toDateTime(1765497600) AND ts < toDateTime(1768089600)
-        GROUP BY conversion_id
-    ) AS conv
-    WHERE c_status IN ('approved', 'pending', 'rejected', 'reversed')
+        toUInt64(greatest(sum(approved), 0)) AS a_conversions,
+        toUInt64(greatest(sum(pending), 0)) AS a_pending,
+        toUInt64(greatest(sum(rejected), 0)) AS a_rejected,
+        toUInt64(greatest(sum(reversed), 0)) AS a_reversed,
+        sum(revenue) AS a_revenue,
+        sum(payout) AS a_payout
+    FROM {database}.conversions_15m
+    WHERE bucket >= toDateTime(1765497600) AND bucket < toDateTime(1768089600)
 )
 LIMIT 0, 1001
 SETTINGS max_execution_time = 30
 ;
--- clicks ?group_by=month&sort=-month&from=2026-01-01T00:00:00Z&to=2026-01-01T10:07:00Z
+-- clicks and raw conversions ?group_by=month&sort=-month&from=2026-01-01T00:00:00Z&to=2026-01-01T10:07:00Z
 SELECT
     [toString(k_month)] AS keys,
     sum(a_clicks) AS m_clicks,

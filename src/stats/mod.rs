@@ -71,7 +71,7 @@ use serde::Deserialize;
 
 use crate::config::StatsConfig;
 use crate::validation::FieldError;
-pub use query::Plan;
+pub use query::{ConversionsPlan, Plan};
 pub use request::StatsRequest;
 pub use timing::TimingRequest;
 
@@ -145,6 +145,8 @@ pub struct StatsPage {
     pub request: StatsRequest,
     /// Where the click counts came from.
     pub plan: Plan,
+    /// Where the conversion counts came from.
+    pub conversions_plan: ConversionsPlan,
     /// At most `limit` rows.
     pub rows: Vec<StatsRow>,
     /// The next page's cursor, when there is one.
@@ -179,9 +181,11 @@ impl Stats {
     /// Answers one page of `request`.
     pub async fn answer(&self, request: StatsRequest) -> Result<StatsPage, StatsError> {
         let plan = query::plan(&request)?;
+        let conversions_plan = query::conversions_plan(&request);
         let sql = query::build(
             &request,
             plan,
+            conversions_plan,
             &self.database,
             self.limits.query_timeout_secs,
         );
@@ -194,6 +198,7 @@ impl Stats {
         Ok(StatsPage {
             request,
             plan,
+            conversions_plan,
             rows,
             next_cursor,
         })

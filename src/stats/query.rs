@@ -2,7 +2,8 @@
 //!
 //! One statement, valid on ClickHouse 18.16 and current releases: the
 //! clicks side (a rollup, `clicks_15m_links` or `clicks_15m`, or the raw
-//! `clicks` table) and the conversions side (always raw: see the module
+//! `clicks` table) and the conversions side (the `conversions_15m` rollup
+//! or the raw `conversions` table joined to its clicks: see the module
 //! doc of `stats`), each grouped by the request's keys, `UNION ALL`,
 //! summed by key, ordered and cut to one page (one row more than the page,
 //! to know there is a next).
@@ -44,6 +45,43 @@ impl Plan {
             Plan::Attributes => "clicks_15m",
             Plan::Raw => "clicks",
         }
+    }
+}
+
+/// Where the conversion counts come from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConversionsPlan {
+    /// `conversions_15m`: 15-minute buckets by partner, offer and link,
+    /// each conversion counted in its latest state.
+    Rollup,
+    /// `conversions`, each conversion's latest version, joined to its
+    /// click when a click attribute is asked for.
+    Raw,
+}
+
+impl ConversionsPlan {
+    /// `rollup` or `raw`, as answers name their source.
+    pub fn name(self) -> &'static str {
+        match self {
+            ConversionsPlan::Rollup => "rollup",
+            ConversionsPlan::Raw => "raw",
+        }
+    }
+}
+
+/// Where `req`'s conversion counts come from: `conversions_15m` when its
+/// keys and filters are partners, offers, links and times only and its
+/// bounds are whole buckets (unless `source=raw`); else the raw table.
+/// Independent of the clicks' plan: `source=rollup` asks it of the clicks
+/// side, and the conversions side follows whenever it can.
+pub fn conversions_plan(req: &StatsRequest) -> ConversionsPlan {
+    let by_ids =
+        req.group_by.iter().all(|d| d.is_id() || d.is_time()) && req.filters.countries.is_empty();
+    let whole = req.from % BUCKET_SECS == 0 && req.to % BUCKET_SECS == 0;
+    if req.source != Source::Raw && by_ids && whole {
+        ConversionsPlan::Rollup
+    } else {
+        ConversionsPlan::Raw
     }
 }
 
@@ -104,9 +142,18 @@ enum Side {
 /// stopped by ClickHouse after `timeout_secs`. Its columns: `keys`
 /// (Array(String), one per group key in order), then every metric of
 /// [`Metric::ALL`] (money and ratios as Int64 / UInt64 ten-thousandths).
-pub fn build(req: &StatsRequest, plan: Plan, database: &str, timeout_secs: u64) -> String {
+pub fn build(
+    req: &StatsRequest,
+    plan: Plan,
+    conversions: ConversionsPlan,
+    database: &str,
+    timeout_secs: u64,
+) -> String {
     let clicks = clicks_side(req, plan, database);
-    let conversions = conversions_side(req, database);
+    let conversions = match conversions {
+        ConversionsPlan::Rollup => conversions_rollup_side(req, database),
+        ConversionsPlan::Raw => conversions_side(req, database),
+    };
     let keys = if req.group_by.is_empty() {
         "emptyArrayString()".to_string()
     } else {
@@ -218,6 +265,40 @@ fn clicks_side(req: &StatsRequest, plan: Plan, db: &str) -> String {
         from = req.from,
         to = req.to,
         filters = and_all(&filters),
+    );
+    if !req.group_by.is_empty() {
+        sql.push_str(&format!("    GROUP BY {}\n", key_aliases(&req.group_by)));
+    }
+    sql
+}
+
+/// The conversions side from `conversions_15m`: signed changes of state
+/// summed by key, which leaves each conversion counted once, in its latest
+/// state. Clicks' metrics are zeros.
+fn conversions_rollup_side(req: &StatsRequest, db: &str) -> String {
+    // A sum below zero would mean a version stored twice or a status
+    // change without its previous state (README, "Stats"): shown as 0,
+    // not as a wrapped-around count.
+    let count = |c: &str| format!("toUInt64(greatest(sum({c}), 0))");
+    let mut sql = format!(
+        "    SELECT\n{keys}        toUInt64(0) AS a_clicks, toUInt64(0) AS a_unique_clicks,\n\
+         \x20       toUInt64(0) AS a_bot_clicks, toUInt64(0) AS a_rate_limited_clicks,\n\
+         \x20       {approved} AS a_conversions,\n\
+         \x20       {pending} AS a_pending,\n\
+         \x20       {rejected} AS a_rejected,\n\
+         \x20       {reversed} AS a_reversed,\n\
+         \x20       sum(revenue) AS a_revenue,\n\
+         \x20       sum(payout) AS a_payout\n\
+         \x20   FROM {db}.conversions_15m\n\
+         \x20   WHERE bucket >= toDateTime({from}) AND bucket < toDateTime({to}){filters}\n",
+        keys = key_columns(req, Side::Rollup),
+        approved = count("approved"),
+        pending = count("pending"),
+        rejected = count("rejected"),
+        reversed = count("reversed"),
+        from = req.from,
+        to = req.to,
+        filters = and_all(&id_filters(req)),
     );
     if !req.group_by.is_empty() {
         sql.push_str(&format!("    GROUP BY {}\n", key_aliases(&req.group_by)));

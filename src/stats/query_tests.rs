@@ -65,7 +65,8 @@ fn the_narrowest_rollup_answers_whenever_one_can() {
 /// The SQL for `query` from `plan` holds every one of `present` and none
 /// of `absent`.
 fn check_sql(query: &str, plan: Plan, present: &[&str], absent: &[&str]) {
-    let sql = build(&request(query), plan, "db", 30);
+    let req = request(query);
+    let sql = build(&req, plan, conversions_plan(&req), "db", 30);
     for p in present {
         assert!(sql.contains(p), "{query}: no {p:?} in\n{sql}");
     }
@@ -86,7 +87,9 @@ fn the_sql_groups_filters_and_orders_as_asked() {
             "sum(clicks) AS a_clicks",
             "toUInt64(0) AS a_unique_clicks",
             "toDate(bucket, 'Asia/Kathmandu') AS k_day",
-            "toDate(c_ts, 'Asia/Kathmandu') AS k_day",
+            "FROM db.conversions_15m\n",
+            "toUInt64(greatest(sum(approved), 0)) AS a_conversions",
+            "sum(revenue) AS a_revenue",
             // Kathmandu's midnights: 18:15 UTC the day before.
             "bucket >= toDateTime(1767204900) AND bucket < toDateTime(1769883300)",
             "GROUP BY k_partner, k_day",
@@ -94,7 +97,13 @@ fn the_sql_groups_filters_and_orders_as_asked() {
             "LIMIT 0, 1001",
             "max_execution_time = 30",
         ],
-        &["FROM db.clicks\n", "FROM db.clicks_15m\n", "ANY LEFT JOIN"],
+        &[
+            "FROM db.clicks\n",
+            "FROM db.clicks_15m\n",
+            "ANY LEFT JOIN",
+            "FROM db.conversions\n",
+            "c_ts",
+        ],
     );
     check_sql(
         "group_by=sub2,hour&tz=America/St_Johns&sort=-clicks",
@@ -148,11 +157,56 @@ fn the_sql_groups_filters_and_orders_as_asked() {
         Links,
         &[
             "toStartOfMonth(bucket, 'UTC') AS k_month",
-            "c_offer_id AS k_offer",
+            "FROM db.conversions_15m\n",
             "offer_id IN (3)",
         ],
-        &["ANY LEFT JOIN", "partner_id IN"],
+        &["ANY LEFT JOIN", "partner_id IN", "c_offer_id"],
     );
+    // The raw conversions, for the same keys, when asked.
+    check_sql(
+        "group_by=month,offer,link&offer_id=3&source=raw",
+        Raw,
+        &[
+            "FROM db.conversions\n",
+            "c_offer_id AS k_offer",
+            "argMax(status, version)",
+        ],
+        &["conversions_15m"],
+    );
+}
+
+/// `query`'s conversions are counted from `expected`.
+fn check_conversions(query: &str, expected: ConversionsPlan) {
+    assert_eq!(conversions_plan(&request(query)), expected, "{query}");
+}
+
+#[test]
+fn conversions_come_from_their_rollup_when_it_holds_the_keys() {
+    use ConversionsPlan::*;
+    let cases = [
+        ("", Rollup),
+        ("group_by=partner,offer,link,day,hour,week,month", Rollup),
+        (
+            "group_by=partner,day&tz=Asia/Kathmandu&from=2026-01-01&to=2026-01-31",
+            Rollup,
+        ),
+        ("partner_id=1,2&offer_id=3&link_id=4", Rollup),
+        // unique_clicks is the clicks side's business.
+        ("metrics=unique_clicks", Rollup),
+        // source=rollup is asked of the clicks; the conversions follow.
+        ("source=rollup&metrics=clicks&group_by=sub1", Raw),
+        ("source=raw", Raw),
+        // Click attributes: the conversions' clicks must be joined.
+        ("group_by=country", Raw),
+        ("group_by=day,sub1", Raw),
+        ("country=de", Raw),
+        // Bounds off the quarter hour.
+        ("from=2026-01-01T10:07:00Z", Raw),
+        ("to=2026-01-01T10:00:01Z&from=2026-01-01", Raw),
+    ];
+    for (query, expected) in cases {
+        check_conversions(query, expected);
+    }
 }
 
 /// Requests whose SQL `src/sql/stats_examples.sql` holds: every key, both
@@ -193,8 +247,14 @@ fn examples() -> String {
         if i > 0 {
             out.push_str(";\n");
         }
-        out.push_str(&format!("-- {} ?{query}\n", plan.table()));
-        out.push_str(&build(&request(query), *plan, "{database}", 30));
+        let req = request(query);
+        let conversions = conversions_plan(&req);
+        out.push_str(&format!(
+            "-- {} and {} conversions ?{query}\n",
+            plan.table(),
+            conversions.name()
+        ));
+        out.push_str(&build(&req, *plan, conversions, "{database}", 30));
         out.push('\n');
     }
     for query in TIMING_EXAMPLES {

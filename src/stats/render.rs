@@ -101,10 +101,11 @@ pub struct JsonPage<'a>(pub &'a StatsPage);
 
 impl Serialize for JsonPage<'_> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let mut page = s.serialize_struct("StatsPage", 3)?;
+        let mut page = s.serialize_struct("StatsPage", 4)?;
         page.serialize_field("rows", &rows(self.0))?;
         page.serialize_field("next_cursor", &self.0.next_cursor)?;
         page.serialize_field("source", self.0.plan.name())?;
+        page.serialize_field("conversions_source", self.0.conversions_plan.name())?;
         page.end()
     }
 }
@@ -157,6 +158,7 @@ mod tests {
         StatsPage {
             request,
             plan: Plan::Links,
+            conversions_plan: crate::stats::ConversionsPlan::Rollup,
             rows,
             next_cursor: None,
         }

@@ -1,8 +1,9 @@
-//! One batch into ClickHouse: split by table, clicks and conversions
-//! exactly once (after any doubt, only what ClickHouse lacks), the other
-//! rows at least once, and rows ClickHouse refuses kept in a rejected file.
+//! One batch into ClickHouse: split by table, clicks exactly once (after
+//! any doubt, only what ClickHouse lacks), conversions exactly once per
+//! version (always only what ClickHouse lacks, each once), the other rows
+//! at least once, and rows ClickHouse refuses kept in a rejected file.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::time::Instant;
 
 use clickhouse::{Row, RowWrite};
@@ -11,12 +12,13 @@ use tokio_util::sync::CancellationToken;
 use tracing::{error, info, warn};
 
 use super::retry::{classify, ErrorKind};
+use super::versions::{to_send, Held, HeldState};
 use super::{yield_every, Shipper};
 use crate::backoff::{Backoff, Stopped};
 use crate::enrich::{ClickFacts, Enriched};
 use crate::events::log::{Pos, Record};
 use crate::events::{
-    ClickRow, ConversionRow, Event, EventKind, OrphanRow, PostbackDeliveryRow, ShippedClick,
+    ClickRow, ConversionRow, Event, EventKind, Money, OrphanRow, PostbackDeliveryRow, ShippedClick,
 };
 
 /// One answer row of [`EXISTING_CONVERSIONS_SQL`].
@@ -26,10 +28,10 @@ use crate::events::{
 struct HeldVersion {
     conversion_id: String,
     version: u64,
+    status: String,
+    amount: Money,
+    payout: Money,
 }
-
-/// The versions ClickHouse holds, by conversion id.
-type HeldVersions = HashMap<String, HashSet<u64>>;
 
 /// The clicks among `records` (all tagged as clicks) that decode.
 fn decode_clicks<'r>(records: &'r [&'r [u8]]) -> impl Iterator<Item = ClickRow<'r>> + 'r {
@@ -85,7 +87,7 @@ impl Shipper {
                 .await?;
         }
         if !conversions.is_empty() {
-            self.ship_conversions(&conversions, verify, stop).await?;
+            self.ship_conversions(&conversions, stop).await?;
         }
         if !orphans.is_empty() {
             self.ship_at_least_once::<OrphanRow<'static>, _>(
@@ -202,50 +204,49 @@ impl Shipper {
         }
     }
 
-    /// Conversions, exactly once per `(conversion_id, version)`: after any
-    /// doubt, only the pairs ClickHouse lacks.
+    /// Conversions, exactly once per `(conversion_id, version)`: before
+    /// every attempt, not only after a doubt, the pairs ClickHouse holds
+    /// are asked for and left out, and so are repeats within the batch
+    /// (see [`super::versions`]).
     async fn ship_conversions(
         &self,
         rows: &[ConversionRow<'_>],
-        mut verify: bool,
         stop: &CancellationToken,
     ) -> Result<(), Stopped> {
         let mut backoff = self.retry.clone();
         loop {
             let attempt = async {
-                let held = if verify {
-                    self.existing_conversions(rows)
-                        .await
-                        .map_err(|e| self.count_error(&e, "conversions", rows.len()))?
-                } else {
-                    HeldVersions::new()
-                };
-                let send = || {
-                    rows.iter().filter(|r| {
-                        !held
-                            .get(r.conversion_id)
-                            .is_some_and(|v| v.contains(&r.version))
-                    })
-                };
-                if !held.is_empty() {
-                    let count = send().count();
+                let held = self
+                    .existing_conversions(rows)
+                    .await
+                    .map_err(|e| self.count_error(&e, "conversions", rows.len()))?;
+                let (send, orphans) = to_send(rows, &held);
+                if send.len() < rows.len() {
                     info!(
-                        already_there = rows.len() - count,
-                        "skipped conversions clickhouse already holds"
+                        already_there = rows.len() - send.len(),
+                        "skipped conversion versions clickhouse already holds or the batch repeats"
                     );
-                    if count == 0 {
-                        return Ok(());
-                    }
+                }
+                if orphans > 0 {
+                    warn!(
+                        rows = orphans,
+                        "status changes recorded before event format 3 whose previous version \
+                         clickhouse lacks: conversions_15m counts their new state without taking \
+                         the old one back (README, \"Stats\": rebuilding the rollup)"
+                    );
+                }
+                if send.is_empty() {
+                    return Ok(());
                 }
                 match self
-                    .insert::<ConversionRow<'static>, _>("conversions", send().cloned())
+                    .insert::<ConversionRow<'static>, _>("conversions", send.iter().cloned())
                     .await
                 {
                     Ok(_) => Ok(()),
                     Err(ErrorKind::Data) => {
                         self.reject(
                             "conversions",
-                            send().cloned().map(Event::Conversion).collect(),
+                            send.into_iter().map(Event::Conversion).collect(),
                         );
                         Ok(())
                     }
@@ -254,10 +255,7 @@ impl Shipper {
             };
             match attempt.await {
                 Ok(()) => return Ok(()),
-                Err(_) => {
-                    verify = true;
-                    self.wait(&mut backoff, stop).await?;
-                }
+                Err(_) => self.wait(&mut backoff, stop).await?,
             }
         }
     }
@@ -328,14 +326,15 @@ impl Shipper {
         Ok(ids.into_iter().collect())
     }
 
-    /// The `(conversion_id, version)` pairs among `rows` that ClickHouse
-    /// already holds.
+    /// The versions ClickHouse already holds of the conversions among
+    /// `rows`, with their states: one query for the batch, by its time and
+    /// id range.
     async fn existing_conversions(
         &self,
         rows: &[ConversionRow<'_>],
-    ) -> clickhouse::error::Result<HeldVersions> {
+    ) -> clickhouse::error::Result<Held> {
         let Some(first) = rows.first() else {
-            return Ok(HeldVersions::new());
+            return Ok(Held::new());
         };
         let (mut min_ts, mut max_ts) = (first.ts, first.ts);
         let (mut min_id, mut max_id) = (first.conversion_id, first.conversion_id);
@@ -354,9 +353,16 @@ impl Shipper {
             .bind(max_id)
             .fetch_all::<HeldVersion>()
             .await?;
-        let mut held = HeldVersions::new();
+        let mut held = Held::new();
         for h in found {
-            held.entry(h.conversion_id).or_default().insert(h.version);
+            held.entry(h.conversion_id).or_default().insert(
+                h.version,
+                HeldState {
+                    status: h.status,
+                    amount: h.amount,
+                    payout: h.payout,
+                },
+            );
         }
         Ok(held)
     }

@@ -9,9 +9,11 @@
 //! before the first empty read after start (the backlog a previous process
 //! may have shipped) — the shipper asks ClickHouse which of the batch's click
 //! ids it already holds, by the batch's time and id range (ids sort by
-//! time), and sends only the rest. Conversions are shipped the same way,
-//! keyed by `(conversion_id, version)`: a status change is a new version,
-//! never a duplicate. `orphan_hits` and `postback_deliveries` rows carry no
+//! time), and sends only the rest. Conversions are keyed by
+//! `(conversion_id, version)` (a status change is a new version, never a
+//! duplicate) and asked about before EVERY batch, repeats within a batch
+//! dropped too: one version can reach the log twice (a claim taken over),
+//! and the `conversions_15m` rollup would count it twice ([`versions`]). `orphan_hits` and `postback_deliveries` rows carry no
 //! id and are at least once.
 //!
 //! Each click is enriched before its INSERT (country, device, OS, browser,
@@ -32,6 +34,7 @@
 
 mod insert;
 mod retry;
+mod versions;
 
 pub use retry::{classify, ErrorKind};
 

@@ -22,8 +22,13 @@ use crate::stats::{Stats, StatsError};
 /// The page's next cursor, on CSV answers (JSON has `next_cursor`).
 pub const NEXT_CURSOR_HEADER: &str = "x-next-cursor";
 
-/// Which source answered (`rollup` or `raw`), on every answer.
+/// Which source answered the click counts (`rollup` or `raw`), on every
+/// answer.
 pub const SOURCE_HEADER: &str = "x-stats-source";
+
+/// Which source answered the conversion counts (`rollup` or `raw`), on
+/// every answer.
+pub const CONVERSIONS_SOURCE_HEADER: &str = "x-stats-conversions-source";
 
 /// Query parameters of `GET /api/v1/stats` (documentation only: the
 /// handler reads the raw query string to name any bad parameter).
@@ -147,18 +152,24 @@ pub struct StatsAnswer {
     next_cursor: Option<String>,
     /// Where the click counts came from: `rollup` or `raw`.
     source: String,
+    /// Where the conversion counts came from: `rollup`
+    /// (`conversions_15m`: keys and filters by partner, offer, link and
+    /// time only, whole 15-minute bounds, not `source=raw`) or `raw`.
+    conversions_source: String,
 }
 
 /// Clicks and conversions grouped, filtered and sorted. Exact in every
 /// time zone: click counts come from 15-minute rollups where one can answer
 /// (every UTC offset is a whole number of quarter hours), else from the raw
 /// table, as do distinct visitors; conversions count in their latest state,
-/// at their own time.
+/// at their own time, from a 15-minute rollup where it can answer, else
+/// from the raw table.
 #[utoipa::path(get, path = "/api/v1/stats", tag = "stats", params(StatsQuery),
     responses(
         (status = 200, description = "a page of rows (CSV with `format=csv` or `Accept: text/csv`; \
             its next cursor in `X-Next-Cursor`)", body = StatsAnswer,
-            headers(("x-stats-source" = String, description = "rollup or raw"))),
+            headers(("x-stats-source" = String, description = "where the click counts came from: rollup or raw"),
+                ("x-stats-conversions-source" = String, description = "where the conversion counts came from: rollup or raw"))),
         (status = 400, description = "an invalid parameter (named in `field`): unknown group key, metric \
             or parameter, from after to, a range over stats.max_range_days, a bad tz or cursor, \
             source=rollup that the rollup cannot answer", body = ErrorBody),
@@ -195,6 +206,7 @@ pub(crate) async fn respond(
     };
     let page = stats.answer(request).await?;
     let source = HeaderValue::from_static(page.plan.name());
+    let conversions_source = HeaderValue::from_static(page.conversions_plan.name());
     let mut resp = if as_csv {
         let mut r = (
             [(header::CONTENT_TYPE, "text/csv; charset=utf-8")],
@@ -212,6 +224,8 @@ pub(crate) async fn respond(
         Json(JsonPage(&page)).into_response()
     };
     resp.headers_mut().insert(SOURCE_HEADER, source);
+    resp.headers_mut()
+        .insert(CONVERSIONS_SOURCE_HEADER, conversions_source);
     Ok(resp)
 }
 

@@ -128,8 +128,10 @@ impl Ledger {
         fetch(query.fetch_all::<Stored>()).await
     }
 
-    /// Makes a new version durable; false when the spool cannot take it.
-    pub(crate) fn record(&self, v: &Stored) -> bool {
+    /// Makes `v`, the version after `replaced`, durable with the state it
+    /// replaces (which `conversions_15m` takes back as it counts `v`);
+    /// false when the spool cannot take it.
+    pub(crate) fn record(&self, v: &Stored, replaced: &Stored) -> bool {
         self.sink.record(&Event::Conversion(ConversionRow {
             conversion_id: &v.conversion_id,
             ts: v.ts,
@@ -154,6 +156,9 @@ impl Ledger {
             source: &v.source,
             ip: &v.ip,
             version: v.version,
+            prev_status: &replaced.status,
+            prev_amount: replaced.amount,
+            prev_payout: replaced.payout,
         }))
     }
 }

@@ -140,7 +140,7 @@ pub async fn patch_conversion(
     let guard = VersionGuard::new(catalog);
     guard.check_shipped(&id, current.version).await?;
     guard.claim(&id, next.version).await?;
-    if !s.conversions.record(&next) {
+    if !s.conversions.record(&next, current) {
         guard.release(&id, next.version).await;
         return Err(ApiError::unavailable(
             "the spool cannot take the new version; nothing was changed",
