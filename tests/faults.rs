@@ -547,6 +547,90 @@ async fn conversions_land_once_per_version_after_lost_answers_and_restarts() {
     assert_eq!(latest.trim(), "approved");
 }
 
+/// A version that reaches the log twice (a claim taken over: README,
+/// "Deduplication"), within one batch or after an earlier batch shipped
+/// it, is inserted once, with no unknown outcome involved: the shipper
+/// asks before every conversion batch. So `conversions_15m`, which counts
+/// every inserted row as a change of state, stays exact.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn conversion_versions_reaching_the_log_twice_are_inserted_once() {
+    use trackedge::events::{ConversionRow, Event, Money};
+
+    let ch = &services().clickhouse;
+    let db = unique_name("conv_twice");
+    let direct = clickhouse::Client::default()
+        .with_url(ch.url())
+        .with_validation(false);
+    trackedge::schema::migrate(&direct, &db).await.unwrap();
+    let amount = Money::from_scaled(250_000).unwrap(); // 25.0000
+    let payout = Money::from_scaled(25_000).unwrap(); // 2.5000
+    let row = |id: &'static str, version: u64, status: &'static str, prev: &'static str| {
+        let (prev_amount, prev_payout) = if prev.is_empty() {
+            (Money::ZERO, Money::ZERO)
+        } else {
+            (amount, payout)
+        };
+        Event::Conversion(ConversionRow {
+            conversion_id: id,
+            ts: 1_790_000_000,
+            click_id: "",
+            click_ts: 0,
+            link_id: 7,
+            partner_id: 1,
+            offer_id: 2,
+            order_id: id,
+            event: "sale",
+            amount,
+            currency: "EUR",
+            payout,
+            payout_currency: "EUR",
+            status,
+            reason: "ok",
+            customer_id: "",
+            attribution: "click",
+            payout_rule: "offer",
+            deal_id: 0,
+            displaced_partner_id: 0,
+            source: "postback",
+            ip: "",
+            version,
+            prev_status: prev,
+            prev_amount,
+            prev_payout,
+        })
+    };
+    let flushed = |m: &trackedge::metrics::Metrics| {
+        m.events_flushed.with_label_values(&["conversions"]).get()
+    };
+    let first = [
+        row("cvt0", 1, "pending", ""),
+        row("cvt1", 1, "approved", ""),
+    ];
+    let m = ship_conversions(&first, &ch.url(), &db, 2).await;
+    assert_eq!(flushed(&m), 2);
+    // Copies of shipped versions, a status change written twice and a
+    // new conversion written twice, all in one batch.
+    let second = [
+        row("cvt0", 1, "pending", ""),
+        row("cvt0", 2, "approved", "pending"),
+        row("cvt1", 1, "approved", ""),
+        row("cvt0", 2, "approved", "pending"),
+        row("cvt2", 1, "approved", ""),
+        row("cvt2", 1, "approved", ""),
+    ];
+    let m = ship_conversions(&second, &ch.url(), &db, 4).await;
+    assert_eq!(flushed(&m), 2, "only cvt0's version 2 and cvt2 are new");
+    let stored = ch.query(&format!(
+        "SELECT count(), uniqExact(conversion_id, version) FROM {db}.conversions FORMAT TabSeparated"
+    ));
+    assert_eq!(stored.trim(), "4\t4");
+    let rollup = ch.query(&format!(
+        "SELECT sum(approved), sum(pending), sum(rejected), sum(reversed), sum(revenue), sum(payout) \
+         FROM {db}.conversions_15m FORMAT TabSeparated"
+    ));
+    assert_eq!(rollup.trim(), "3\t0\t0\t0\t750000\t75000");
+}
+
 /// Merchants reporting one order after another, each order retried until
 /// it gets a verdict (through kills and restarts, as a merchant's retry
 /// queue would), keeping every verdict.

@@ -1,10 +1,13 @@
 //! `GET /api/v1/stats` end to end: clicks and conversions inserted straight
 //! into a migrated ClickHouse database (bots, rate-limited clicks, clicks on
 //! both sides of a Kathmandu midnight and across daylight saving changes,
-//! conversions with new versions, reversals and a version written twice),
-//! then the API's answers, from the rollup and from the raw tables,
-//! compared with SQL on the raw tables written here, independently of the
-//! service's: `FINAL` and a join for conversions, one query per metric.
+//! conversions with new versions, pending → approved and approved →
+//! reversed, each later version carrying the state it replaces as the
+//! admin API writes it), then the API's answers, from the rollups and from
+//! the raw tables, compared with SQL on the raw tables written here,
+//! independently of the service's: `FINAL` and a join for conversions,
+//! one query per metric. A version written twice is the raw path's own
+//! test (the shipper keeps copies from the rollup: tests/faults.rs).
 
 mod common;
 mod stats_support;
@@ -22,9 +25,9 @@ fn seeded_server(tag: &str) -> Server {
     let db = &server.config.database;
     let clicks = seed_clicks(1, 400);
     insert_clicks(db, &clicks);
-    let (first, later) = seed_conversions(&clicks);
+    let (first, later, _) = seed_conversions(&clicks);
     insert_conversions(db, &first);
-    insert_conversions(db, &later);
+    insert_changes(db, &later, &first);
     server
 }
 
@@ -201,11 +204,27 @@ async fn check(server: &Server, case: &Case) {
         case.to.replace('+', "%2B"),
         case.api_filters
     );
+    let whole = from % 900 == 0 && to % 900 == 0;
     let rollup_can = case
         .group_by
         .iter()
         .all(|k| !matches!(*k, "sub2" | "sub3" | "sub4" | "sub5"))
-        && (from % 900 == 0 && to % 900 == 0);
+        && whole;
+    // conversions_15m holds partners, offers, links and times only.
+    let conversions_rollup_can = case.group_by.iter().all(|k| {
+        matches!(
+            *k,
+            "partner" | "offer" | "link" | "day" | "hour" | "week" | "month"
+        )
+    }) && !case.api_filters.contains("country=")
+        && whole;
+    let conversions_source = |q: &str| {
+        if conversions_rollup_can && !q.contains("source=raw") {
+            "rollup"
+        } else {
+            "raw"
+        }
+    };
     // Every metric but distinct visitors, which no rollup keeps.
     let counted = format!("{query}&metrics={}", COUNTED_METRICS.join(","));
     let refused = |q: String| async move {
@@ -216,7 +235,13 @@ async fn check(server: &Server, case: &Case) {
             "{q}: {v}"
         );
     };
-    assert_eq!(stats(server, &query).await["source"], "raw", "{query}");
+    let with_unique = stats(server, &query).await;
+    assert_eq!(with_unique["source"], "raw", "{query}");
+    assert_eq!(
+        with_unique["conversions_source"],
+        conversions_source(&query),
+        "{query}"
+    );
     refused(format!("{query}&source=rollup")).await;
     let auto = stats(server, &counted).await;
     assert_eq!(
@@ -224,7 +249,18 @@ async fn check(server: &Server, case: &Case) {
         if rollup_can { "rollup" } else { "raw" },
         "{counted}"
     );
-    let mut answers = vec![(query.clone(), "raw"), (counted.clone(), "raw")];
+    assert_eq!(
+        auto["conversions_source"],
+        conversions_source(&counted),
+        "{counted}"
+    );
+    // Each source on its own, and auto (raw clicks for distinct visitors
+    // with the conversions' rollup when it can answer).
+    let mut answers = vec![
+        (query.clone(), "raw"),
+        (counted.clone(), "raw"),
+        (query.clone(), "auto"),
+    ];
     if rollup_can {
         answers.push((counted, "rollup"));
     } else {
@@ -232,6 +268,11 @@ async fn check(server: &Server, case: &Case) {
     }
     for (q, source) in answers {
         let q = format!("{q}&source={source}");
+        assert_eq!(
+            stats(server, &q).await["conversions_source"],
+            conversions_source(&q),
+            "{q}"
+        );
         let rows = all_rows(server, &q).await;
         let got: BTreeMap<String, Metrics> =
             rows.iter().map(|r| api_row(r, case.group_by)).collect();
@@ -315,6 +356,64 @@ async fn stats_equal_direct_sql_from_the_rollup_and_from_raw() {
     }
 }
 
+/// A version written twice straight into ClickHouse (as a claim taken
+/// over could write it, were it not for the shipper, which drops the
+/// copy: tests/faults.rs) is one version to the raw path, which reads
+/// each conversion's latest version; `conversions_15m` would count it
+/// twice, which is why the shipper must drop it.
+#[tokio::test]
+async fn a_version_written_twice_counts_once_from_the_raw_tables() {
+    let server = Server::start(ServerConfig::new("stats_twice"));
+    let db = &server.config.database;
+    let clicks = seed_clicks(1, 400);
+    insert_clicks(db, &clicks);
+    let (first, later, repeated) = seed_conversions(&clicks);
+    assert!(!repeated.is_empty());
+    insert_conversions(db, &first);
+    insert_changes(db, &later, &first);
+    insert_conversions(db, &repeated);
+    let query = "group_by=partner,day&tz=Asia/Kathmandu&from=2026-01-01&to=2026-12-31\
+                 &metrics=conversions,pending,rejected,reversed,revenue,payout";
+    let (from, to) = (
+        bound("2026-01-01", "Asia/Kathmandu", false),
+        bound("2026-12-31", "Asia/Kathmandu", true),
+    );
+    let want: BTreeMap<String, (u64, Decimal)> =
+        expected(db, &["partner", "day"], "Asia/Kathmandu", from, to, "")
+            .into_iter()
+            .filter(|(_, m)| m.counts[4..].iter().any(|n| *n > 0))
+            .map(|(k, m)| (k, (m.counts[4], m.revenue)))
+            .collect();
+    let answered = |rows: Vec<Value>| -> BTreeMap<String, (u64, Decimal)> {
+        rows.iter()
+            .filter(|r| {
+                ["conversions", "pending", "rejected", "reversed"]
+                    .iter()
+                    .any(|m| r[m].as_u64() != Some(0))
+            })
+            .map(|r| {
+                (
+                    format!("{}|{}", r["partner_id"], r["day"].as_str().unwrap()),
+                    (
+                        r["conversions"].as_u64().unwrap(),
+                        r["revenue"].as_str().unwrap().parse().unwrap(),
+                    ),
+                )
+            })
+            .collect()
+    };
+    let raw = answered(all_rows(&server, &format!("{query}&source=raw")).await);
+    assert_eq!(raw, want);
+    let rollup = all_rows(&server, query).await;
+    assert_eq!(stats(&server, query).await["conversions_source"], "rollup");
+    let approved = |m: &BTreeMap<String, (u64, Decimal)>| m.values().map(|v| v.0).sum::<u64>();
+    assert_eq!(
+        approved(&answered(rollup)),
+        approved(&want) + repeated.len() as u64,
+        "the rollup counts each copy"
+    );
+}
+
 #[tokio::test]
 async fn days_split_at_the_zones_own_midnight() {
     let server = Server::start(ServerConfig::new("stats_ktm"));
@@ -352,38 +451,54 @@ async fn days_split_at_the_zones_own_midnight() {
     }
 }
 
-/// An install from before the rollup: clicks and conversions already
-/// stored when `migrate` first creates `clicks_15m` are in it (backfill),
-/// and clicks inserted afterwards come through its view; the rollup then
-/// answers what the raw tables do.
+/// An install from before the rollups: clicks and conversions already
+/// stored when `migrate` first creates `clicks_15m` and `conversions_15m`
+/// are in them (backfill; conversions in their latest state, though their
+/// later versions were written before `prev_*` existed), and rows
+/// inserted afterwards come through the views; the rollups then answer
+/// what the raw tables do.
 #[tokio::test]
-async fn the_rollup_is_filled_from_clicks_stored_before_it() {
+async fn the_rollups_are_filled_from_rows_stored_before_them() {
     let config = ServerConfig::new("stats_backfill");
     let db = config.database.clone();
     let ch = &services().clickhouse;
     // The CREATE TABLEs already hold the columns later releases added.
     for s in statements("deploy/clickhouse/schema.sql", &db) {
-        if !s.contains("clicks_15m") && !s.starts_with("ALTER TABLE") {
+        if !s.contains("_15m") && !s.starts_with("ALTER TABLE") {
             ch.query(&s);
         }
     }
     let before = seed_clicks(3, 300);
     insert_clicks(&db, &before);
-    let (first, later) = seed_conversions(&before);
+    let (first, later, _) = seed_conversions(&before);
+    // Approvals of pending conversions come before the upgrade, written
+    // as an old release wrote them; reversals after it.
+    let (approvals, reversals): (Vec<Version>, Vec<Version>) =
+        later.into_iter().partition(|v| v.status == "approved");
+    assert!(!approvals.is_empty() && !reversals.is_empty());
     insert_conversions(&db, &first);
-    assert_eq!(
-        ch.count(&format!(
-            "SELECT count() FROM system.tables WHERE database = '{db}' AND name = 'clicks_15m'"
-        )),
-        0
-    );
+    insert_old_versions(&db, &approvals);
+    for rollup in ["clicks_15m", "conversions_15m"] {
+        assert_eq!(
+            ch.count(&format!(
+                "SELECT count() FROM system.tables WHERE database = '{db}' AND name = '{rollup}'"
+            )),
+            0
+        );
+    }
 
     let server = Server::start(config);
-    assert!(server
-        .log_text()
-        .contains("rollup filled from the rows already stored"));
+    let log = server.log_text();
+    for rollup in ["clicks_15m", "conversions_15m"] {
+        assert!(
+            log.lines()
+                .any(|l| l.contains("rollup filled from the rows already stored")
+                    && l.contains(&format!(".{rollup}"))),
+            "{rollup} backfilled: {log}"
+        );
+    }
     insert_clicks(&db, &seed_clicks(4, 100)[36..]);
-    insert_conversions(&db, &later);
+    insert_changes(&db, &reversals, &first);
 
     for case in [
         case(
@@ -401,11 +516,10 @@ async fn the_rollup_is_filled_from_clicks_stored_before_it() {
     ] {
         check(&server, &case).await;
     }
-    let total = stats(
-        &server,
-        "from=2026-01-01&to=2026-12-31&source=rollup&metrics=clicks,bot_clicks,rate_limited_clicks",
-    )
-    .await;
+    let totals = "from=2026-01-01&to=2026-12-31&source=rollup\
+        &metrics=clicks,bot_clicks,rate_limited_clicks,conversions,pending,rejected,reversed,revenue,payout";
+    let total = stats(&server, totals).await;
+    assert_eq!(total["conversions_source"], "rollup", "{total}");
     let row = &total["rows"][0];
     let sum: u64 = ["clicks", "bot_clicks", "rate_limited_clicks"]
         .iter()
@@ -416,11 +530,7 @@ async fn the_rollup_is_filled_from_clicks_stored_before_it() {
     // A second migration finds the view and fills nothing twice.
     let mut again = Server::start(server.config.clone().other_node());
     again.terminate();
-    let again_total = stats(
-        &server,
-        "from=2026-01-01&to=2026-12-31&source=rollup&metrics=clicks,bot_clicks,rate_limited_clicks",
-    )
-    .await;
+    let again_total = stats(&server, totals).await;
     assert_eq!(again_total["rows"], total["rows"]);
 }
 
@@ -547,7 +657,7 @@ async fn committed_stats_sql_runs_on_this_clickhouse() {
 async fn conversion_times_follow_the_seed() {
     let server = seeded_server("stats_times");
     let clicks = seed_clicks(1, 400);
-    let (first, later) = seed_conversions(&clicks);
+    let (first, later, _) = seed_conversions(&clicks);
     let bounds: [u64; 8] = [0, 10, 60, 600, 3600, 86_400, 604_800, 2_592_000];
     let mut latest: BTreeMap<&str, &Version> = BTreeMap::new();
     for v in first.iter().chain(&later) {

@@ -164,10 +164,13 @@ pub struct Version {
 /// approved; pending → approved; approved → reversed; pending; rejected;
 /// duplicate; approved with its version written twice. Some credit
 /// another partner than the click's (a deal), one has no click. Returns
-/// (first versions, later versions and the repeated one).
-pub fn seed_conversions(clicks: &[Click]) -> (Vec<Version>, Vec<Version>) {
+/// (first versions, later versions, second copies of first versions).
+/// Written straight into ClickHouse, the copies are what the shipper
+/// drops (`conversions_15m` would count them twice): only tests of the
+/// raw path insert them.
+pub fn seed_conversions(clicks: &[Click]) -> (Vec<Version>, Vec<Version>, Vec<Version>) {
     let mut rng = Rng(77);
-    let (mut first, mut later) = (Vec::new(), Vec::new());
+    let (mut first, mut later, mut repeated) = (Vec::new(), Vec::new(), Vec::new());
     for i in 0..120usize {
         let c = &clicks[(i * 37) % clicks.len()];
         let ts = if i % 10 == 0 {
@@ -204,21 +207,53 @@ pub fn seed_conversions(clicks: &[Click]) -> (Vec<Version>, Vec<Version>) {
             5 => first.push(v("duplicate", 1)),
             _ => {
                 first.push(v("approved", 1));
-                later.push(v("approved", 1));
+                repeated.push(v("approved", 1));
             }
         }
     }
-    (first, later)
+    (first, later, repeated)
 }
 
+/// Inserts `rows`, each first of its conversion (nothing to take back).
 pub fn insert_conversions(db: &str, rows: &[Version]) {
+    insert_changes(db, rows, &[]);
+}
+
+/// Inserts `rows`, each later version carrying the state it replaces (its
+/// conversion's previous version in `before`), as a status change writes
+/// it.
+pub fn insert_changes(db: &str, rows: &[Version], before: &[Version]) {
+    insert_versions(db, rows, Some(before));
+}
+
+/// Inserts `rows` as releases before `prev_*` wrote them: later versions
+/// without the state they replace.
+pub fn insert_old_versions(db: &str, rows: &[Version]) {
+    insert_versions(db, rows, None);
+}
+
+fn insert_versions(db: &str, rows: &[Version], before: Option<&[Version]>) {
     let money = |scaled: i64| format!("{}.{:04}", scaled / 10_000, scaled % 10_000);
     let values: Vec<String> = rows
         .iter()
         .map(|v| {
             let (click_id, click_ts) = v.click.clone().unwrap_or_default();
+            let prev = before.and_then(|before| {
+                before
+                    .iter()
+                    .find(|b| b.id == v.id && b.version + 1 == v.version)
+            });
+            assert!(
+                v.version == 1 || before.is_none() || prev.is_some(),
+                "{} version {}: no previous version given",
+                v.id,
+                v.version
+            );
+            let (prev_status, prev_amount, prev_payout) =
+                prev.map_or(("", 0, 0), |p| (p.status, p.amount, p.payout));
             format!(
-                "({}, {}, {}, {}, {}, {}, {}, toDecimal64('{}', 4), toDecimal64('{}', 4), {}, {})",
+                "({}, {}, {}, {}, {}, {}, {}, toDecimal64('{}', 4), toDecimal64('{}', 4), {}, {}, \
+                 {}, toDecimal64('{}', 4), toDecimal64('{}', 4))",
                 quote(&v.id),
                 v.ts,
                 quote(&click_id),
@@ -229,13 +264,17 @@ pub fn insert_conversions(db: &str, rows: &[Version]) {
                 money(v.amount),
                 money(v.payout),
                 quote(v.status),
-                v.version
+                v.version,
+                quote(prev_status),
+                money(prev_amount),
+                money(prev_payout)
             )
         })
         .collect();
     services().clickhouse.query(&format!(
         "INSERT INTO {db}.conversions (conversion_id, ts, click_id, click_ts, link_id, \
-         partner_id, offer_id, amount, payout, status, version) VALUES {}",
+         partner_id, offer_id, amount, payout, status, version, prev_status, prev_amount, \
+         prev_payout) VALUES {}",
         values.join(", ")
     ));
 }
