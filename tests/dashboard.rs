@@ -112,12 +112,27 @@ type Conversion<'a> = (&'a str, u64, u64, &'a str, &'a str, &'a str, &'a str, u6
 
 fn insert_conversion(server: &Server, row: Conversion) {
     let (id, partner, offer, at, status, amount, payout, version) = row;
+    // A later version carries the state it replaces, as the admin API
+    // writes it (conversions_15m takes that state back): the only change
+    // made here is a reversal of an approval, at the same amounts.
+    let prev_status = match (version, status) {
+        (1, _) => "",
+        (_, "reversed") => "approved",
+        _ => panic!("{id}: only reversals are seeded as later versions"),
+    };
+    let (prev_amount, prev_payout) = if version == 1 {
+        ("0", "0")
+    } else {
+        (amount, payout)
+    };
     let db = &server.config.database;
     services().clickhouse.query(&format!(
         "INSERT INTO {db}.conversions (conversion_id, ts, partner_id, offer_id, status, reason, \
-         amount, currency, payout, payout_currency, version) VALUES ('{id}', {ts}, {partner}, \
+         amount, currency, payout, payout_currency, version, prev_status, prev_amount, prev_payout) \
+         VALUES ('{id}', {ts}, {partner}, \
          {offer}, '{status}', 'ok', toDecimal64('{amount}', 4), 'USD', toDecimal64('{payout}', 4), \
-         'USD', {version})",
+         'USD', {version}, '{prev_status}', toDecimal64('{prev_amount}', 4), \
+         toDecimal64('{prev_payout}', 4))",
         ts = At::Utc(at).sql(),
     ));
 }

@@ -397,4 +397,53 @@ async fn status_changes_append_versions_and_reads_show_the_latest() {
         ch.count(&format!("SELECT count() FROM {db}.conversion_history")),
         4 + 2 + 1 + 1
     );
+    // Each version carries the state it replaced, so conversions_15m
+    // counts every conversion once, in its latest state: its totals are
+    // the raw table's.
+    let chain = ch.query(&format!(
+        "SELECT version, prev_status, toString(prev_payout) FROM {db}.conversion_history \
+         WHERE order_id = 'L-2' ORDER BY version FORMAT TSV"
+    ));
+    assert_eq!(
+        chain,
+        "1\t\t0.0000\n2\tpending\t5.0000\n3\tapproved\t5.0000\n"
+    );
+    let totals = "metrics=conversions,pending,rejected,reversed,revenue,payout";
+    let (s, rollup) = admin(&server, "GET", &format!("/api/v1/stats?{totals}"), None).await;
+    assert_eq!(
+        (s, &rollup["conversions_source"]),
+        (200, &json!("rollup")),
+        "{rollup}"
+    );
+    let (s, raw) = admin(
+        &server,
+        "GET",
+        &format!("/api/v1/stats?{totals}&source=raw"),
+        None,
+    )
+    .await;
+    assert_eq!(
+        (s, &raw["conversions_source"]),
+        (200, &json!("raw")),
+        "{raw}"
+    );
+    assert_eq!(rollup["rows"], raw["rows"]);
+    let row = &rollup["rows"][0];
+    assert_eq!(
+        (
+            &row["conversions"],
+            &row["pending"],
+            &row["rejected"],
+            &row["reversed"],
+            &row["payout"]
+        ),
+        (
+            &json!(2),
+            &json!(0),
+            &json!(1),
+            &json!(1),
+            &json!("10.0000")
+        ),
+        "{rollup}"
+    );
 }
