@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Stats API latency: 10 million clicks and 100,000 conversions seeded into a
 # fresh database, then GET /api/v1/stats?group_by=partner,day over one month,
-# from the rollups (clicks_15m_links, clicks_15m) and from the raw tables, in
-# one run.
+# from the rollups (clicks_15m_links, clicks_15m, conversions_15m) and from
+# the raw tables, in one run; also each conversions side alone, and the
+# shipper's per-batch query for versions already stored.
 #
 # Usage: loadtests/stats_bench.sh [--clicks N] [--conversions N] [--reps N] [--tz ZONE]
 # Env:   TRACKEDGE_BIN  binary to measure (default: target/release/trackedge,
@@ -24,7 +25,9 @@
 # 50 sub1 values, most clicks on the first few of each; 2,000,000 visitors;
 # 5 % bots, 1 % rate limited; all in January 2026. Conversions point at seeded clicks: 70 % approved, 15 %
 # pending (a fifth of them approved later, a second version), 10 %
-# rejected, 5 % approved then reversed.
+# rejected, 5 % approved then reversed; second versions carry the state
+# they replace (prev_*), as the admin API writes them, so conversions_15m
+# is fed through its view as in production.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -120,29 +123,31 @@ ch "INSERT INTO $DB.clicks (click_id, ts, code, link_id, partner_id, offer_id, s
 seeded_clicks=$(python3 -c "import sys; print(round(float(sys.argv[2]) - float(sys.argv[1])))" "$started" "$(date +%s.%N)")
 
 say "seeding $CONVERSIONS conversions"
-conversion_columns="conversion_id, ts, click_id, click_ts, link_id, partner_id, offer_id, amount, payout, status, version"
-conversion_select() { # status expression, version, filter
+conversion_columns="conversion_id, ts, click_id, click_ts, link_id, partner_id, offer_id, amount, payout, status, version, prev_status, prev_amount, prev_payout"
+conversion_select() { # status expression, version, filter, previous status expression
     cat <<SQL
     SELECT concat('v', toString(i)), toDateTime(toUInt32(ts) + cityHash64(i, 98) % 259200), click_id, ts,
         link_id, partner_id, offer_id,
         toDecimal64(cityHash64(i, 97) % 2000000, 4) / 100 AS amount,
-        toDecimal64(cityHash64(i, 97) % 2000000, 4) / 1000,
-        $1, $2
+        toDecimal64(cityHash64(i, 97) % 2000000, 4) / 1000 AS payout,
+        $1, $2, $4, if($4 = '', toDecimal64(0, 4), amount), if($4 = '', toDecimal64(0, 4), payout)
     FROM (SELECT number AS i, $(attributes "cityHash64(number, 99) % $CLICKS"), $(u number 96) AS r
           FROM system.numbers LIMIT $CONVERSIONS)
     WHERE $3
 SQL
 }
 status="multiIf(r < 0.70, 'approved', r < 0.85, 'pending', r < 0.95, 'rejected', 'approved')"
-ch "INSERT INTO $DB.conversions ($conversion_columns) $(conversion_select "$status" 1 1)"
+ch "INSERT INTO $DB.conversions ($conversion_columns) $(conversion_select "$status" 1 1 "''")"
 later="multiIf(r < 0.88, 'approved', 'reversed')"
-ch "INSERT INTO $DB.conversions ($conversion_columns) $(conversion_select "$later" 2 "(r >= 0.85 AND r < 0.88) OR r >= 0.95")"
+replaced="multiIf(r < 0.88, 'pending', 'approved')"
+ch "INSERT INTO $DB.conversions ($conversion_columns) $(conversion_select "$later" 2 "(r >= 0.85 AND r < 0.88) OR r >= 0.95" "$replaced")"
 
 say "merging (OPTIMIZE FINAL)"
 ch "OPTIMIZE TABLE $DB.clicks FINAL"
 ch "OPTIMIZE TABLE $DB.clicks_15m FINAL"
 ch "OPTIMIZE TABLE $DB.conversions FINAL"
 ch "OPTIMIZE TABLE $DB.clicks_15m_links FINAL"
+ch "OPTIMIZE TABLE $DB.conversions_15m FINAL"
 raw_rows=$(ch "SELECT count() FROM $DB.clicks")
 rollup_rows=$(ch "SELECT count() FROM $DB.clicks_15m")
 conv_rows=$(ch "SELECT count() FROM $DB.conversions")
@@ -154,15 +159,45 @@ RANGE="from=2026-01-01&to=2026-01-31&tz=$TZ_NAME&limit=10000"
 COUNTED="metrics=clicks,bot_clicks,rate_limited_clicks,conversions,pending,rejected,reversed,revenue,payout,cr,epc"
 # name | query: the month by partner and day, with every metric (distinct
 # visitors: raw) and without distinct visitors from each source; then by
-# day and country (the wide rollup, clicks_15m).
+# day and country (the wide rollup, clicks_15m; conversions raw, joined to
+# their clicks). A name starting with `sql-` is SQL sent to ClickHouse
+# itself: each conversions side alone (the month by partner and day), and
+# the shipper's query for the versions of a batch already stored
+# (src/sql/existing_conversion_versions.sql) over a 10-second batch of new
+# conversions and over a month of status changes.
+FROM_TS=1767225600 TO_TS=1769904000
+CONV_SIDE_ROLLUP="SELECT partner_id, toDate(bucket, '$TZ_NAME') AS day, sum(approved), sum(pending),
+    sum(rejected), sum(reversed), sum(revenue), sum(payout) FROM $DB.conversions_15m
+    WHERE bucket >= toDateTime($FROM_TS) AND bucket < toDateTime($TO_TS) GROUP BY partner_id, day FORMAT Null"
+CONV_SIDE_RAW="SELECT p, toDate(t, '$TZ_NAME') AS day, countIf(s = 'approved'), countIf(s = 'pending'),
+    countIf(s = 'rejected'), countIf(s = 'reversed'), sumIf(a, s = 'approved'), sumIf(y, s = 'approved')
+    FROM (SELECT conversion_id, any(ts) AS t, any(partner_id) AS p, argMax(status, version) AS s,
+          toInt64(toDecimal128(argMax(amount, version), 4) * 10000) AS a,
+          toInt64(toDecimal128(argMax(payout, version), 4) * 10000) AS y
+          FROM $DB.conversions WHERE ts >= toDateTime($FROM_TS) AND ts < toDateTime($TO_TS)
+          GROUP BY conversion_id)
+    WHERE s IN ('approved', 'pending', 'rejected', 'reversed') GROUP BY p, day FORMAT Null"
+held_sql() { # from to: the shipper's query over that time range and every id
+    sed '/^--/d' "$ROOT/src/sql/existing_conversion_versions.sql" | sed "s/{database}/$DB/" |
+        python3 -c "import sys; q = sys.stdin.read(); [q := q.replace('?', a, 1) for a in sys.argv[1:]]; print(q + ' FORMAT Null')" \
+            "$1" "$2" "'v'" "'w'"
+}
 CASES=(
     "all-metrics|group_by=partner,day&$RANGE"
     "rollup|group_by=partner,day&$RANGE&$COUNTED&source=rollup"
     "raw|group_by=partner,day&$RANGE&$COUNTED&source=raw"
     "rollup-country|group_by=day,country&$RANGE&$COUNTED&source=rollup"
     "raw-country|group_by=day,country&$RANGE&$COUNTED&source=raw"
+    "sql-conv-rollup|$CONV_SIDE_ROLLUP"
+    "sql-conv-raw|$CONV_SIDE_RAW"
+    "sql-held-batch|$(held_sql 1768000000 1768000010)"
+    "sql-held-month|$(held_sql $FROM_TS $TO_TS)"
 )
 fetch() { # name query → seconds; the answer in $WORK/answer-NAME.json
+    if [[ $1 == sql-* ]]; then
+        curl -fsS -o "$WORK/answer-$1.json" -w '%{time_total}\n' "$CH/" --data-binary "$2"
+        return
+    fi
     curl -fsS -o "$WORK/answer-$1.json" -w '%{time_total}\n' \
         -H "Authorization: Bearer $TOKEN" "http://$ADMIN/api/v1/stats?$2"
 }
@@ -176,9 +211,11 @@ python3 - "$WORK" <<'PY'
 import json, sys
 d = sys.argv[1]
 load = lambda n: json.load(open(f"{d}/answer-{n}.json"))
-for rollup, raw in (("rollup", "raw"), ("rollup-country", "raw-country")):
+for rollup, raw, conversions in (("rollup", "raw", "rollup"), ("rollup-country", "raw-country", "raw")):
     a, b = load(rollup), load(raw)
     assert (a["source"], b["source"]) == ("rollup", "raw"), (a["source"], b["source"])
+    assert (a["conversions_source"], b["conversions_source"]) == (conversions, "raw"), (
+        a["conversions_source"], b["conversions_source"])
     assert a["rows"] == b["rows"], f"{rollup} and {raw} answers differ"
     print(f"stats-bench: {rollup} and {raw} agree on {len(a['rows'])} rows", file=sys.stderr)
 full = load("all-metrics")
@@ -186,6 +223,9 @@ assert full["source"] == "raw"
 assert [{k: v for k, v in r.items() if k != "unique_clicks"} for r in full["rows"]] == load("raw")["rows"]
 PY
 rows() { python3 -c 'import json,sys; print(len(json.load(open(sys.argv[1]))["rows"]))' "$WORK/answer-$1.json"; }
+held_rows() { # the rows the shipper's query finds over that range
+    ch "SELECT count() FROM $DB.conversions WHERE ts >= toDateTime($1) AND ts <= toDateTime($2)"
+}
 for _ in $(seq "$REPS"); do
     for c in "${CASES[@]}"; do
         fetch "${c%%|*}" "${c#*|}" >>"$WORK/${c%%|*}.times"
@@ -196,6 +236,7 @@ median() { sort -n "$WORK/$1.times" | awk '{ a[NR] = $1 } END { print a[int((NR 
 ratio() { python3 -c "import sys; print(round(float(sys.argv[1]) / float(sys.argv[2]), 1))" "$(median "$1")" "$(median "$2")"; }
 links_rows=$(ch "SELECT count() FROM $DB.clicks_15m_links")
 links_bytes=$(ch "SELECT sum(bytes_on_disk) FROM system.parts WHERE database = '$DB' AND table = 'clicks_15m_links' AND active")
+conv_rollup_rows=$(ch "SELECT count() FROM $DB.conversions_15m")
 
 report=$(cat <<MD
 # Stats API latency, $(date -u +%Y-%m-%d)
@@ -207,7 +248,8 @@ Seed: $raw_rows clicks in January 2026 (inserted in $seeded_clicks s, the
 rollups filled by their views on the way), $conv_rows conversion rows. After
 OPTIMIZE FINAL: \`clicks\` $raw_rows rows, $((raw_bytes / 1048576)) MiB;
 \`clicks_15m\` $rollup_rows rows, $((rollup_bytes / 1048576)) MiB;
-\`clicks_15m_links\` $links_rows rows, $((links_bytes / 1048576)) MiB.
+\`clicks_15m_links\` $links_rows rows, $((links_bytes / 1048576)) MiB;
+\`conversions_15m\` $conv_rollup_rows rows.
 
 \`GET /api/v1/stats?group_by=...&$RANGE\`, each $REPS times, in turn, after
 one warm-up each (curl total time). "Counts" is every metric but
@@ -216,14 +258,24 @@ equal before timing.
 
 | query | rows | source | median | min | max |
 | --- | --- | --- | --- | --- | --- |
-| partner,day, every metric | $(rows all-metrics) | raw (distinct visitors) | $(ms all-metrics) |
-| partner,day, counts | $(rows rollup) | rollup \`clicks_15m_links\` | $(ms rollup) |
-| partner,day, counts | $(rows raw) | raw \`clicks\` | $(ms raw) |
-| day,country, counts | $(rows rollup-country) | rollup \`clicks_15m\` | $(ms rollup-country) |
-| day,country, counts | $(rows raw-country) | raw \`clicks\` | $(ms raw-country) |
+| partner,day, every metric | $(rows all-metrics) | raw clicks (distinct visitors), rollup \`conversions_15m\` | $(ms all-metrics) |
+| partner,day, counts | $(rows rollup) | rollups \`clicks_15m_links\`, \`conversions_15m\` | $(ms rollup) |
+| partner,day, counts | $(rows raw) | raw \`clicks\`, \`conversions\` | $(ms raw) |
+| day,country, counts | $(rows rollup-country) | rollup \`clicks_15m\`, raw \`conversions\` | $(ms rollup-country) |
+| day,country, counts | $(rows raw-country) | raw \`clicks\`, \`conversions\` | $(ms raw-country) |
 
 Raw / rollup, partner and day: $(ratio raw rollup)×; day and country: $(ratio raw-country rollup-country)×.
-Conversions are read raw in every case (each conversion's latest version).
+
+SQL sent to ClickHouse itself (curl total time, same runs):
+
+| query | rows read | median | min | max |
+| --- | --- | --- | --- | --- |
+| conversions side, partner,day, \`conversions_15m\` | $conv_rollup_rows | $(ms sql-conv-rollup) |
+| conversions side, partner,day, raw \`conversions\` (argMax by version) | $conv_rows | $(ms sql-conv-raw) |
+| shipper: versions held, a 10-second batch of new conversions | $(held_rows 1768000000 1768000010) found | $(ms sql-held-batch) |
+| shipper: versions held, a batch of status changes spanning the month | $(held_rows $FROM_TS $TO_TS) found | $(ms sql-held-month) |
+
+Conversions side raw / rollup: $(ratio sql-conv-raw sql-conv-rollup)×.
 MD
 )
 echo "$report"
