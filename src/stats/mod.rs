@@ -18,9 +18,9 @@
 //! in any zone is a union of whole buckets, and grouping the buckets by
 //! `toDate(bucket, tz)` (and `toStartOfHour`, `toMonday`,
 //! `toStartOfMonth`) gives the same numbers as grouping the raw clicks by
-//! their own times. A request is answered from the narrowest rollup
-//! holding its keys and filters, when its bounds are whole buckets and it
-//! does not need distinct visitors; else from `clicks`.
+//! their own times. A request's clicks are answered from the narrowest
+//! rollup holding its keys and filters, when its bounds are whole buckets
+//! and it does not need distinct visitors; else from `clicks`.
 //!
 //! # Distinct visitors are counted raw
 //!
@@ -32,19 +32,23 @@
 //! and only when shown or sorted by: `metrics` without `unique_clicks`
 //! lets a rollup answer.
 //!
-//! # Conversions are read raw
+//! # Conversions from their rollup, in their latest state
 //!
 //! A conversion changes state by new versions of its row (pending →
-//! approved → reversed), and one version may even be written twice (a
-//! claim taken over, README "Deduplication"). A rollup fed by a
-//! materialized view sees each inserted row alone: it cannot take back
-//! what the conversion's earlier version added, nor tell a second copy of
-//! a version from a new one, so no such rollup counts conversions in
-//! their latest state exactly. They are few (about 100,000 a month), so
-//! the conversions side reads the `conversions` table itself: each
-//! conversion's latest version by `argMax(..., version)`, counted by that
-//! status, joined to its click (by id, only the conversions' clicks) for
-//! the click's attributes.
+//! approved → reversed). A rollup fed by a materialized view sees each
+//! inserted row alone, so every version carries the state it replaces
+//! (`prev_status`, `prev_amount`, `prev_payout`, filled by the admin API
+//! from the version it changes), and `conversions_15m` adds the new state
+//! and takes the old one back, per 15-minute bucket of the conversion's
+//! own `ts`, partner, offer and link: summed over any union of buckets,
+//! each conversion counts once, in its latest state. That holds while
+//! each `(conversion_id, version)` is inserted once, which the shipper
+//! sees to (`events::shipper`, README "Stats" for the residual). A request
+//! whose keys and filters are partners, offers, links and times, with
+//! whole-bucket bounds, reads it; any other reads the `conversions` table
+//! itself: each conversion's latest version by `argMax(..., version)`,
+//! counted by that status, joined to its click (by id, only the
+//! conversions' clicks) for the click's attributes.
 //!
 //! # Metrics
 //!
