@@ -129,6 +129,9 @@ def sample_literal(type_name: str, variant: int = 0) -> str:
         return f"toUUID('00000000-0000-0000-0000-00000000000{1 + variant}')"
     if name == "Array":
         return f"[{sample_literal(t[len('Array(') : -1], variant)}]"
+    if name == "Tuple":
+        # A list the Rust code binds as a tuple, for `x IN ?`: one element.
+        return f"({sample_literal(t[len('Tuple(') : -1], variant)})"
     raise ValueError(f"no sample value for type {type_name!r}")
 
 

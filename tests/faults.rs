@@ -629,6 +629,23 @@ async fn conversion_versions_reaching_the_log_twice_are_inserted_once() {
          FROM {db}.conversions_15m FORMAT TabSeparated"
     ));
     assert_eq!(rollup.trim(), "3\t0\t0\t0\t750000\t75000");
+
+    // A batch larger than one query's ids (1,000): every copy is found.
+    let ids: &'static [String] = (0..2_500)
+        .map(|i| format!("cvm{i:05}"))
+        .collect::<Vec<_>>()
+        .leak();
+    let many: Vec<Event> = ids.iter().map(|id| row(id, 1, "pending", "")).collect();
+    let m = ship_conversions(&many, &ch.url(), &db, 4 + 2_500).await;
+    assert_eq!(flushed(&m), 2_500);
+    let mut again = many.clone();
+    again.push(row("cvt3", 1, "pending", ""));
+    let m = ship_conversions(&again, &ch.url(), &db, 4 + 2_500 + 1).await;
+    assert_eq!(flushed(&m), 1, "only cvt3 is new");
+    assert_eq!(
+        ch.count(&format!("SELECT sum(pending) FROM {db}.conversions_15m")),
+        2_501
+    );
 }
 
 /// Merchants reporting one order after another, each order retried until

@@ -33,6 +33,26 @@ struct HeldVersion {
     payout: Money,
 }
 
+/// Most conversion ids in one query for the versions ClickHouse holds:
+/// about 30 KB of SQL, far below ClickHouse's `max_query_size` (256 KiB),
+/// which bounds the text of a SELECT with its bound values.
+const HELD_IDS_PER_QUERY: usize = 1_000;
+
+/// Conversion ids bound as a tuple, `('a', 'b')`, for `conversion_id IN ?`
+/// (a slice binds as an array, `['a', 'b']`; IN is written with a tuple).
+struct IdTuple<'a>(&'a [(&'a str, u32)]);
+
+impl serde::Serialize for IdTuple<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeTuple;
+        let mut t = s.serialize_tuple(self.0.len())?;
+        for (id, _) in self.0 {
+            t.serialize_element(id)?;
+        }
+        t.end()
+    }
+}
+
 /// The clicks among `records` (all tagged as clicks) that decode.
 fn decode_clicks<'r>(records: &'r [&'r [u8]]) -> impl Iterator<Item = ClickRow<'r>> + 'r {
     records.iter().filter_map(|r| match Event::decode(r) {
@@ -327,42 +347,43 @@ impl Shipper {
     }
 
     /// The versions ClickHouse already holds of the conversions among
-    /// `rows`, with their states: one query for the batch, by its time and
-    /// id range.
+    /// `rows`, with their states: one query per [`HELD_IDS_PER_QUERY`]
+    /// conversions, in id order, so each query's time and id range is as
+    /// narrow as the batch allows.
     async fn existing_conversions(
         &self,
         rows: &[ConversionRow<'_>],
     ) -> clickhouse::error::Result<Held> {
-        let Some(first) = rows.first() else {
-            return Ok(Held::new());
-        };
-        let (mut min_ts, mut max_ts) = (first.ts, first.ts);
-        let (mut min_id, mut max_id) = (first.conversion_id, first.conversion_id);
-        for r in rows {
-            min_ts = min_ts.min(r.ts);
-            max_ts = max_ts.max(r.ts);
-            min_id = min_id.min(r.conversion_id);
-            max_id = max_id.max(r.conversion_id);
-        }
-        let found = self
-            .client
-            .query(&self.existing_conversions_sql)
-            .bind(min_ts)
-            .bind(max_ts)
-            .bind(min_id)
-            .bind(max_id)
-            .fetch_all::<HeldVersion>()
-            .await?;
+        let mut ids: Vec<(&str, u32)> = rows.iter().map(|r| (r.conversion_id, r.ts)).collect();
+        ids.sort_unstable();
+        ids.dedup_by_key(|(id, _)| *id);
         let mut held = Held::new();
-        for h in found {
-            held.entry(h.conversion_id).or_default().insert(
-                h.version,
-                HeldState {
-                    status: h.status,
-                    amount: h.amount,
-                    payout: h.payout,
-                },
-            );
+        for chunk in ids.chunks(HELD_IDS_PER_QUERY) {
+            let (min_ts, max_ts) = chunk.iter().fold((u32::MAX, 0), |(lo, hi), (_, ts)| {
+                (lo.min(*ts), hi.max(*ts))
+            });
+            // Sorted and non-empty: chunks() yields no empty slice.
+            let (min_id, max_id) = (chunk[0].0, chunk[chunk.len() - 1].0);
+            let found = self
+                .client
+                .query(&self.existing_conversions_sql)
+                .bind(min_ts)
+                .bind(max_ts)
+                .bind(min_id)
+                .bind(max_id)
+                .bind(IdTuple(chunk))
+                .fetch_all::<HeldVersion>()
+                .await?;
+            for h in found {
+                held.entry(h.conversion_id).or_default().insert(
+                    h.version,
+                    HeldState {
+                        status: h.status,
+                        amount: h.amount,
+                        payout: h.payout,
+                    },
+                );
+            }
         }
         Ok(held)
     }
