@@ -190,7 +190,7 @@ for a in sys.argv[1:]: q = q.replace('?', a, 1)
 print(q + ' FORMAT RowBinary')" \
             "$(ch "SELECT toUInt32(min(ts)) $pick")" "$(ch "SELECT toUInt32(max(ts)) $pick")" \
             "'$(ch "SELECT min(conversion_id) $pick")'" "'$(ch "SELECT max(conversion_id) $pick")'" \
-            "($(ch "SELECT arrayStringConcat(groupArray(concat(, conversion_id, )), ',') $pick"))"
+            "($(ch "SELECT arrayStringConcat(groupArray(concat('''', conversion_id, '''')), ',') $pick FORMAT TabSeparatedRaw"))"
 }
 CASES=(
     "all-metrics|group_by=partner,day&$RANGE"
@@ -284,7 +284,7 @@ Raw / rollup, partner and day: $(ratio raw rollup)×; day and country: $(ratio r
 
 SQL sent to ClickHouse itself (curl total time, same runs):
 
-| query | rows read | median | min | max |
+| query | rows | median | min | max |
 | --- | --- | --- | --- | --- |
 | conversions side, partner,day, \`conversions_15m\` | $conv_rollup_rows | $(ms sql-conv-rollup) |
 | conversions side, partner,day, raw \`conversions\` (argMax by version) | $conv_rows | $(ms sql-conv-raw) |
