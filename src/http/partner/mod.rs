@@ -13,7 +13,9 @@
 //!
 //! Layers, outermost first: the key check ([`auth`]), the body-size limit;
 //! then the routes: [`me`], [`offers`] (and access requests), [`links`],
-//! [`reports`] (stats and conversions).
+//! [`reports`] (stats and conversions). Beside them, outside the key
+//! check, the [`portal`]: a browser page over this API at
+//! `/partner/portal` (it holds no data; it asks for the key).
 //!
 //! A browser page can use it as is: JSON in and out, the key in a header
 //! (no cookie, so no cross-site request can borrow it), and served from
@@ -23,6 +25,7 @@ mod auth;
 mod links;
 mod me;
 mod offers;
+pub mod portal;
 mod reports;
 
 use std::sync::{Arc, OnceLock};
@@ -157,6 +160,8 @@ pub fn router(state: Arc<PartnerState>) -> Router {
             auth::require_key,
         ))
         .with_state(state)
+        // Added after the layers, so the key check does not cover them.
+        .merge(portal::routes())
 }
 
 /// This document (no key needed).

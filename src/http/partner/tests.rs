@@ -101,6 +101,46 @@ async fn keys_are_checked_before_anything_else() {
     check(Method::GET, OPENAPI_PATH, None, (200, "")).await;
 }
 
+/// The portal's page and files need no key (they hold no data); what is
+/// not one of them still does.
+#[tokio::test]
+async fn the_portal_is_served_without_a_key() {
+    check(Method::GET, "/partner/portal", None, (200, "")).await;
+    check(Method::GET, "/partner/portal/app.js", None, (200, "")).await;
+    check(Method::GET, "/partner/portal/uplot.min.js", None, (200, "")).await;
+    check(Method::HEAD, "/partner/portal", None, (200, "")).await;
+    check(
+        Method::GET,
+        "/partner/portal/secrets.json",
+        None,
+        (404, "not_found"),
+    )
+    .await;
+    check(
+        Method::GET,
+        "/partner/portal/a/b",
+        None,
+        (401, "unauthorized"),
+    )
+    .await;
+    check(Method::GET, "/partner/portalx", None, (401, "unauthorized")).await;
+    let resp = router(state())
+        .oneshot(
+            Request::builder()
+                .uri("/partner/portal")
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    let csp = resp.headers()["content-security-policy"].to_str().unwrap();
+    assert!(csp.starts_with("default-src 'self'"), "{csp}");
+    assert_eq!(resp.headers()["referrer-policy"], "no-referrer");
+    let body = resp.into_body().collect().await.unwrap().to_bytes();
+    let page = std::str::from_utf8(&body).unwrap();
+    assert!(page.contains("/partner/portal/app.js?v="), "{page}");
+}
+
 /// Every route the router serves is in the document, with its method.
 #[test]
 fn the_document_lists_every_route() {
