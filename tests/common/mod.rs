@@ -22,6 +22,7 @@
 #![allow(dead_code)]
 
 pub mod chromium;
+pub mod dom;
 
 use std::collections::HashMap;
 use std::net::{SocketAddr, TcpListener};
