@@ -171,6 +171,20 @@ async fn seed(server: &Server) -> Seeded {
         &shoes_link,
         ("c2", "2024-03-10 13:00:00", "reversed", "75.00", "7.50", 2),
     );
+    // Two approved sales in the 30 days before 2024-03-20 make Acme silver
+    // (Beta's one sale does not).
+    let (s, round) = admin(
+        server,
+        "POST",
+        "/api/v1/tiers/evaluate",
+        Some(json!({"at": "2024-03-20T00:00:00Z"})),
+    )
+    .await;
+    assert_eq!(
+        (s, round["changes"].as_array().map(Vec::len)),
+        (200, Some(1)),
+        "{round}"
+    );
     let (s, deal) = admin(
         server,
         "POST",
@@ -264,7 +278,7 @@ fn check_march_in_utc(dom: &str, s: &Seeded) {
     assert!(!dom.contains("<b>Media"), "a name was parsed as HTML");
     assert_eq!(element(dom, "partner-id").value(), s.acme.to_string());
     assert_eq!(element(dom, "partner-status").value(), "active");
-    assert_eq!(element(dom, "partner-tier").text, "none");
+    assert_eq!(element(dom, "partner-tier").text, "silver");
 
     let total = |id: &str| element(dom, &format!("total-{id}"));
     assert_eq!(total("clicks").value(), "10");
@@ -374,6 +388,32 @@ async fn check_payouts(dom: &str, server: &Server, s: &Seeded) {
     );
 }
 
+/// Acme's promotion, when `/partner/v1/me` carries the tier history; the
+/// panel says it is not available when it does not.
+async fn check_tier_history(dom: &str, server: &Server, s: &Seeded) {
+    let (status, me) = papi(server, &s.key, "GET", "/partner/v1/me", None).await;
+    assert_eq!(status, 200, "{me}");
+    let shown = rows(dom, "tier-history");
+    if me.get("tier_history").is_none() {
+        assert_eq!(
+            shown[0][0].text, "not available on this server",
+            "{shown:?}"
+        );
+        return;
+    }
+    assert_eq!(shown.len(), 1, "{shown:?}");
+    let row: Vec<&str> = shown[0].iter().map(|c| c.value()).collect();
+    assert_eq!(
+        row,
+        ["2024-03-20T00:00:00Z", "", "silver", "promotion"],
+        "{me}"
+    );
+    assert!(
+        shown[0][3].text.starts_with("promotion: 2 conversions"),
+        "{shown:?}"
+    );
+}
+
 /// The deal registered for Acme, as text.
 fn check_deals(dom: &str, s: &Seeded) {
     let deals = rows(dom, "deals-table");
@@ -399,7 +439,9 @@ fn check_deals(dom: &str, s: &Seeded) {
 
 #[tokio::test]
 async fn the_portal_renders_the_partners_own_figures_in_chromium() {
-    let server = Server::start(ServerConfig::new("portal"));
+    let server = Server::start(
+        ServerConfig::new("portal").with("TRACKEDGE_TIERS_LEVELS", "silver:conversions:2:30"),
+    );
     let s = seed(&server).await;
     // Payouts and deals routes are built apart from the portal: until a
     // build has them, their panels must say so, and the rest must work.
@@ -434,6 +476,7 @@ async fn the_portal_renders_the_partners_own_figures_in_chromium() {
     let dom = browser.open_and_screenshot(&format!("{page}#key={}&tz=UTC&{march}", s.key), &png);
     assert_loaded(&dom, &unavailable);
     check_march_in_utc(&dom, &s);
+    check_tier_history(&dom, &server, &s).await;
     if !unavailable.contains(&"payouts") {
         check_payouts(&dom, &server, &s).await;
     }
