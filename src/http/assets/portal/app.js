@@ -361,7 +361,7 @@
         "conversions",
         Promise.all([conversions, offers]).then(([c, o]) => live() && renderConversions(view, c, o)),
       ],
-      ["payouts", P.api("payouts").then((b) => live() && renderPayouts(b, view.tz))],
+      ["payouts", P.api(P.withQuery("payouts", range)).then((b) => live() && renderPayouts(b, view.tz))],
       [
         "deals",
         Promise.all([P.all("deals", {}, undefined, 5), offers]).then(
