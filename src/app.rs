@@ -386,6 +386,10 @@ pub async fn run(config: Config, migrate: bool, stop: CancellationToken) -> anyh
             &config.clickhouse.database,
             sink.clone(),
         ),
+        payouts: crate::payments::PaymentStore::new(
+            clickhouse_client(&config, true),
+            &config.clickhouse.database,
+        ),
         limiter: KeyLimiter::new(
             config.partner_api.requests_per_minute,
             config.partner_api.burst,

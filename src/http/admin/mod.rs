@@ -14,12 +14,12 @@ mod access;
 mod applications;
 pub(crate) mod conversions;
 mod dashboard;
-mod deals;
+pub(crate) mod deals;
 pub(crate) mod entities;
 mod error;
 mod health;
 mod partner_keys;
-mod payouts;
+pub(crate) mod payouts;
 
 pub use health::HealthSettings;
 pub(crate) mod stats;

@@ -32,6 +32,7 @@ fn state() -> Arc<PartnerState> {
         catalog: CatalogSlot::default(),
         stats: Stats::new(unreachable(), "trackedge", Default::default()),
         conversions: Ledger::new(unreachable(), "trackedge", sink.clone()),
+        payouts: crate::payments::PaymentStore::new(unreachable(), "trackedge"),
         limiter: KeyLimiter::new(60, 10),
         public_base: "http://t.example".into(),
         max_body_bytes: 1024,
@@ -69,6 +70,8 @@ async fn keys_are_checked_before_anything_else() {
     for path in [
         "/partner/v1/me",
         "/partner/v1/links",
+        "/partner/v1/deals",
+        "/partner/v1/payouts",
         "/partner/v1/nonsense",
         "/partner/",
     ] {
@@ -125,6 +128,10 @@ fn the_document_lists_every_route() {
         "GET /partner/v1/stats",
         "GET /partner/v1/conversions",
         "GET /partner/v1/conversions/{conversion_id}",
+        "GET /partner/v1/deals",
+        "POST /partner/v1/deals",
+        "GET /partner/v1/deals/{id}",
+        "GET /partner/v1/payouts",
     ];
     expected.sort();
     assert_eq!(documented, expected);
