@@ -93,6 +93,9 @@ fn rfc3339(secs: u32) -> String {
     humantime::format_rfc3339_seconds(UNIX_EPOCH + Duration::from_secs(secs.into())).to_string()
 }
 
+/// A period counted: every partner's results in it, by partner id.
+type Counted = (Window, HashMap<u64, WindowTotals>);
+
 /// Decides every rule for every partner as of `at` (Unix seconds) and
 /// records the bonuses earned that no round recorded before; answers
 /// those this round recorded.
@@ -111,8 +114,7 @@ pub async fn award(
     kinds.sort_unstable();
     kinds.dedup();
     // Each period counted once, whatever number of rules count it.
-    let mut counted: HashMap<PeriodKind, Vec<(Window, HashMap<u64, WindowTotals>)>> =
-        HashMap::new();
+    let mut counted: HashMap<PeriodKind, Vec<Counted>> = HashMap::new();
     for &kind in &kinds {
         for w in windows(kind, i64::from(at)) {
             let from = secs(w.period.start_secs());

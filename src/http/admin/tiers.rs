@@ -106,7 +106,7 @@ pub async fn get_tiers(State(s): State<Arc<AdminState>>) -> Json<TierRules> {
             .map(|b| BonusRuleView {
                 name: b.name.clone(),
                 metric: b.metric,
-                threshold: money_text(b.threshold),
+                threshold: b.threshold.to_string(),
                 period: b.period,
                 amount: money_text(b.amount),
                 currency: b.currency.clone(),
