@@ -81,7 +81,7 @@ pub struct EvaluateRequest {
     pub at: Option<String>,
 }
 
-/// The tier rules (`[tiers]` in the configuration).
+/// The tier and bonus rules (`[tiers]` in the configuration).
 #[utoipa::path(get, path = "/api/v1/tiers", tag = "partners",
     responses(
         (status = 200, description = "the rules", body = TierRules),
