@@ -523,10 +523,14 @@ pub async fn run(config: Config, migrate: bool, stop: CancellationToken) -> anyh
             background.clone(),
         )));
     }
-    if !config.tiers.levels.is_empty() {
+    if config.tiers.any_rules() {
         tasks.push(tokio::spawn(crate::partners::promote::run(
             catalog.clone(),
             StandingReader::new(
+                clickhouse_client(&config, true),
+                &config.clickhouse.database,
+            ),
+            crate::payments::PaymentStore::new(
                 clickhouse_client(&config, true),
                 &config.clickhouse.database,
             ),

@@ -257,6 +257,7 @@ fn parts() -> (Router<Arc<AdminState>>, utoipa::openapi::OpenApi) {
         .routes(routes!(tiers::post_evaluate))
         .routes(routes!(payouts::get_report))
         .routes(routes!(payouts::list_payments, payouts::create_payment))
+        .routes(routes!(payouts::bonuses::list_bonuses))
         .split_for_parts()
 }
 

@@ -47,6 +47,10 @@ pub struct PartnerBalance {
     /// Payout of the range's conversions whose latest status is reversed.
     #[schema(example = "7.50")]
     pub reversed: String,
+    /// Bonuses the partner earned (tier rules), any period: payable once
+    /// the day they were earned is over.
+    #[schema(example = "500.00")]
+    pub bonuses: String,
     /// Approved payout, any day, still in its offer's hold.
     #[schema(example = "40.00")]
     pub on_hold: String,
@@ -75,6 +79,7 @@ impl From<PayoutRow> for PartnerBalance {
             approved,
             pending,
             reversed,
+            bonuses,
             on_hold,
             payable,
             paid,
@@ -86,6 +91,7 @@ impl From<PayoutRow> for PartnerBalance {
             approved,
             pending,
             reversed,
+            bonuses,
             on_hold,
             payable,
             paid,

@@ -1,16 +1,18 @@
 //! Payouts: `GET /api/v1/reports/payouts` (what each partner earned in a
-//! range, and what is payable, paid and still owed), and `GET`, `POST
-//! /api/v1/partners/{id}/payouts` (a partner's payments; record one).
+//! range, bonuses included, and what is payable, paid and still owed),
+//! `GET`, `POST /api/v1/partners/{id}/payouts` (a partner's payments;
+//! record one) and `GET /api/v1/partners/{id}/bonuses` ([`bonuses`]).
 //!
 //! Every figure comes from [`crate::payments::balance`], the pure
 //! decision, over facts read here: each offer's `hold_days` from the
-//! catalog, conversions in their latest state and the payments made from
-//! ClickHouse. A payment is recorded directly into `partner_payments`
+//! catalog, conversions in their latest state, bonuses and the payments
+//! made from ClickHouse. A payment is recorded directly into `partner_payments`
 //! under a per-partner lock in Redis ([`guard`]), so two payments of one
 //! partner never both pay the same money. [`figures`] is the report's one
 //! computation, which the partner API's `GET /partner/v1/payouts` calls
 //! with its partner forced.
 
+pub(super) mod bonuses;
 mod guard;
 mod models;
 mod params;
@@ -41,10 +43,12 @@ pub(crate) use models::{PaymentView, PayoutRow};
 pub(crate) use params::ReportQuery;
 
 /// Per partner and payout currency: approved, pending and reversed payout
-/// of the range's conversions (their latest state); over all time, what
-/// is on hold (approved, in the offer's `hold_days`), payable (approved,
-/// hold over by the end of yesterday, UTC), paid, and owed (`payable -
-/// paid`, negative when a paid conversion was reversed since).
+/// of the range's conversions (their latest state) and the range's
+/// bonuses; over all time, what is on hold (approved, in the offer's
+/// `hold_days`), payable (approved, hold over by the end of yesterday,
+/// UTC, and bonuses earned by then: they have no hold), paid, and owed
+/// (`payable - paid`, negative when a paid conversion was reversed
+/// since).
 #[utoipa::path(get, path = "/api/v1/reports/payouts", tag = "payouts", params(ReportParams),
     responses(
         (status = 200, description = "the report (CSV with `format=csv` or `Accept: text/csv`: a header \
