@@ -221,6 +221,8 @@ The partner's own view, with its key (the partner API, on the public
 listener):
   curl -s -H 'Authorization: Bearer $partner_key' '$PUBLIC/partner/v1/me'
   curl -s -H 'Authorization: Bearer $partner_key' '$PUBLIC/partner/v1/stats?group_by=day'
+and its portal (the key moves into the tab's session storage):
+  $PUBLIC/partner/portal#key=$partner_key
 
 The dashboard (the token moves into the tab's session storage):
   $ADMIN/dashboard#token=$TRACKEDGE_ADMIN_TOKEN
