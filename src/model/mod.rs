@@ -20,6 +20,8 @@ pub use visibility::Visibility;
 
 mod offer;
 pub use offer::*;
+mod subs;
+pub use subs::{DefaultSubs, MAX_DEFAULT_SUB_LEN};
 
 mod partner_status;
 pub use partner_status::{
@@ -172,6 +174,9 @@ pub struct Link {
     pub status: Status,
     /// RFC 3339 creation time.
     pub created_at: String,
+    /// Sub-ids its clicks get when the tracking URL carries none.
+    #[serde(default, skip_serializing_if = "DefaultSubs::is_empty")]
+    pub default_subs: DefaultSubs,
 }
 
 /// `POST /api/v1/partners`.
@@ -242,6 +247,9 @@ pub struct NewLink {
     /// See [`Link::status`].
     #[serde(default)]
     pub status: Status,
+    /// See [`Link::default_subs`].
+    #[serde(default)]
+    pub default_subs: DefaultSubs,
 }
 
 /// `PATCH /api/v1/links/{id}`: only the status can change; the code and its

@@ -33,6 +33,9 @@ pub struct PartnerNewLink {
     /// A vanity code (1 to 32 of `[0-9A-Za-z]`); generated when absent.
     #[serde(default)]
     pub code: Option<String>,
+    /// Sub-ids its clicks get when the shared URL carries none.
+    #[serde(default)]
+    pub default_subs: crate::model::DefaultSubs,
 }
 
 /// The listing's query, as documented.
@@ -149,6 +152,7 @@ pub async fn create_link(
             offer_id: offer.id,
             code: body.code,
             status: Status::Active,
+            default_subs: body.default_subs,
         })
         .await?;
     // A revocation or visibility change that ran between the check above
