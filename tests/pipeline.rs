@@ -741,3 +741,81 @@ fn bad_config_exits_64_naming_the_key() {
     assert!(!text.contains(SECRET) && !text.contains("tok-123"));
     assert!(text.contains("listen = \"127.0.0.1:8080\""), "{text}");
 }
+
+/// A link's default sub-ids reach the destination and the click's row when
+/// the tracking URL carries none; a sub-id the URL carries wins.
+#[tokio::test]
+async fn default_sub_ids_are_recorded_where_the_url_carries_none() {
+    let server = Server::start(ServerConfig::new("defsubs"));
+    let (_, offer, partner) = seed_partner_link(
+        &server,
+        json!({"name": "P", "kind": "affiliate"}),
+        "https://shop.example/?cid={click_id}&s1={sub1}&s2={sub2}",
+        None,
+    )
+    .await;
+    let (s, link) = admin(
+        &server,
+        "POST",
+        "/api/v1/links",
+        Some(json!({"partner_id": partner["id"], "offer_id": offer["id"],
+                    "default_subs": {"sub1": "newsletter", "sub2": "may"}})),
+    )
+    .await;
+    assert_eq!(s, 201, "{link}");
+    assert_eq!(link["default_subs"]["sub1"], "newsletter", "{link}");
+    let (s, bad) = admin(
+        &server,
+        "POST",
+        "/api/v1/links",
+        Some(json!({"partner_id": partner["id"], "offer_id": offer["id"],
+                    "default_subs": {"sub2": "x".repeat(300)}})),
+    )
+    .await;
+    assert_eq!(
+        (s, &bad["error"]["field"]),
+        (400, &json!("default_subs.sub2")),
+        "{bad}"
+    );
+
+    let url = format!("{}/{}", server.public, link["code"].as_str().unwrap());
+    let c = client();
+    let plain = c
+        .get(&url)
+        .header("user-agent", BROWSER_UA)
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        location(&plain).contains("&s1=newsletter&s2=may"),
+        "{}",
+        location(&plain)
+    );
+    let own = c
+        .get(format!("{url}?sub1=own"))
+        .header("user-agent", BROWSER_UA)
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        location(&own).contains("&s1=own&s2=may"),
+        "{}",
+        location(&own)
+    );
+
+    let db = &server.config.database;
+    let ch = &services().clickhouse;
+    let sql = format!(
+        "SELECT count() FROM {db}.clicks WHERE link_id = {} AND sub2 = 'may'",
+        link["id"]
+    );
+    wait_count(ch, &sql, 2);
+    let subs = ch.query(&format!(
+        "SELECT sub1 FROM {db}.clicks WHERE link_id = {} ORDER BY sub1 FORMAT TSV",
+        link["id"]
+    ));
+    assert_eq!(
+        subs.split_whitespace().collect::<Vec<_>>(),
+        ["newsletter", "own"]
+    );
+}
