@@ -4,9 +4,9 @@
 //! hash) in `web/package-lock.json`. When `web/node_modules` lacks that
 //! exact version, this runs `npm ci` there: the only network a build
 //! needs, and only once per checkout. The files the dashboard serves are
-//! then copied into `OUT_DIR`, where `src/http/admin/dashboard.rs`
-//! includes them, so the running service fetches nothing from anywhere
-//! and works offline.
+//! then copied into `OUT_DIR`, where `src/http/bundle.rs` includes them
+//! for the dashboard and the partner portal, so the running service
+//! fetches nothing from anywhere and works offline.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

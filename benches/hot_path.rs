@@ -78,6 +78,7 @@ fn cache(metrics: &Arc<Metrics>) -> Arc<RouteCache> {
             offer_id: 1,
             status: Status::Active,
             created_at: "t".into(),
+            default_subs: Default::default(),
         })
         .collect();
     cache.load(vec![partner], vec![offer], links);

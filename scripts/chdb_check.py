@@ -398,7 +398,8 @@ def main() -> int:
             else:
                 checker.fail(str(args.old_schema), "old schema file not found")
 
-            for table in ("clicks", "orphan_hits", "conversions", "postback_deliveries", "partner_payments"):
+            for table in ("clicks", "orphan_hits", "conversions", "postback_deliveries", "partner_payments",
+                          "partner_bonuses"):
                 insert_samples(checker, table)
 
             query_files = sorted(args.sql_dir.rglob("*.sql")) if args.sql_dir.is_dir() else []

@@ -186,6 +186,11 @@ tracking_url=$(json_get tracking_url <<<"$link") || die "link response has no tr
 sep='?'
 [[ $tracking_url == *\?* ]] && sep='&'
 
+# The demo partner's own key for the partner API (shown once, as to a
+# real partner).
+partner_key=$(api POST "/api/v1/partners/$partner_id/keys" '{"label": "demo"}')
+partner_key=$(json_get key <<<"$partner_key") || die "key response has no key: $partner_key"
+
 # One click as a browser makes it, so the postback printed below has a
 # real click id to credit.
 BROWSER_UA='Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/130.0 Safari/537.36'
@@ -211,6 +216,13 @@ with the payout; send it twice and the second is a duplicate:
 
 The admin API (its OpenAPI document: $ADMIN/api/v1/openapi.json):
   curl -s -H 'Authorization: Bearer $TRACKEDGE_ADMIN_TOKEN' '$ADMIN/api/v1/links'
+
+The partner's own view, with its key (the partner API, on the public
+listener):
+  curl -s -H 'Authorization: Bearer $partner_key' '$PUBLIC/partner/v1/me'
+  curl -s -H 'Authorization: Bearer $partner_key' '$PUBLIC/partner/v1/stats?group_by=day'
+and its portal (the key moves into the tab's session storage):
+  $PUBLIC/partner/portal#key=$partner_key
 
 The dashboard (the token moves into the tab's session storage):
   $ADMIN/dashboard#token=$TRACKEDGE_ADMIN_TOKEN

@@ -386,6 +386,10 @@ pub async fn run(config: Config, migrate: bool, stop: CancellationToken) -> anyh
             &config.clickhouse.database,
             sink.clone(),
         ),
+        payouts: crate::payments::PaymentStore::new(
+            clickhouse_client(&config, true),
+            &config.clickhouse.database,
+        ),
         limiter: KeyLimiter::new(
             config.partner_api.requests_per_minute,
             config.partner_api.burst,
@@ -519,10 +523,14 @@ pub async fn run(config: Config, migrate: bool, stop: CancellationToken) -> anyh
             background.clone(),
         )));
     }
-    if !config.tiers.levels.is_empty() {
+    if config.tiers.any_rules() {
         tasks.push(tokio::spawn(crate::partners::promote::run(
             catalog.clone(),
             StandingReader::new(
+                clickhouse_client(&config, true),
+                &config.clickhouse.database,
+            ),
+            crate::payments::PaymentStore::new(
                 clickhouse_client(&config, true),
                 &config.clickhouse.database,
             ),

@@ -39,12 +39,14 @@
 //!   field error of every validation; constant-time secret comparison.
 //! - [`partners`]: the partner program over the catalog and the tables:
 //!   partner health (pure), its facts from ClickHouse, and pausing the
-//!   links of partners gone quiet.
+//!   links of partners gone quiet; performance tiers and bonuses (pure
+//!   decisions, a daily round; each bonus recorded once).
 //! - [`partner_api`]: partner API keys (stored as digests), who may
 //!   promote which offer (visibility and grants, a pure rule), and pausing
 //!   links when access is lost.
-//! - [`payments`]: partner payments: balances (approved, payable after
-//!   the offers' holds, paid, owed; pure) and recorded payments.
+//! - [`payments`]: partner payments: balances (approved, bonuses,
+//!   payable after the offers' holds, paid, owed; pure), recorded
+//!   payments and the bonuses ledger.
 //! - [`schema`] and [`retention`]: the ClickHouse schema and `migrate`;
 //!   the TTL that bounds how long raw rows are kept.
 //! - [`backoff`]: the one retry-wait rule of every loop that retries.

@@ -122,7 +122,7 @@ impl Redirector {
         let (is_bot, device) = self.bots.classify_cached(req.is_head, &user_agent);
         let ip = self.client_ip(req.peer, req.headers);
 
-        let subs = Subs::parse(req.query);
+        let mut subs = Subs::parse(req.query);
         // The verdict goes into the click id, which is issued under the
         // route guard; the limiter needs no route, so it runs before the
         // lookup rather than with the guard held. An orphan hit thus counts
@@ -149,6 +149,9 @@ impl Redirector {
         // `RouteCache::lookup`): the ids are copied out, the Location is
         // rendered, and the guard goes before the append.
         let (link_id, partner_id, offer_id) = (route.link_id, route.partner_id, route.offer_id);
+        if let Some(defaults) = &route.default_subs {
+            subs.or_defaults(defaults);
+        }
         let flags = ClickFlags {
             bot: is_bot,
             rate_limited: is_rate_limited,
@@ -309,6 +312,16 @@ impl<'a> Subs<'a> {
         }
         subs
     }
+
+    /// Fills each sub-id the query left empty from the link's `defaults`:
+    /// one the click carries always wins.
+    pub fn or_defaults(&mut self, defaults: &[Box<str>; 5]) {
+        for (s, d) in self.0.iter_mut().zip(defaults.iter()) {
+            if s.is_empty() && !d.is_empty() {
+                *s = Cow::Owned(d.to_string());
+            }
+        }
+    }
 }
 
 /// A header's value as text (invalid UTF-8 replaced), cut to `max` bytes.
@@ -468,6 +481,51 @@ mod tests {
                 (flags.bot as u8, flags.rate_limited as u8),
                 "{peer} {is_head} {ua}"
             );
+        }
+    }
+
+    /// A link's default sub-ids fill what the click's URL leaves empty, in
+    /// the destination and in the row alike; the click's own win.
+    #[test]
+    fn default_sub_ids_fill_what_the_click_leaves_empty() {
+        let dir = tempfile::tempdir().unwrap();
+        let (redirector, cache) = redirector(dir.path());
+        let mut l = link(101, "bbb", 1, 10, Status::Active);
+        l.default_subs = crate::model::DefaultSubs {
+            sub1: Some("news".into()),
+            sub3: Some("may".into()),
+            ..Default::default()
+        };
+        cache.apply(crate::catalog::Change::Link {
+            id: 101,
+            data: Some(l),
+        });
+        let headers = HeaderMap::new();
+        // (link, query) -> (sub1..sub5 recorded)
+        let cases: &[(&str, Option<&str>, [&str; 5])] = &[
+            ("bbb", None, ["news", "", "may", "", ""]),
+            ("bbb", Some("sub1=own&sub2=x"), ["own", "x", "may", "", ""]),
+            ("bbb", Some("sub3="), ["news", "", "may", "", ""]),
+            ("aaa", None, ["", "", "", "", ""]),
+        ];
+        for &(code, query, expected) in cases {
+            let req = ClickRequest {
+                code,
+                query,
+                is_head: false,
+                headers: &headers,
+                peer: "192.0.2.9:1".parse().unwrap(),
+            };
+            let mut row = None;
+            let resp = redirector.respond(&req, |event| {
+                let Event::Click(c) = event else {
+                    panic!("not a click: {code}")
+                };
+                row = Some([c.sub1, c.sub2, c.sub3, c.sub4, c.sub5].map(|s| s.to_string()));
+                true
+            });
+            assert_eq!(resp.status(), StatusCode::FOUND, "{code} {query:?}");
+            assert_eq!(row.unwrap(), expected.map(String::from), "{code} {query:?}");
         }
     }
 

@@ -391,5 +391,6 @@ mod tests {
             "partner_payments",
             crate::payments::PaymentRow::COLUMN_NAMES,
         );
+        check("partner_bonuses", crate::payments::BonusRow::COLUMN_NAMES);
     }
 }

@@ -156,6 +156,14 @@ fn seed(ch: &ClickHouse, db: &str) {
         "INSERT INTO {db}.partner_payments (payment_id, partner_id, currency, paid_through, amount, payable, paid_before, ts) VALUES \
          ('pay1', 3, 'EUR', toDate(now(), 'UTC') - 1, toDecimal64('5', 4), toDecimal64('5', 4), toDecimal64('0', 4), now())"
     ));
+    // Partner 3's bonuses: 50.00 EUR earned yesterday, its row written
+    // twice; 7.00 EUR earned as of an hour from now (its day is not over).
+    ch.query(&format!(
+        "INSERT INTO {db}.partner_bonuses (bonus_id, partner_id, rule, period_start, amount, currency, reason, earned_at, ts) VALUES \
+         ('big:3:2026-01-01', 3, 'big', toDate('2026-01-01'), toDecimal64('50', 4), 'EUR', 'r', now() - {day}, now()), \
+         ('big:3:2026-01-01', 3, 'big', toDate('2026-01-01'), toDecimal64('50', 4), 'EUR', 'r', now() - {day}, now()), \
+         ('big:3:2026-02-01', 3, 'big', toDate('2026-02-01'), toDecimal64('7', 4), 'EUR', 'r', now() + 3600, now())"
+    ));
     ch.query(&format!(
         "INSERT INTO {db}.postback_deliveries (conversion_id, partner_id, attempt, ts, url, http_status, error, duration_ms) VALUES \
          ('a1', 1, 1, now() - 300, 'https://p1/', 200, '', 12), \
@@ -248,8 +256,9 @@ fn expected(n: u32) -> &'static str {
         12 => "US\t90\nDE\t30\n",
         13 => "1\tduplicate_order\t1\n",
         // Offer 2 holds 0 days: partner 3's two sales of yesterday are
-        // payable, less the 5.00 paid; offer 1's are in their 30-day hold.
-        15 => "3\tEUR\t20.0000\t5.0000\t15.0000\n",
+        // payable, and its bonus of yesterday once (not today's), less the
+        // 5.00 paid; offer 1's are in their 30-day hold.
+        15 => "3\tEUR\t70.0000\t5.0000\t65.0000\n",
         _ => unreachable!("query {n} is checked on its own"),
     }
 }

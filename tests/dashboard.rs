@@ -15,10 +15,10 @@
 
 mod common;
 
-use std::path::PathBuf;
 use std::str::FromStr;
 
 use common::chromium::Browser;
+use common::dom::*;
 use common::*;
 use rust_decimal::Decimal;
 use serde_json::{json, Value};
@@ -137,92 +137,6 @@ fn insert_conversion(server: &Server, row: Conversion) {
     ));
 }
 
-// ---------------------------------------------------------- reading the DOM
-
-/// A rendered value: its text, and the raw API value the page kept
-/// beside it (`data-value`).
-#[derive(Debug, Clone, PartialEq)]
-struct Cell {
-    text: String,
-    value: Option<String>,
-}
-
-impl Cell {
-    /// The raw value as a decimal (money keeps the API's exact string).
-    fn decimal(&self) -> Decimal {
-        let v = self.value.as_deref().unwrap_or_else(|| panic!("{self:?}"));
-        Decimal::from_str(v).unwrap_or_else(|e| panic!("{self:?}: {e}"))
-    }
-
-    fn value(&self) -> &str {
-        self.value.as_deref().unwrap_or("")
-    }
-}
-
-fn unescape(s: &str) -> String {
-    s.replace("&lt;", "<")
-        .replace("&gt;", ">")
-        .replace("&quot;", "\"")
-        .replace("&nbsp;", "\u{a0}")
-        .replace("&amp;", "&")
-}
-
-/// The value of attribute `name` in an opening tag's text.
-fn attr(tag: &str, name: &str) -> Option<String> {
-    let at = tag.find(&format!(" {name}=\""))? + name.len() + 3;
-    let len = tag[at..].find('"')?;
-    Some(unescape(&tag[at..at + len]))
-}
-
-/// The element with `id`: its text and `data-value`.
-fn element(dom: &str, id: &str) -> Cell {
-    let hit = dom
-        .find(&format!(" id=\"{id}\""))
-        .unwrap_or_else(|| panic!("no #{id} in {dom}"));
-    let start = dom[..hit].rfind('<').unwrap();
-    let open_end = hit + dom[hit..].find('>').unwrap();
-    let tag = &dom[start..open_end];
-    let name = tag[1..].split_whitespace().next().unwrap();
-    let text_end = open_end + dom[open_end..].find(&format!("</{name}>")).unwrap();
-    Cell {
-        text: unescape(&dom[open_end + 1..text_end]),
-        value: attr(tag, "data-value"),
-    }
-}
-
-/// The `<body>` tag's attribute `name`.
-fn body(dom: &str, name: &str) -> String {
-    let start = dom.find("<body").expect("a body");
-    let tag = &dom[start..start + dom[start..].find('>').unwrap()];
-    attr(tag, name).unwrap_or_default()
-}
-
-/// The cells of each row of the first `<tbody>` after `#id`.
-fn rows(dom: &str, id: &str) -> Vec<Vec<Cell>> {
-    let from = dom
-        .find(&format!(" id=\"{id}\""))
-        .unwrap_or_else(|| panic!("no #{id}"));
-    let rest = &dom[from..];
-    let tbody = &rest[rest.find("<tbody>").unwrap()..rest.find("</tbody>").unwrap()];
-    tbody
-        .split("<tr>")
-        .skip(1)
-        .map(|tr| {
-            tr.split("<td")
-                .skip(1)
-                .map(|td| {
-                    let open_end = td.find('>').unwrap();
-                    let text_end = td.find("</td>").unwrap();
-                    Cell {
-                        text: unescape(&td[open_end + 1..text_end]),
-                        value: attr(&td[..open_end], "data-value"),
-                    }
-                })
-                .collect()
-        })
-        .collect()
-}
-
 /// Asserts the page settled with every panel loaded.
 fn assert_loaded(dom: &str) {
     assert_eq!(
@@ -238,21 +152,6 @@ fn assert_loaded(dom: &str) {
 
 fn dec(s: &str) -> Decimal {
     Decimal::from_str(s).unwrap()
-}
-
-/// `target/`, where the screenshot goes.
-fn target_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
-        .parent()
-        .expect("target/tmp has a parent")
-        .to_path_buf()
-}
-
-/// Width and height of a PNG, from its header.
-fn png_size(bytes: &[u8]) -> (u32, u32) {
-    assert_eq!(&bytes[..8], b"\x89PNG\r\n\x1a\n", "not a PNG");
-    let be = |at: usize| u32::from_be_bytes(bytes[at..at + 4].try_into().unwrap());
-    (be(16), be(20))
 }
 
 /// Asserts the page settled with the stats panels refused by a server

@@ -70,8 +70,31 @@ async fn partners_are_judged_and_the_silent_ones_paused() {
     conversion(ch, db, ("c3", active, 0, "pending", "5.00", 1));
     conversion(ch, db, ("c4", silent, 100, "approved", "9.00", 1));
 
+    // An applicant waiting for approval is not judged.
+    let resp = client()
+        .post(format!("{}/apply", server.public))
+        .header("content-type", "application/json")
+        .body(
+            json!({"name": "Hopeful", "email": "hope@example.com", "kind": "affiliate",
+                   "website": "https://hope.example.com", "promotion": "a blog"})
+            .to_string(),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 201);
+    let applicant = resp.json::<Value>().await.unwrap()["id"].as_u64().unwrap();
+
     let (s, v) = admin(&server, "GET", "/api/v1/partners/health", None).await;
     assert_eq!(s, 200, "{v}");
+    assert!(
+        v["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|i| i["partner_id"] != applicant),
+        "{v}"
+    );
     let row = |id: u64| -> Value {
         v["items"]
             .as_array()

@@ -1,6 +1,7 @@
 //! The partner API end to end against real Redis and ClickHouse and the
 //! built binary: keys (creation, listing, revocation on every node, rate,
-//! inactive partners), cross-partner isolation (fixed cases and a property
+//! inactive partners), cross-partner isolation of every route (links,
+//! conversions, offers, stats, deals, payouts; fixed cases and a property
 //! over generated ids), offer visibility and access, and the partner's
 //! stats and conversions against the admin's.
 
@@ -19,6 +20,7 @@ async fn another_partners_ids_answer_404_on_every_route() {
     let (a, b) = (t.a, t.b);
     let (lb, pv) = (&t.b_link["id"], &t.private["id"]);
     let conv = &t.b_conversion;
+    let deal = t.b_deal;
     // Every route that takes an id, with B's ids and A's key.
     let cases: Vec<(&str, String, Option<Value>, &str)> = vec![
         ("GET", format!("/partner/v1/links/{lb}"), None, "id"),
@@ -65,6 +67,25 @@ async fn another_partners_ids_answer_404_on_every_route() {
             None,
             "partner_id",
         ),
+        ("GET", format!("/partner/v1/deals/{deal}"), None, "id"),
+        (
+            "GET",
+            format!("/partner/v1/deals?partner_id={b}"),
+            None,
+            "partner_id",
+        ),
+        (
+            "POST",
+            "/partner/v1/deals".into(),
+            Some(json!({"offer_id": pv, "company": "X", "customer_id": "x-1"})),
+            "offer_id",
+        ),
+        (
+            "GET",
+            format!("/partner/v1/payouts?partner_id={b}"),
+            None,
+            "partner_id",
+        ),
     ];
     for (method, path, body, named) in &cases {
         let (s, v) = papi(&server, &t.a_key, method, path, body.clone()).await;
@@ -83,6 +104,9 @@ async fn another_partners_ids_answer_404_on_every_route() {
         ("GET", format!("/partner/v1/stats?partner_id={b}")),
         ("GET", format!("/partner/v1/stats?link_id={lb}")),
         ("GET", format!("/partner/v1/conversions?partner_id={b}")),
+        ("GET", format!("/partner/v1/deals/{deal}")),
+        ("GET", format!("/partner/v1/deals?partner_id={b}")),
+        ("GET", format!("/partner/v1/payouts?partner_id={b}")),
     ] {
         let (s, v) = papi(&server, &t.b_key, method, &path, None).await;
         assert_eq!(s, 200, "{method} {path}: {v}");
@@ -130,6 +154,50 @@ async fn another_partners_ids_answer_404_on_every_route() {
             .all(|o| o["id"] != *pv),
         "{offers}"
     );
+    let (s, deals) = papi(&server, &t.a_key, "GET", "/partner/v1/deals", None).await;
+    assert_eq!((s, &deals["items"]), (200, &json!([])), "{deals}");
+    let (s, deals) = papi(&server, &t.b_key, "GET", "/partner/v1/deals", None).await;
+    assert_eq!(s, 200, "{deals}");
+    assert_eq!(deals["items"][0]["id"], deal, "{deals}");
+
+    // Payouts: B is paid (a conversion old enough to be out of its hold,
+    // paid through yesterday); A sees none of B's balances or payments.
+    let db = &server.config.database;
+    let old = now_secs() - 40 * 86_400;
+    services().clickhouse.query(&format!(
+        "INSERT INTO {db}.conversions (conversion_id, ts, partner_id, offer_id, status, reason, \
+         amount, currency, payout, payout_currency, version) VALUES ('b-old', toDateTime({old}), \
+         {b}, {}, 'approved', 'ok', toDecimal64('20', 4), 'USD', toDecimal64('5', 4), 'USD', 1)",
+        t.public["id"]
+    ));
+    let (_, report) = admin(&server, "GET", "/api/v1/reports/payouts", None).await;
+    let through = report["payable_through"].clone();
+    let (s, paid) = admin(
+        &server,
+        "POST",
+        &format!("/api/v1/partners/{b}/payouts"),
+        Some(json!({"paid_through": through, "currency": "USD"})),
+    )
+    .await;
+    assert_eq!((s, &paid["amount"]), (201, &json!("5.00")), "{paid}");
+    let (s, mine) = papi(&server, &t.a_key, "GET", "/partner/v1/payouts", None).await;
+    assert_eq!(s, 200, "{mine}");
+    assert_eq!(
+        (&mine["balances"], &mine["payments"]),
+        (&json!([]), &json!([])),
+        "{mine}"
+    );
+    let (s, theirs) = papi(&server, &t.b_key, "GET", "/partner/v1/payouts", None).await;
+    assert_eq!(s, 200, "{theirs}");
+    assert_eq!(
+        (
+            &theirs["balances"][0]["paid"],
+            &theirs["payments"][0]["payment_id"]
+        ),
+        (&json!("5.00"), &paid["payment_id"]),
+        "{theirs}"
+    );
+
     // A partner key opens nothing of the admin API.
     let resp = client()
         .get(format!("{}/api/v1/partners", server.admin))
@@ -143,7 +211,7 @@ async fn another_partners_ids_answer_404_on_every_route() {
 #[test]
 fn no_generated_id_of_another_partner_answers_200() {
     let runtime = tokio::runtime::Runtime::new().unwrap();
-    // Every case makes five calls: far above the default rate per key.
+    // Every case makes eight calls: far above the default rate per key.
     let config = ServerConfig::new("papi_prop")
         .with("TRACKEDGE_PARTNER_API_REQUESTS_PER_MINUTE", "1000000")
         .with("TRACKEDGE_PARTNER_API_BURST", "100000");
@@ -169,6 +237,7 @@ fn no_generated_id_of_another_partner_answers_200() {
         Just(b_link),
         Just(private),
         Just(t.b),
+        Just(t.b_deal),
         0..20u64,
         any::<u64>()
     ];
@@ -196,6 +265,15 @@ fn no_generated_id_of_another_partner_answers_200() {
                 "/partner/v1/stats?link_id={id}&from=2026-01-01&to=2026-01-02"
             ));
             prop_assert!(s != 200 || id == t.a_link["id"], "stats link {id}: {s} {v}");
+            // A deal answers 200 only when it is A's; another partner's
+            // deals and payouts never show.
+            let (s, v) = get(format!("/partner/v1/deals/{id}"));
+            prop_assert!(s != 200 || v["partner_id"] == t.a, "deal {id}: {s} {v}");
+            prop_assert!(s == 200 || s == 404, "deal {id}: {s} {v}");
+            let (s, v) = get(format!("/partner/v1/deals?partner_id={id}"));
+            prop_assert!(s != 200 || id == t.a, "deals of partner {id}: {s} {v}");
+            let (s, v) = get(format!("/partner/v1/payouts?partner_id={id}"));
+            prop_assert!(s != 200 || id == t.a, "payouts of partner {id}: {s} {v}");
             // A conversion answers 200 only when it is A's.
             let (s, v) = get(format!("/partner/v1/conversions/{conv}"));
             prop_assert!(

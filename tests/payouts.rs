@@ -412,10 +412,10 @@ async fn payouts_report_and_payments() {
 
     // CSV, by format=csv or by Accept.
     let expected_csv = format!(
-        "partner_id,currency,approved,pending,reversed,on_hold,payable,paid,owed,paid_through\n\
-         {a},EUR,16.00,0.00,0.00,6.00,10.00,10.00,0.00,{yesterday}\n\
-         {a},USD,14.50,1.00,12.00,7.00,7.50,11.50,-4.00,{yesterday}\n\
-         {b},USD,3.00,0.00,0.00,0.00,3.00,0.00,3.00,\n"
+        "partner_id,currency,approved,pending,reversed,bonuses,on_hold,payable,paid,owed,paid_through\n\
+         {a},EUR,16.00,0.00,0.00,0.00,6.00,10.00,10.00,0.00,{yesterday}\n\
+         {a},USD,14.50,1.00,12.00,0.00,7.00,7.50,11.50,-4.00,{yesterday}\n\
+         {b},USD,3.00,0.00,0.00,0.00,0.00,3.00,0.00,3.00,\n"
     );
     for (query, accept) in [
         (format!("{range}&format=csv"), "application/json"),

@@ -742,305 +742,80 @@ fn bad_config_exits_64_naming_the_key() {
     assert!(text.contains("listen = \"127.0.0.1:8080\""), "{text}");
 }
 
+/// A link's default sub-ids reach the destination and the click's row when
+/// the tracking URL carries none; a sub-id the URL carries wins.
 #[tokio::test]
-async fn a_missed_change_message_is_repaired_by_the_counter_check() {
-    let server = Server::start(
-        ServerConfig::new("missed").with("TRACKEDGE_REDIS_RESYNC_INTERVAL_SECS", "1"),
+async fn default_sub_ids_are_recorded_where_the_url_carries_none() {
+    let server = Server::start(ServerConfig::new("defsubs"));
+    let (_, offer, partner) = seed_partner_link(
+        &server,
+        json!({"name": "P", "kind": "affiliate"}),
+        "https://shop.example/?cid={click_id}&s1={sub1}&s2={sub2}",
+        None,
+    )
+    .await;
+    let (s, link) = admin(
+        &server,
+        "POST",
+        "/api/v1/links",
+        Some(json!({"partner_id": partner["id"], "offer_id": offer["id"],
+                    "default_subs": {"sub1": "newsletter", "sub2": "may"}})),
+    )
+    .await;
+    assert_eq!(s, 201, "{link}");
+    assert_eq!(link["default_subs"]["sub1"], "newsletter", "{link}");
+    let (s, bad) = admin(
+        &server,
+        "POST",
+        "/api/v1/links",
+        Some(json!({"partner_id": partner["id"], "offer_id": offer["id"],
+                    "default_subs": {"sub2": "x".repeat(300)}})),
+    )
+    .await;
+    assert_eq!(
+        (s, &bad["error"]["field"]),
+        (400, &json!("default_subs.sub2")),
+        "{bad}"
     );
-    let link = seed_link(&server, "https://m.example.com/", None).await;
+
     let url = format!("{}/{}", server.public, link["code"].as_str().unwrap());
-    assert_eq!(client().get(&url).send().await.unwrap().status(), 302);
-
-    // Pause the link behind every node's back: stored and counted, but the
-    // change message is never published.
-    let prefix = &server.config.prefix;
-    let mut paused = link.clone();
-    paused["status"] = json!("paused");
-    paused.as_object_mut().unwrap().remove("tracking_url");
-    let mut conn = redis::Client::open(server.config.redis_url.as_str())
-        .unwrap()
-        .get_connection()
+    let c = client();
+    let plain = c
+        .get(&url)
+        .header("user-agent", BROWSER_UA)
+        .send()
+        .await
         .unwrap();
-    let _: () = redis::cmd("HSET")
-        .arg(format!("{prefix}links"))
-        .arg(link["id"].as_u64().unwrap())
-        .arg(paused.to_string())
-        .query(&mut conn)
-        .unwrap();
-    let _: u64 = redis::cmd("INCR")
-        .arg(format!("{prefix}version"))
-        .query(&mut conn)
-        .unwrap();
-
-    wait_for("the counter check to reload the catalog", || {
-        (http_get_blocking(&url).map(|(s, _)| s) == Some(404)).then_some(())
-    });
     assert!(
-        server.log_text().contains("a change message never arrived"),
+        location(&plain).contains("&s1=newsletter&s2=may"),
         "{}",
-        server.log_text()
+        location(&plain)
     );
-}
-
-/// A plain Redis connection to `server`'s store.
-#[tokio::test]
-async fn a_vanity_code_is_free_again_when_its_link_could_not_be_stored() {
-    let server = Server::start(ServerConfig::new("reserve"));
-    let (s, p) = admin(
-        &server,
-        "POST",
-        "/api/v1/partners",
-        Some(json!({"name": "P", "kind": "affiliate"})),
-    )
-    .await;
-    assert_eq!(s, 201, "{p}");
-    let (s, o) = admin(
-        &server,
-        "POST",
-        "/api/v1/offers",
-        Some(json!({"name": "O", "url": "https://m.example.com/", "payout": {"model": "cpa", "amount": "1"}})),
-    )
-    .await;
-    assert_eq!(s, 201, "{o}");
-    let body = json!({"partner_id": p["id"], "offer_id": o["id"], "code": "Reserve7"});
-
-    // Each write after the code's reservation refused in turn, by a key
-    // holding a string that is no number: the link's JSON (a hash), its
-    // index entry (a sorted set), the change number (INCR).
-    let prefix = &server.config.prefix;
-    let mut conn = redis_conn(&server);
-    for broken in ["links", "idx:links", "version"] {
-        let key = format!("{prefix}{broken}");
-        let saved: Option<Vec<u8>> = redis::cmd("DUMP").arg(&key).query(&mut conn).unwrap();
-        let _: () = redis::cmd("DEL").arg(&key).query(&mut conn).unwrap();
-        let _: () = redis::cmd("SET")
-            .arg(&key)
-            .arg("x")
-            .query(&mut conn)
-            .unwrap();
-        let (s, v) = admin(&server, "POST", "/api/v1/links", Some(body.clone())).await;
-        assert_eq!(s, 503, "{broken}: {v}");
-        let _: () = redis::cmd("DEL").arg(&key).query(&mut conn).unwrap();
-        if let Some(bytes) = saved {
-            let _: () = redis::cmd("RESTORE")
-                .arg(&key)
-                .arg(0)
-                .arg(bytes)
-                .query(&mut conn)
-                .unwrap();
-        }
-        // Nothing of the failed link is left behind.
-        let left: (u64, u64, u64) = redis::pipe()
-            .cmd("HEXISTS")
-            .arg(format!("{prefix}codes"))
-            .arg("Reserve7")
-            .cmd("EXISTS")
-            .arg(format!("{prefix}links"))
-            .cmd("EXISTS")
-            .arg(format!("{prefix}idx:links"))
-            .query(&mut conn)
-            .unwrap();
-        assert_eq!(left, (0, 0, 0), "{broken}");
-    }
-
-    let (s, v) = admin(&server, "POST", "/api/v1/links", Some(body)).await;
-    assert_eq!((s, v["code"].clone()), (201, json!("Reserve7")), "{v}");
-    let r = client()
-        .get(format!("{}/Reserve7", server.public))
+    let own = c
+        .get(format!("{url}?sub1=own"))
+        .header("user-agent", BROWSER_UA)
         .send()
         .await
         .unwrap();
-    assert_eq!(r.status(), 302);
-}
-
-#[tokio::test]
-async fn a_stored_entity_that_does_not_decode_is_named() {
-    let server = Server::start(ServerConfig::new("corrupt"));
-    let link = seed_link(&server, "https://m.example.com/", None).await;
-    let (s, p) = admin(
-        &server,
-        "POST",
-        "/api/v1/partners",
-        Some(json!({"name": "Broken", "kind": "affiliate"})),
-    )
-    .await;
-    assert_eq!(s, 201, "{p}");
-    let id = p["id"].as_u64().unwrap();
-    let key = format!("{}partners", server.config.prefix);
-    let _: () = redis::cmd("HSET")
-        .arg(&key)
-        .arg(id)
-        .arg(r#"{"id": 2, "name": "#)
-        .query(&mut redis_conn(&server))
-        .unwrap();
-
-    let (s, v) = admin(&server, "GET", &format!("/api/v1/partners/{id}"), None).await;
-    assert_eq!(
-        (s, v["error"]["code"].clone()),
-        (500, json!("corrupt_entity")),
-        "{v}"
-    );
-    let message = v["error"]["message"].as_str().unwrap();
     assert!(
-        message.contains(&format!("partner {id}")) && message.contains(&key),
-        "{message}"
+        location(&own).contains("&s1=own&s2=may"),
+        "{}",
+        location(&own)
     );
-    // A listing still answers, without it.
-    let (s, v) = admin(&server, "GET", "/api/v1/partners", None).await;
-    assert_eq!(s, 200, "{v}");
-    let ids: Vec<u64> = v["items"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|i| i["id"].as_u64().unwrap())
-        .collect();
-    assert_eq!(ids, vec![link["partner_id"].as_u64().unwrap()]);
 
-    // A node loading the catalog skips it, names it, and routes the rest.
-    let other = Server::start(server.config.other_node());
-    let r = client()
-        .get(format!(
-            "{}/{}",
-            other.public,
-            link["code"].as_str().unwrap()
-        ))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 302);
-    let log = other.log_text();
-    assert!(
-        log.contains("stored entity does not decode") && log.contains(&key),
-        "{log}"
-    );
-}
-
-/// An install from before deal registration, whose `conversion_history`
-/// already exists: migrate adds the deal columns to both tables, and the
-/// history's view copies them from then on.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn migrate_adds_the_deal_columns_to_an_existing_history() {
-    use trackedge::schema;
-
+    let db = &server.config.database;
     let ch = &services().clickhouse;
-    let client = clickhouse::Client::default()
-        .with_url(ch.url())
-        .with_validation(false);
-    let db = unique_name("predeal");
-    schema::migrate(&client, &db).await.unwrap();
-    // Back to the schema before deals: both tables without the columns.
-    for table in ["conversions", "conversion_history"] {
-        for column in ["displaced_partner_id", "deal_id"] {
-            ch.query(&format!("ALTER TABLE {db}.{table} DROP COLUMN {column}"));
-        }
-    }
-    let fresh = schema::migrate(&client, &unique_name("dealfresh"))
-        .await
-        .unwrap();
-    assert_eq!(
-        schema::migrate(&client, &db).await.unwrap(),
-        fresh + 4,
-        "two columns added to each table"
+    let sql = format!(
+        "SELECT count() FROM {db}.clicks WHERE link_id = {} AND sub2 = 'may'",
+        link["id"]
     );
-    ch.query(&format!(
-        "INSERT INTO {db}.conversions (conversion_id, ts, offer_id, amount, deal_id, displaced_partner_id, version) \
-         VALUES ('c1', toDateTime('2026-01-01 00:00:00'), 2, toDecimal64('1', 4), 5, 7, 1)"
+    wait_count(ch, &sql, 2);
+    let subs = ch.query(&format!(
+        "SELECT sub1 FROM {db}.clicks WHERE link_id = {} ORDER BY sub1 FORMAT TSV",
+        link["id"]
     ));
     assert_eq!(
-        ch.query(&format!(
-            "SELECT deal_id, displaced_partner_id FROM {db}.conversion_history FORMAT TabSeparated"
-        ))
-        .trim(),
-        "5\t7"
-    );
-}
-
-/// The event tables' columns in `database`, in order, as `table\tname\ttype`
-/// lines (18.16's system.columns has no position: DESCRIBE keeps the order).
-fn columns_of(ch: &ClickHouse, database: &str) -> String {
-    let mut out = String::new();
-    for table in [
-        "clicks",
-        "orphan_hits",
-        "conversions",
-        "postback_deliveries",
-    ] {
-        let described = ch.query(&format!(
-            "DESCRIBE TABLE {database}.{table} FORMAT TabSeparated"
-        ));
-        for line in described.lines() {
-            let mut fields = line.split('\t');
-            let (name, ty) = (fields.next().unwrap(), fields.next().unwrap_or(""));
-            out.push_str(&format!("{table}\t{name}\t{ty}\n"));
-        }
-    }
-    out
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn migrate_is_idempotent_and_upgrades_an_old_install() {
-    use trackedge::schema;
-
-    let ch = &services().clickhouse;
-    let client = clickhouse::Client::default()
-        .with_url(ch.url())
-        .with_validation(false);
-
-    // A fresh install, migrated twice: the second run adds nothing.
-    let fresh = unique_name("fresh");
-    let first = schema::migrate(&client, &fresh).await.unwrap();
-    let second = schema::migrate(&client, &fresh).await.unwrap();
-    let added = schema::statements(&fresh)
-        .iter()
-        .filter(|s| schema::added_column(s).is_some())
-        .count();
-    assert!(added >= 4);
-    assert_eq!(first, second, "a second migrate runs the same CREATEs");
-    assert_eq!(first + added, schema::statements(&fresh).len());
-
-    // An install of the first schema, holding a conversion, then migrated.
-    let old = unique_name("old");
-    for s in schema::statements_of(include_str!("fixtures/schema-v1.sql"), &old) {
-        client.query(&s).execute().await.unwrap();
-    }
-    ch.query(&format!(
-        "INSERT INTO {old}.conversions (conversion_id, ts, offer_id, amount, version) \
-         VALUES ('c1', toDateTime('2026-01-01 00:00:00'), 2, toDecimal64('12.5', 4), 1)"
-    ));
-    let upgraded = schema::migrate(&client, &old).await.unwrap();
-    // The first schema had no conversion_history: it is created whole,
-    // so none of its own ALTERs runs.
-    let added_to_history = schema::statements(&old)
-        .iter()
-        .filter(|s| schema::added_column(s).is_some_and(|(t, _)| t == "conversion_history"))
-        .count();
-    assert_eq!(
-        upgraded,
-        first + added - added_to_history,
-        "every column added once"
-    );
-    assert_eq!(schema::migrate(&client, &old).await.unwrap(), first);
-
-    assert_eq!(
-        columns_of(ch, &old),
-        columns_of(ch, &fresh),
-        "an upgraded install has a fresh install's columns"
-    );
-    for column in [
-        "customer_id",
-        "attribution",
-        "payout_rule",
-        "payout_currency",
-        "deal_id",
-        "displaced_partner_id",
-    ] {
-        assert!(columns_of(ch, &old).contains(&format!("conversions\t{column}\t")));
-    }
-    assert_eq!(
-        ch.query(&format!(
-            "SELECT conversion_id, amount, customer_id = '' FROM {old}.conversions FORMAT TabSeparated"
-        ))
-        .trim(),
-        "c1\t12.5000\t1"
+        subs.split_whitespace().collect::<Vec<_>>(),
+        ["newsletter", "own"]
     );
 }

@@ -336,3 +336,26 @@ CREATE TABLE IF NOT EXISTS {database}.partner_payments
 ENGINE = MergeTree()
 PARTITION BY toYYYYMM(ts)
 ORDER BY (partner_id, currency, ts, payment_id)
+;
+-- One row per bonus (the tier round, `[[tiers.bonuses]]`): partner
+-- `partner_id` reached rule `rule`'s threshold in the period starting
+-- `period_start` and earned `amount` in `currency`, payable from the end
+-- of the UTC day of `earned_at` (no hold). `bonus_id` is
+-- `{rule}:{partner_id}:{period_start}`, the same on every node, and a
+-- Redis claim lets one round insert it; should two rows of one id land
+-- all the same, every reader groups by bonus_id and merges keep one.
+CREATE TABLE IF NOT EXISTS {database}.partner_bonuses
+(
+    bonus_id String,
+    partner_id UInt64,
+    rule String,
+    period_start Date,
+    amount Decimal(18, 4),
+    currency String,
+    reason String,
+    earned_at DateTime,
+    ts DateTime
+)
+ENGINE = ReplacingMergeTree(ts)
+PARTITION BY toYYYYMM(period_start)
+ORDER BY (partner_id, bonus_id)

@@ -92,6 +92,9 @@ pub struct Route {
     /// `click_id` parameter added when the URL had no macro for it. Render
     /// with [`crate::template::OFFER_MACROS`]' values.
     pub destination: Arc<Template>,
+    /// The link's default sub-ids, when it has any (most links: none, and
+    /// no allocation).
+    pub default_subs: Option<Arc<[Box<str>; 5]>>,
 }
 
 /// A link's id and owners, as [`RouteCache::links_where`] finds them.
@@ -112,6 +115,7 @@ struct CachedLink {
     partner_id: u64,
     offer_id: u64,
     active: bool,
+    default_subs: Option<Arc<[Box<str>; 5]>>,
 }
 
 impl CachedLink {
@@ -127,6 +131,8 @@ impl CachedLink {
             partner_id: l.partner_id,
             offer_id: l.offer_id,
             active: l.status == Status::Active,
+            default_subs: (!l.default_subs.is_empty())
+                .then(|| Arc::new(l.default_subs.values().map(Box::<str>::from))),
         })
     }
 
@@ -138,6 +144,7 @@ impl CachedLink {
             offer_id: r.offer_id,
             // Only a link active in its own right is ever routed.
             active: true,
+            default_subs: r.default_subs.clone(),
         }
     }
 }
@@ -434,6 +441,7 @@ fn route_for(st: &CacheState, id: u64, link: &CachedLink) -> Option<Route> {
         partner_id: link.partner_id,
         offer_id: link.offer_id,
         destination: template.clone(),
+        default_subs: link.default_subs.clone(),
     })
 }
 
@@ -537,6 +545,7 @@ pub(crate) mod fixtures {
             offer_id: o,
             status,
             created_at: "t".into(),
+            default_subs: Default::default(),
         }
     }
 }

@@ -592,6 +592,7 @@ impl Catalog {
         self.exists(Kind::Partner, req.partner_id, "partner_id")
             .await?;
         self.exists(Kind::Offer, req.offer_id, "offer_id").await?;
+        req.default_subs.validate()?;
         let id = self.next_id(Kind::Link).await?;
         if id > MAX_LINK_ID {
             return Err(StoreError::Unavailable("link ids are exhausted".into()));
@@ -603,6 +604,7 @@ impl Catalog {
             offer_id: req.offer_id,
             status: req.status,
             created_at: now_rfc3339(),
+            default_subs: req.default_subs,
         };
         match req.code {
             Some(code) => {

@@ -384,3 +384,60 @@ mod tiers {
         }
     }
 }
+
+/// `[[tiers.bonuses]]` as tables in the file or as text in the
+/// environment, and bad ones refused naming the key.
+mod bonuses {
+    use super::*;
+
+    #[test]
+    fn bonuses_from_a_file_or_the_environment() {
+        let text = "[tiers]\n[[tiers.bonuses]]\nname = \"big_month\"\nmetric = \"conversions\"\n\
+                    threshold = \"100\"\nperiod = \"month\"\namount = \"500.00\"\ncurrency = \"USD\"\n";
+        let c = Config::from_parts(Some(text), Vec::new()).unwrap();
+        assert_eq!(c.tiers.bonuses.len(), 1);
+        assert_eq!(c.tiers.bonuses[0].amount.to_string(), "500.00");
+        assert!(c.tiers.any_rules());
+        let env = vec![(
+            "TRACKEDGE_TIERS_BONUSES".to_string(),
+            "big_month:conversions:100:month:500.00:USD, top_q:revenue:50000:quarter:1000:EUR"
+                .to_string(),
+        )];
+        let c = Config::from_parts(None, env).unwrap();
+        assert_eq!(c.tiers.bonuses.len(), 2);
+        assert_eq!(c.tiers.bonuses[1].currency, "EUR");
+        assert!(!Config::default().tiers.any_rules());
+        for (value, key) in [
+            ("big_month:conversions:100:month:500.00", "tiers.bonuses"),
+            ("big_month:conversions:100:year:500.00:USD", "tiers.bonuses"),
+            (
+                "big month:conversions:100:month:500.00:USD",
+                "tiers.bonuses[0].name",
+            ),
+            (
+                "big_month:conversions:0:month:500.00:USD",
+                "tiers.bonuses[0].threshold",
+            ),
+            (
+                "big_month:conversions:100:month:0:USD",
+                "tiers.bonuses[0].amount",
+            ),
+            (
+                "big_month:conversions:100:month:1.00001:USD",
+                "tiers.bonuses[0].amount",
+            ),
+            (
+                "big_month:conversions:100:month:5:XYZ",
+                "tiers.bonuses[0].currency",
+            ),
+            (
+                "a:conversions:1:week:5:USD,a:payout:5:month:5:USD",
+                "tiers.bonuses[1].name",
+            ),
+        ] {
+            let env = vec![("TRACKEDGE_TIERS_BONUSES".to_string(), value.to_string())];
+            let e = Config::from_parts(None, env).expect_err(value);
+            assert!(e.key.starts_with(key), "{value}: {e}");
+        }
+    }
+}

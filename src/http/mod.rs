@@ -12,9 +12,13 @@
 //! hyper's `431`), and graceful shutdown: on stop, accepting ends, in-flight
 //! requests finish within the grace period, idle keep-alive connections
 //! close.
+//!
+//! [`bundle`] serves the browser pages compiled into the binary (the admin
+//! dashboard, the partner portal) with their files and security headers.
 
 pub mod admin;
 pub mod apply;
+pub mod bundle;
 pub mod conversion;
 pub mod partner;
 pub mod public;

@@ -1,8 +1,9 @@
 //! One round of performance tiers: every partner's standing read, its tier
 //! decided by [`super::tiers::decide`], and each change recorded in the
-//! partner's record with its reason. Run daily by one node (a Redis key per
-//! period elects it) and on demand (`POST /api/v1/tiers/evaluate`); a
-//! second round on the same facts changes nothing.
+//! partner's record with its reason; then the bonuses earned
+//! ([`super::award`]). Run daily by one node (a Redis key per period
+//! elects it) and on demand (`POST /api/v1/tiers/evaluate`); a second
+//! round on the same facts changes nothing and awards nothing again.
 
 use std::time::{Duration, UNIX_EPOCH};
 
@@ -12,12 +13,14 @@ use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
 use super::activity::{now_s, unix_seconds};
+use super::award::{award, AwardError, AwardedBonus};
 use super::pause::all_partners;
 use super::standing::StandingReader;
 use super::tiers::{decide, Standing};
 use crate::catalog::{Catalog, StoreError};
 use crate::config::TiersConfig;
 use crate::model::TierChange;
+use crate::payments::PaymentStore;
 
 /// Why a round stopped.
 #[derive(Debug, thiserror::Error)]
@@ -28,6 +31,10 @@ pub enum TierError {
     /// Redis could not list or change the catalog.
     #[error("{0}")]
     Catalog(#[from] StoreError),
+    /// Bonuses could not be counted, claimed or recorded (tier changes
+    /// made before stand).
+    #[error("bonuses not awarded: {0}")]
+    Bonus(#[from] AwardError),
 }
 
 /// One partner's change in a round.
@@ -49,6 +56,9 @@ pub struct TierRound {
     pub evaluated: usize,
     /// Tier changes made.
     pub changes: Vec<PartnerTierChange>,
+    /// Bonuses this round recorded (one already recorded, by this round
+    /// or another, is not listed again).
+    pub bonuses: Vec<AwardedBonus>,
 }
 
 /// RFC 3339 of Unix seconds.
@@ -57,10 +67,12 @@ fn rfc3339(secs: i64) -> String {
         .to_string()
 }
 
-/// Evaluates every partner's tier as of `at` (Unix seconds) under `rules`.
+/// Evaluates every partner's tier as of `at` (Unix seconds) under `rules`,
+/// then its bonuses, recorded in `ledger`.
 pub async fn evaluate(
     catalog: &Catalog,
     reader: &StandingReader,
+    ledger: &PaymentStore,
     rules: &TiersConfig,
     at: u32,
 ) -> Result<TierRound, TierError> {
@@ -104,10 +116,12 @@ pub async fn evaluate(
             });
         }
     }
+    let bonuses = award(catalog, reader, ledger, &rules.bonuses, &partners, at).await?;
     Ok(TierRound {
         at: rfc3339(i64::from(at)),
         evaluated: partners.len(),
         changes,
+        bonuses,
     })
 }
 
@@ -117,6 +131,7 @@ pub async fn evaluate(
 pub async fn run(
     catalog: std::sync::Arc<Catalog>,
     reader: StandingReader,
+    ledger: PaymentStore,
     rules: TiersConfig,
     stop: CancellationToken,
 ) {
@@ -140,10 +155,11 @@ pub async fn run(
             )
             .await;
         match elected {
-            Ok(true) => match evaluate(&catalog, &reader, &rules, now).await {
+            Ok(true) => match evaluate(&catalog, &reader, &ledger, &rules, now).await {
                 Ok(r) => info!(
                     evaluated = r.evaluated,
                     changes = r.changes.len(),
+                    bonuses = r.bonuses.len(),
                     "tiers evaluated"
                 ),
                 Err(e) => {
@@ -152,7 +168,7 @@ pub async fn run(
                     let _: redis::RedisResult<()> = redis.del(&key).await;
                 }
             },
-            Ok(false) => {}
+            Ok(false) => info!(period, "tiers round of this period taken by another node"),
             Err(e) => warn!(error = %e, "tiers not evaluated: redis unavailable"),
         }
     }

@@ -1,6 +1,7 @@
 //! The facts performance tiers are decided on, read from ClickHouse: each
 //! partner's approved conversions, revenue and payout over each window the
-//! rules use (`src/sql/partner_standing.sql`).
+//! rules use, or over a bonus's calendar period
+//! (`src/sql/partner_standing.sql`).
 
 use std::collections::HashMap;
 
@@ -46,10 +47,17 @@ impl Facts for PartnerFacts<'_> {
             .and_then(|w| w.get(&window_days))
             .copied()
             .unwrap_or_default();
+        t.value(metric)
+    }
+}
+
+impl WindowTotals {
+    /// The figure `metric` counts.
+    pub fn value(&self, metric: TierMetric) -> Decimal {
         match metric {
-            TierMetric::Conversions => Decimal::from(t.conversions),
-            TierMetric::Revenue => t.revenue,
-            TierMetric::Payout => t.payout,
+            TierMetric::Conversions => Decimal::from(self.conversions),
+            TierMetric::Revenue => self.revenue,
+            TierMetric::Payout => self.payout,
         }
     }
 }
@@ -82,24 +90,40 @@ impl StandingReader {
     pub async fn read(&self, at: u32, windows: &[u32]) -> clickhouse::error::Result<Standings> {
         let mut out = Standings::default();
         for &w in windows {
-            let rows = self
-                .client
-                .query(&self.sql)
-                .bind(at.saturating_sub(w.saturating_mul(86_400)))
-                .bind(at)
-                .fetch_all::<WindowRow>()
-                .await?;
-            for r in rows {
-                out.0.entry(r.partner_id).or_default().insert(
-                    w,
+            let from = at.saturating_sub(w.saturating_mul(86_400));
+            for (partner, totals) in self.read_range(from, at).await? {
+                out.0.entry(partner).or_default().insert(w, totals);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Every partner's results from `from` to `until` (Unix seconds,
+    /// `until` exclusive), by partner id; partners with none are absent.
+    pub async fn read_range(
+        &self,
+        from: u32,
+        until: u32,
+    ) -> clickhouse::error::Result<HashMap<u64, WindowTotals>> {
+        let rows = self
+            .client
+            .query(&self.sql)
+            .bind(from)
+            .bind(until)
+            .fetch_all::<WindowRow>()
+            .await?;
+        Ok(rows
+            .into_iter()
+            .map(|r| {
+                (
+                    r.partner_id,
                     WindowTotals {
                         conversions: r.conversions,
                         revenue: Decimal::new(r.revenue, 4),
                         payout: Decimal::new(r.payout, 4),
                     },
-                );
-            }
-        }
-        Ok(out)
+                )
+            })
+            .collect())
     }
 }

@@ -11,6 +11,10 @@
 //! negative by it and the next payment is that much smaller (carried
 //! forward). No reversal time is needed for that, which is as well: a
 //! status change keeps the conversion's own `ts`.
+//!
+//! A bonus (`partner_bonuses`) is an earning too: approved, held 0 days,
+//! of the UTC day it was earned as of; it is counted in the `bonuses`
+//! figure instead of `approved`, and in payable and owed like any other.
 
 use std::collections::BTreeMap;
 
@@ -42,11 +46,22 @@ impl Standing {
     }
 }
 
+/// What an [`Earning`] is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Source {
+    /// Conversions' payouts.
+    Conversion,
+    /// A bonus (always [`Standing::Approved`], held 0 days).
+    Bonus,
+}
+
 /// Conversions in their latest state, of one partner, payout currency,
 /// standing, UTC day and hold, summed (one conversion is a group of one:
-/// the decision is the same either way).
+/// the decision is the same either way); or one bonus.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Earning {
+    /// Conversions or a bonus.
+    pub source: Source,
     /// The credited partner.
     pub partner_id: u64,
     /// The payout's currency (the offer's).
@@ -90,6 +105,8 @@ pub struct Balance {
     pub pending: Decimal,
     /// Payout of the range's conversions that stand reversed.
     pub reversed: Decimal,
+    /// The range's bonuses (by the day each was earned).
+    pub bonuses: Decimal,
     /// Approved, any day, whose hold is not over by `through`.
     pub on_hold: Decimal,
     /// Approved, any day, whose hold is over by `through`.
@@ -110,6 +127,7 @@ impl Balance {
             approved: Decimal::ZERO,
             pending: Decimal::ZERO,
             reversed: Decimal::ZERO,
+            bonuses: Decimal::ZERO,
             on_hold: Decimal::ZERO,
             payable: Decimal::ZERO,
             paid: Decimal::ZERO,
@@ -124,6 +142,7 @@ impl Balance {
             self.approved,
             self.pending,
             self.reversed,
+            self.bonuses,
             self.on_hold,
             self.payable,
             self.paid,
@@ -150,10 +169,11 @@ pub fn balances(earnings: &[Earning], payments: &[Payment], through: NaiveDate) 
             .entry((e.partner_id, &e.currency))
             .or_insert_with(|| Balance::new(e.partner_id, &e.currency));
         if e.in_range {
-            match e.standing {
-                Standing::Approved => b.approved += e.payout,
-                Standing::Pending => b.pending += e.payout,
-                Standing::Reversed => b.reversed += e.payout,
+            match (e.source, e.standing) {
+                (Source::Bonus, _) => b.bonuses += e.payout,
+                (_, Standing::Approved) => b.approved += e.payout,
+                (_, Standing::Pending) => b.pending += e.payout,
+                (_, Standing::Reversed) => b.reversed += e.payout,
             }
         }
         if e.standing == Standing::Approved {

@@ -6,15 +6,19 @@
 //! Bottom up: [`balance`] is the decision, pure and table-tested (every
 //! figure that bills someone comes from it, and a payment row records
 //! why it pays what it pays); [`store`] reads its facts from ClickHouse
-//! and records payments. Not to be confused with [`crate::payout`], what
+//! and records payments; [`bonuses`] reads and records the bonuses the
+//! tier round awards (`partner_bonuses`), which the decision counts as
+//! earnings held 0 days. Not to be confused with [`crate::payout`], what
 //! one conversion pays.
 
 pub mod balance;
+pub mod bonuses;
 pub mod store;
 
 pub use balance::{
-    balances, payment_due, Balance, Earning, Payment, PaymentDue, Refusal, Standing,
+    balances, payment_due, Balance, Earning, Payment, PaymentDue, Refusal, Source, Standing,
 };
+pub use bonuses::BonusRow;
 pub use store::{PaymentRow, PaymentStore};
 
 #[cfg(test)]

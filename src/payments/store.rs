@@ -1,7 +1,7 @@
 //! The decision's facts in ClickHouse: conversions summed by day
-//! (`src/sql/payout_earnings.sql`), the payments made
-//! (`src/sql/partner_payments.sql`), and recording a new payment into
-//! `partner_payments`.
+//! (`src/sql/payout_earnings.sql`) and bonuses ([`super::bonuses`]), the
+//! payments made (`src/sql/partner_payments.sql`), and recording a new
+//! payment into `partner_payments`.
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -11,7 +11,8 @@ use clickhouse::Row;
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 
-use super::balance::{Earning, Payment, Standing};
+use super::balance::{Earning, Payment, Source, Standing};
+use super::bonuses::{BONUSES_SQL, RECORDED_BONUSES_SQL};
 use crate::events::money::MONEY_SCALE;
 use crate::events::Money;
 use crate::model::DEFAULT_HOLD_DAYS;
@@ -97,11 +98,15 @@ struct EarningRow {
 pub struct PaymentStore {
     /// Names the database: the INSERT's table name cannot carry it (the
     /// crate quotes it as one identifier); the queries name it too.
-    client: clickhouse::Client,
+    pub(super) client: clickhouse::Client,
     /// [`EARNINGS_SQL`] for this database, comments removed.
     earnings_sql: String,
     /// [`PAYMENTS_SQL`] for this database, comments removed.
     payments_sql: String,
+    /// [`BONUSES_SQL`] for this database, comments removed.
+    pub(super) bonuses_sql: String,
+    /// [`RECORDED_BONUSES_SQL`] for this database, comments removed.
+    pub(super) recorded_bonuses_sql: String,
 }
 
 impl PaymentStore {
@@ -113,13 +118,15 @@ impl PaymentStore {
             client,
             earnings_sql: prepare(EARNINGS_SQL),
             payments_sql: prepare(PAYMENTS_SQL),
+            bonuses_sql: prepare(BONUSES_SQL),
+            recorded_bonuses_sql: prepare(RECORDED_BONUSES_SQL),
         }
     }
 
     /// Every partner's (or one partner's) conversions that carry money,
     /// summed by day, with each offer's hold from `holds` (offers not in
-    /// it, deleted ones, hold [`DEFAULT_HOLD_DAYS`]); `from..to` (Unix
-    /// seconds) is the report's range.
+    /// it, deleted ones, hold [`DEFAULT_HOLD_DAYS`]), then its bonuses
+    /// (held 0 days); `from..to` (Unix seconds) is the report's range.
     pub async fn earnings(
         &self,
         partner: Option<u64>,
@@ -127,19 +134,20 @@ impl PaymentStore {
         to: u32,
         holds: &HashMap<u64, u32>,
     ) -> clickhouse::error::Result<Vec<Earning>> {
-        let rows = self
+        let conversions = self
             .client
             .query(&self.earnings_sql)
             .bind(from)
             .bind(to)
             .bind(u8::from(partner.is_some()))
             .bind(partner.unwrap_or(0))
-            .fetch_all::<EarningRow>()
-            .await?;
+            .fetch_all::<EarningRow>();
+        let (rows, bonuses) = tokio::try_join!(conversions, self.bonuses(partner))?;
         Ok(rows
             .into_iter()
             .filter_map(|r| {
                 Some(Earning {
+                    source: Source::Conversion,
                     standing: Standing::parse(&r.status)?,
                     partner_id: r.partner,
                     currency: r.currency,
@@ -150,6 +158,7 @@ impl PaymentStore {
                     payout: Decimal::new(r.payout, MONEY_SCALE),
                 })
             })
+            .chain(bonuses.iter().map(|b| b.earning(from, to)))
             .collect())
     }
 

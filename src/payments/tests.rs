@@ -26,6 +26,7 @@ fn e(
     payout: &str,
 ) -> Earning {
     Earning {
+        source: Source::Conversion,
         partner_id,
         currency: currency.into(),
         standing,
@@ -179,6 +180,90 @@ fn balances_by_partner_and_currency() {
         ],
         through,
         &["3 USD: 0 0 0 0 0 3 -3, 2026-02-28"],
+    );
+}
+
+/// A bonus: (partner, currency, day earned, in range, amount).
+fn bonus(partner_id: u64, currency: &str, day: &str, in_range: bool, amount: &str) -> Earning {
+    Earning {
+        source: Source::Bonus,
+        ..e(partner_id, currency, A, day, 0, in_range, amount)
+    }
+}
+
+#[test]
+fn bonuses_count_once_with_no_hold() {
+    let through = "2026-03-31";
+    // (earnings, payments) -> `bonuses approved on_hold payable paid owed`
+    let cases: Vec<(&str, Vec<Earning>, Vec<Payment>, &str)> = vec![
+        (
+            "earned through the day: payable at once",
+            vec![bonus(1, "USD", "2026-03-31", true, "500")],
+            vec![],
+            "500 0 0 500 0 500",
+        ),
+        (
+            "earned after it: not over yet",
+            vec![bonus(1, "USD", "2026-04-01", true, "500")],
+            vec![],
+            "500 0 500 0 0 0",
+        ),
+        (
+            "outside the range: still payable, not in bonuses",
+            vec![bonus(1, "USD", "2025-06-30", false, "500")],
+            vec![],
+            "0 0 0 500 0 500",
+        ),
+        (
+            "beside conversions, apart from approved",
+            vec![
+                e(1, "USD", A, "2026-01-01", 30, true, "5"),
+                e(1, "USD", A, "2026-03-20", 30, true, "7"),
+                bonus(1, "USD", "2026-03-31", true, "500"),
+            ],
+            vec![],
+            "500 12 7 505 0 505",
+        ),
+        (
+            "paid: owed nothing more",
+            vec![bonus(1, "USD", "2026-02-28", true, "500")],
+            vec![p(1, "USD", "2026-02-28", "500")],
+            "500 0 0 500 500 0",
+        ),
+    ];
+    for (case, earnings, payments, expected) in cases {
+        let n = |d: Decimal| d.normalize().to_string();
+        let got: Vec<String> = balances(&earnings, &payments, date(through))
+            .into_iter()
+            .map(|b| {
+                format!(
+                    "{} {} {} {} {} {}",
+                    n(b.bonuses),
+                    n(b.approved),
+                    n(b.on_hold),
+                    n(b.payable),
+                    n(b.paid),
+                    n(b.owed)
+                )
+            })
+            .collect();
+        assert_eq!(got, [expected], "{case}");
+    }
+    // A payment pays a bonus once its day is over, once.
+    let earnings = [
+        e(1, "USD", A, "2026-01-01", 30, false, "5"),
+        bonus(1, "USD", "2026-03-31", false, "500"),
+    ];
+    let today = "2026-04-15";
+    assert_eq!(due(&earnings, &[], 1, "USD", "2026-03-30", today), "5 5 0");
+    assert_eq!(
+        due(&earnings, &[], 1, "USD", "2026-03-31", today),
+        "505 505 0"
+    );
+    let paid = [p(1, "USD", "2026-03-31", "505")];
+    assert_eq!(
+        due(&earnings, &paid, 1, "USD", "2026-04-14", today),
+        "nothing_owed"
     );
 }
 

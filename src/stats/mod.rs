@@ -62,6 +62,7 @@
 //! rounded half away from zero to 4 places, null when there are no clicks.
 
 pub mod cursor;
+pub mod params;
 pub mod query;
 pub mod render;
 pub mod request;

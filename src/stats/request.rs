@@ -10,7 +10,7 @@ use chrono_tz::Tz;
 use sha2::{Digest, Sha256};
 
 use super::cursor;
-use super::time::{self, End};
+use super::params::{Params, Range};
 use crate::config::StatsConfig;
 use crate::validation::FieldError;
 
@@ -288,34 +288,14 @@ const PARAMETERS: [&str; 14] = [
     "format",
 ];
 
-/// Days `from` reaches back when not given: the last 30 local days,
-/// today included.
-const DEFAULT_DAYS: u64 = 30;
-
 impl StatsRequest {
     /// Reads `query` (the raw query string) under `limits`; `now` (Unix
     /// seconds) sets the default range: the last 30 days in `tz`, today
     /// included.
     pub fn parse(query: &str, limits: &StatsConfig, now: i64) -> Result<StatsRequest, FieldError> {
-        let mut given: Vec<(String, String)> = Vec::new();
-        for (k, v) in form_urlencoded::parse(query.as_bytes()) {
-            if !PARAMETERS.contains(&k.as_ref()) {
-                return Err(FieldError::new(
-                    &k,
-                    format!(
-                        "is not a stats parameter (known: {})",
-                        PARAMETERS.join(", ")
-                    ),
-                ));
-            }
-            if given.iter().any(|(g, _)| *g == k) {
-                return Err(FieldError::new(&k, "is given more than once"));
-            }
-            given.push((k.into_owned(), v.into_owned()));
-        }
-        let get = |k: &str| given.iter().find(|(g, _)| g == k).map(|(_, v)| v.as_str());
-
-        let tz = time::parse_tz(get("tz").unwrap_or("UTC"))?;
+        let params = Params::read(query, &PARAMETERS, "stats")?;
+        let get = |k: &str| params.get(k);
+        let Range { tz, from, to } = params.range(now, Some(limits.max_range_days))?;
         let group_by = list("group_by", get("group_by"), |s| {
             Dimension::parse(s).ok_or_else(|| {
                 let names: Vec<&str> = Dimension::ALL.iter().map(|d| d.name()).collect();
@@ -356,36 +336,6 @@ impl StatsRequest {
                 }
             })?,
         };
-
-        let today = time::local_date(tz, now);
-        let to = match get("to") {
-            Some(v) => time::parse_bound("to", v, tz, End::Stop)?,
-            None => time::parse_bound("to", &today.to_string(), tz, End::Stop)?,
-        };
-        let from = match get("from") {
-            Some(v) => time::parse_bound("from", v, tz, End::Start)?,
-            None => {
-                let first = today
-                    .checked_sub_days(chrono::Days::new(DEFAULT_DAYS - 1))
-                    .unwrap_or(today);
-                time::check_range("from", time::start_of_day(tz, first))?
-            }
-        };
-        if from > to {
-            return Err(FieldError::new("from", "must not be after to"));
-        }
-        // An hour of slack: a range of whole local days may hold a day of
-        // 25 hours.
-        let max_secs = limits.max_range_days as i64 * 86_400 + 3600;
-        if to - from > max_secs {
-            return Err(FieldError::new(
-                "to",
-                format!(
-                    "the range from..to is longer than {} days (stats.max_range_days)",
-                    limits.max_range_days
-                ),
-            ));
-        }
 
         let sort = get("sort").map(|s| parse_sort(s, &group_by)).transpose()?;
         let limit = match get("limit") {

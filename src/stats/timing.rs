@@ -11,10 +11,8 @@
 //! counts as 0). Conversions without a click (`invalid_click_id`) have no
 //! such time and are left out.
 
-use chrono_tz::Tz;
-
+use super::params::{Params, Range};
 use super::request::list;
-use super::time::{self, End};
 use crate::config::StatsConfig;
 use crate::validation::FieldError;
 
@@ -101,25 +99,8 @@ impl TimingRequest {
     /// Reads `query` under the stats `limits`; `now` (Unix seconds) sets
     /// the default range, the last 30 days in `tz` as the stats have it.
     pub fn parse(query: &str, limits: &StatsConfig, now: i64) -> Result<TimingRequest, FieldError> {
-        let mut given: Vec<(String, String)> = Vec::new();
-        for (k, v) in form_urlencoded::parse(query.as_bytes()) {
-            if !PARAMETERS.contains(&k.as_ref()) {
-                return Err(FieldError::new(
-                    &k,
-                    format!(
-                        "is not a conversion-times parameter (known: {})",
-                        PARAMETERS.join(", ")
-                    ),
-                ));
-            }
-            if given.iter().any(|(g, _)| *g == k) {
-                return Err(FieldError::new(&k, "is given more than once"));
-            }
-            given.push((k.into_owned(), v.into_owned()));
-        }
-        let get = |k: &str| given.iter().find(|(g, _)| g == k).map(|(_, v)| v.as_str());
-
-        let tz: Tz = time::parse_tz(get("tz").unwrap_or("UTC"))?;
+        let params = Params::read(query, PARAMETERS, "conversion-times")?;
+        let get = |k: &str| params.get(k);
         let group_by = list(
             "group_by",
             Some(get("group_by").unwrap_or("partner,offer")),
@@ -150,30 +131,7 @@ impl TimingRequest {
             }
         };
 
-        let today = time::local_date(tz, now);
-        let to = time::parse_bound("to", get("to").unwrap_or(&today.to_string()), tz, End::Stop)?;
-        let from = match get("from") {
-            Some(v) => time::parse_bound("from", v, tz, End::Start)?,
-            None => {
-                let first = today
-                    .checked_sub_days(chrono::Days::new(29))
-                    .unwrap_or(today);
-                time::check_range("from", time::start_of_day(tz, first))?
-            }
-        };
-        if from > to {
-            return Err(FieldError::new("from", "must not be after to"));
-        }
-        let max_secs = limits.max_range_days as i64 * 86_400 + 3600;
-        if to - from > max_secs {
-            return Err(FieldError::new(
-                "to",
-                format!(
-                    "the range from..to is longer than {} days (stats.max_range_days)",
-                    limits.max_range_days
-                ),
-            ));
-        }
+        let Range { from, to, .. } = params.range(now, Some(limits.max_range_days))?;
         let limit = match get("limit") {
             None => limits.default_limit,
             Some(v) => match v.parse::<u64>() {

@@ -118,7 +118,7 @@ pub async fn convert(
 
 /// Two partners on one public offer and a private one granted to B only,
 /// each partner with a link made through its key; B has a conversion in
-/// ClickHouse.
+/// ClickHouse and a pending deal it registered through its key.
 pub struct Two {
     pub a: u64,
     pub a_key: String,
@@ -127,6 +127,8 @@ pub struct Two {
     pub b_key: String,
     pub b_link: Value,
     pub b_conversion: String,
+    pub b_deal: u64,
+    pub public: Value,
     pub private: Value,
 }
 
@@ -151,6 +153,19 @@ pub async fn two_partners(server: &Server) -> Two {
     plink(server, &b_key, &private["id"]).await;
     let cid = click(server, &b_link).await;
     let b_conversion = convert(server, &public, &cid, "B-1", "cust-b").await;
+    let (s, deal) = papi(
+        server,
+        &b_key,
+        "POST",
+        "/partner/v1/deals",
+        Some(
+            json!({"offer_id": public["id"], "company": "Bob's prospect",
+                     "customer_id": "prospect-b"}),
+        ),
+    )
+    .await;
+    assert_eq!((s, &deal["partner_id"]), (201, &json!(b)), "{deal}");
+    let b_deal = deal["id"].as_u64().unwrap();
     wait_for_async("b's conversion in clickhouse", || async {
         let (s, _) = admin(
             server,
@@ -170,6 +185,8 @@ pub async fn two_partners(server: &Server) -> Two {
         b_key,
         b_link,
         b_conversion,
+        b_deal,
+        public,
         private,
     }
 }

@@ -176,13 +176,14 @@ pub async fn reject_deal(
 }
 
 /// An id from the path; anything but a whole number names no deal.
-fn deal_id(raw: &str) -> Result<u64, ApiError> {
+pub(crate) fn deal_id(raw: &str) -> Result<u64, ApiError> {
     raw.parse()
         .map_err(|_| ApiError::not_found(format!("no deal with id {raw:?}"), Some("id")))
 }
 
-/// The listing's filters and page from a query string.
-fn filter(query: Option<&str>) -> Result<DealFilter, ApiError> {
+/// The listing's filters and page from a query string (the partner API's
+/// listing reads it too, with its partner forced).
+pub(crate) fn filter(query: Option<&str>) -> Result<DealFilter, ApiError> {
     let mut f = DealFilter {
         limit: DEFAULT_LIMIT,
         ..DealFilter::default()

@@ -62,7 +62,9 @@ fn rfc3339(unix_s: u32) -> String {
     humantime::format_rfc3339_seconds(t).to_string()
 }
 
-/// Partner health: last click and conversion, 30-day clicks, conversions
+/// Partner health of every partner in the program (active or suspended;
+/// applicants and rejected ones are left out): last click and conversion,
+/// 30-day clicks, conversions
 /// and payout, and a status (`inactive`: no billable click for
 /// `health.inactive_days`; `declining`: the last 30 days' clicks are under
 /// half the 30 days before; else `active`) with its reason.
@@ -83,6 +85,14 @@ pub async fn partners_health(
     })?;
     let items = partners
         .into_iter()
+        // Applicants and rejected applicants are not in the program: no
+        // health to judge. Suspended partners are, and may come back.
+        .filter(|p| {
+            matches!(
+                p.status,
+                crate::model::PartnerStatus::Active | crate::model::PartnerStatus::Suspended
+            )
+        })
         .map(|p| {
             let a = activity.get(&p.id).copied().unwrap_or_default();
             let (status, reason) = a.judge(&p.created_at, now, s.health.inactive_days);

@@ -14,12 +14,12 @@ mod access;
 mod applications;
 pub(crate) mod conversions;
 mod dashboard;
-mod deals;
+pub(crate) mod deals;
 pub(crate) mod entities;
 mod error;
 mod health;
 mod partner_keys;
-mod payouts;
+pub(crate) mod payouts;
 
 pub use health::HealthSettings;
 pub(crate) mod stats;
@@ -257,6 +257,7 @@ fn parts() -> (Router<Arc<AdminState>>, utoipa::openapi::OpenApi) {
         .routes(routes!(tiers::post_evaluate))
         .routes(routes!(payouts::get_report))
         .routes(routes!(payouts::list_payments, payouts::create_payment))
+        .routes(routes!(payouts::bonuses::list_bonuses))
         .split_for_parts()
 }
 

@@ -457,6 +457,7 @@ async fn the_document_lists_every_route() {
         "GET /api/v1/reports/payouts",
         "GET /api/v1/partners/{id}/payouts",
         "POST /api/v1/partners/{id}/payouts",
+        "GET /api/v1/partners/{id}/bonuses",
         "POST /api/v1/deals",
         "GET /api/v1/deals",
         "GET /api/v1/deals/{id}",

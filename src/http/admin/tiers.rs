@@ -1,7 +1,8 @@
 //! `GET /api/v1/tiers` (the rules) and `POST /api/v1/tiers/evaluate` (a
-//! round now, or as of a past instant): performance tiers on demand. The
-//! decision is [`crate::partners::tiers::decide`], pure; its facts come
-//! from ClickHouse.
+//! round now, or as of a past instant): performance tiers and bonuses on
+//! demand. The decisions are [`crate::partners::tiers::decide`] and
+//! [`crate::partners::bonuses::decide`], pure; their facts come from
+//! ClickHouse.
 
 use std::sync::Arc;
 
@@ -15,6 +16,7 @@ use super::AdminState;
 use crate::config::TiersConfig;
 use crate::events::money::money_text;
 use crate::partners::activity::{now_s, unix_seconds};
+use crate::partners::bonuses::PeriodKind;
 use crate::partners::promote::{evaluate, TierError, TierRound};
 use crate::partners::standing::StandingReader;
 use crate::partners::tiers::TierMetric;
@@ -40,11 +42,30 @@ pub struct TierRule {
     pub window_days: u32,
 }
 
-/// The program's tier rules.
+/// One bonus rule.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct BonusRuleView {
+    /// The rule, part of every bonus id it pays.
+    pub name: String,
+    /// `conversions`, `revenue` or `payout` (approved conversions).
+    pub metric: TierMetric,
+    /// At least this much in the period, a decimal string.
+    pub threshold: String,
+    /// The UTC calendar period counted.
+    pub period: PeriodKind,
+    /// What the bonus pays, a decimal string.
+    pub amount: String,
+    /// ISO 4217 code of `amount`.
+    pub currency: String,
+}
+
+/// The program's tier and bonus rules.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct TierRules {
     /// Lowest first.
     pub levels: Vec<TierRule>,
+    /// Bonuses, each paid once per partner and period.
+    pub bonuses: Vec<BonusRuleView>,
     /// Days below its tier before a partner is demoted.
     pub grace_days: u32,
     /// Seconds between two automatic rounds.
@@ -60,7 +81,7 @@ pub struct EvaluateRequest {
     pub at: Option<String>,
 }
 
-/// The tier rules (`[tiers]` in the configuration).
+/// The tier and bonus rules (`[tiers]` in the configuration).
 #[utoipa::path(get, path = "/api/v1/tiers", tag = "partners",
     responses(
         (status = 200, description = "the rules", body = TierRules),
@@ -79,6 +100,18 @@ pub async fn get_tiers(State(s): State<Arc<AdminState>>) -> Json<TierRules> {
                 window_days: l.window_days,
             })
             .collect(),
+        bonuses: r
+            .bonuses
+            .iter()
+            .map(|b| BonusRuleView {
+                name: b.name.clone(),
+                metric: b.metric,
+                threshold: b.threshold.to_string(),
+                period: b.period,
+                amount: money_text(b.amount),
+                currency: b.currency.clone(),
+            })
+            .collect(),
         grace_days: r.grace_days,
         evaluate_interval_secs: r.evaluate_interval_secs,
     })
@@ -86,12 +119,15 @@ pub async fn get_tiers(State(s): State<Arc<AdminState>>) -> Json<TierRules> {
 
 /// Evaluates every partner's tier now (or as of `at`): promotions at once,
 /// demotions after the grace period, each change recorded in the partner's
-/// `tier_history` with its reason. Running it twice on the same facts
-/// changes nothing.
+/// `tier_history` with its reason. Then bonuses: each rule's metric over
+/// the period holding `at` (from its start) and the period before (whole);
+/// a bonus earned is recorded once in the payout ledger and listed in
+/// `bonuses` by the one round that recorded it. Running it twice, or on
+/// two nodes at once, changes nothing more and pays nothing twice.
 #[utoipa::path(post, path = "/api/v1/tiers/evaluate", tag = "partners",
     request_body(content = EvaluateRequest, description = "optional; `{}` evaluates now"),
     responses(
-        (status = 200, description = "what the round changed", body = TierRound),
+        (status = 200, description = "what the round changed and the bonuses it recorded", body = TierRound),
         (status = 400, description = "a bad `at` (named in `field`)", body = ErrorBody),
         (status = 401, description = "missing or wrong bearer token", body = ErrorBody),
         (status = 503, description = "clickhouse or redis unavailable", body = ErrorBody),
@@ -115,13 +151,16 @@ pub async fn post_evaluate(
         }
     };
     let catalog = s.catalog()?;
-    let round = evaluate(catalog, &s.tiers.reader, &s.tiers.rules, at)
+    let round = evaluate(catalog, &s.tiers.reader, &s.payouts, &s.tiers.rules, at)
         .await
         .map_err(|e| match e {
             TierError::Standing(e) => {
                 ApiError::unavailable(format!("clickhouse cannot read partner standings: {e}"))
             }
             TierError::Catalog(e) => ApiError::from(e),
+            TierError::Bonus(e) => ApiError::unavailable(format!(
+                "bonuses not awarded: {e}; tier changes stand, run it again"
+            )),
         })?;
     Ok(Json(round))
 }

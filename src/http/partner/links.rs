@@ -11,13 +11,13 @@ use serde::Deserialize;
 use tracing::info;
 use utoipa::{IntoParams, ToSchema};
 
-use super::offers::visible_offer;
+use super::offers::promotable_offer;
 use super::{Caller, PartnerState};
 use crate::catalog::StoreError;
 use crate::http::admin::entities::{ItemsPage, LinkView};
 use crate::http::admin::{ApiError, ApiJson, ErrorBody};
 use crate::model::{Link, NewLink, Status};
-use crate::partner_api::access::{access, Access};
+use crate::partner_api::access::access;
 use crate::partner_api::enforce;
 
 /// Default and largest page size of the listing.
@@ -33,6 +33,9 @@ pub struct PartnerNewLink {
     /// A vanity code (1 to 32 of `[0-9A-Za-z]`); generated when absent.
     #[serde(default)]
     pub code: Option<String>,
+    /// Sub-ids its clicks get when the shared URL carries none.
+    #[serde(default)]
+    pub default_subs: crate::model::DefaultSubs,
 }
 
 /// The listing's query, as documented.
@@ -141,35 +144,7 @@ pub async fn create_link(
     ApiJson(body): ApiJson<PartnerNewLink>,
 ) -> Result<(StatusCode, Json<LinkView>), ApiError> {
     let me = caller.partner_id();
-    let (offer, grant) = visible_offer(&s, &caller, &body.offer_id.to_string(), "offer_id").await?;
-    let a = access(offer.visibility, grant.map(|g| g.status));
-    if !a.may_promote() {
-        let why = match a {
-            Access::Requestable => format!(
-                "offer {0} needs an admin's approval: request it with POST /partner/v1/offers/{0}/access-requests",
-                offer.id
-            ),
-            Access::Requested => format!(
-                "offer {} needs an admin's approval: the request waits for a decision",
-                offer.id
-            ),
-            _ => format!("access to offer {} was rejected or revoked by an admin", offer.id),
-        };
-        return Err(ApiError::new(
-            StatusCode::FORBIDDEN,
-            "access_required",
-            why,
-            Some("offer_id"),
-        ));
-    }
-    if offer.status != Status::Active {
-        return Err(ApiError::new(
-            StatusCode::FORBIDDEN,
-            "offer_paused",
-            format!("offer {} is paused: no new links to it", offer.id),
-            Some("offer_id"),
-        ));
-    }
+    let (offer, _) = promotable_offer(&s, &caller, body.offer_id, "offer_id").await?;
     let catalog = s.catalog()?;
     let link = catalog
         .create_link(NewLink {
@@ -177,6 +152,7 @@ pub async fn create_link(
             offer_id: offer.id,
             code: body.code,
             status: Status::Active,
+            default_subs: body.default_subs,
         })
         .await?;
     // A revocation or visibility change that ran between the check above

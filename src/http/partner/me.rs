@@ -10,7 +10,7 @@ use utoipa::ToSchema;
 
 use super::{Caller, PartnerState};
 use crate::http::admin::{ApiError, ApiJson, ErrorBody};
-use crate::model::{LinkPause, Partner, PartnerKind, PartnerPatch, PostbackFormat};
+use crate::model::{LinkPause, Partner, PartnerKind, PartnerPatch, PostbackFormat, TierChange};
 
 /// The partner as it sees itself.
 #[derive(Debug, Serialize, ToSchema)]
@@ -37,6 +37,13 @@ pub struct Profile {
     pub webhook_secret: String,
     /// Times its links were paused automatically, and why, latest last.
     pub link_pauses: Vec<LinkPause>,
+    /// Its tier's changes by the tier rules, and why (the facts and the
+    /// rule), latest last: the partner sees what moved it.
+    pub tier_history: Vec<TierChange>,
+    /// RFC 3339 time since when its results have been below its tier:
+    /// unless they recover, it is demoted once the grace period passes.
+    /// Null when they are not below.
+    pub tier_below_since: Option<String>,
     /// RFC 3339 creation time.
     pub created_at: String,
 }
@@ -53,6 +60,8 @@ impl From<&Partner> for Profile {
             postback_format: p.postback_format,
             webhook_secret: p.webhook_secret.clone(),
             link_pauses: p.link_pauses.clone(),
+            tier_history: p.tier_history.clone(),
+            tier_below_since: p.tier_below_since.clone(),
             created_at: p.created_at.clone(),
         }
     }

@@ -13,16 +13,22 @@
 //!
 //! Layers, outermost first: the key check ([`auth`]), the body-size limit;
 //! then the routes: [`me`], [`offers`] (and access requests), [`links`],
-//! [`reports`] (stats and conversions).
+//! [`reports`] (stats and conversions), [`deals`] (deal registration),
+//! [`payouts`] (balances and payments). Beside them, outside the key
+//! check, the [`portal`]: a browser page over this API at
+//! `/partner/portal` (it holds no data; it asks for the key).
 //!
 //! A browser page can use it as is: JSON in and out, the key in a header
 //! (no cookie, so no cross-site request can borrow it), and served from
 //! the tracker's own origin.
 
 mod auth;
+mod deals;
 mod links;
 mod me;
 mod offers;
+mod payouts;
+pub mod portal;
 mod reports;
 
 use std::sync::{Arc, OnceLock};
@@ -43,6 +49,7 @@ use crate::catalog::{Catalog, CatalogSlot};
 use crate::http::admin::conversions::ledger::Ledger;
 use crate::http::admin::ApiError;
 use crate::partner_api::PartnerStore;
+use crate::payments::PaymentStore;
 use crate::ratelimit::KeyLimiter;
 use crate::stats::Stats;
 
@@ -62,6 +69,9 @@ pub struct PartnerState {
     /// `GET /partner/v1/conversions`: the admin ledger's reader, with the
     /// partner filter forced (this side never writes).
     pub conversions: Ledger,
+    /// `GET /partner/v1/payouts`: the admin payouts report's reader, with
+    /// the partner forced (this side never records a payment).
+    pub payouts: PaymentStore,
     /// Requests per key.
     pub limiter: KeyLimiter,
     /// Base of tracking URLs (`public_url`).
@@ -88,7 +98,7 @@ impl PartnerState {
 #[openapi(
     info(
         title = "trackedge partner API",
-        description = "A partner's own profile, offers, links, stats and conversions, on the tracker's public \
+        description = "A partner's own profile, offers, links, stats, conversions, deals and payouts, on the tracker's public \
                        listener under /partner/v1. Every route but this document needs \
                        `Authorization: Bearer <partner key>` (an admin creates keys with \
                        POST /api/v1/partners/{id}/keys). Another partner's ids answer 404. Errors are \
@@ -101,6 +111,8 @@ impl PartnerState {
         (name = "offers", description = "offers the partner may promote, and access requests"),
         (name = "links", description = "the partner's tracked links"),
         (name = "reports", description = "the partner's stats and conversions"),
+        (name = "deals", description = "prospects the partner registers; an approved deal credits it with their conversions"),
+        (name = "payouts", description = "what the partner earned, what is payable after each offer's hold, and its payments"),
     )
 )]
 struct PartnerDoc;
@@ -130,6 +142,9 @@ fn parts() -> (Router<Arc<PartnerState>>, utoipa::openapi::OpenApi) {
         .routes(routes!(reports::get_stats))
         .routes(routes!(reports::list_conversions))
         .routes(routes!(reports::get_conversion))
+        .routes(routes!(deals::list_deals, deals::create_deal))
+        .routes(routes!(deals::get_deal))
+        .routes(routes!(payouts::get_payouts))
         .split_for_parts()
 }
 
@@ -157,6 +172,8 @@ pub fn router(state: Arc<PartnerState>) -> Router {
             auth::require_key,
         ))
         .with_state(state)
+        // Added after the layers, so the key check does not cover them.
+        .merge(portal::routes())
 }
 
 /// This document (no key needed).

@@ -277,6 +277,48 @@ pub(super) async fn visible_offer(
     Ok((offer, grant))
 }
 
+/// Offer `id` with this partner's grant, when the partner may promote it
+/// now (new links and deals need that): `404` (naming `field`) when it
+/// does not exist for the partner, `403 access_required` when it needs an
+/// approval the partner does not hold, `403 offer_paused` when paused.
+pub(super) async fn promotable_offer(
+    s: &PartnerState,
+    caller: &Caller,
+    id: u64,
+    field: &str,
+) -> Result<(Offer, Option<Grant>), ApiError> {
+    let (offer, grant) = visible_offer(s, caller, &id.to_string(), field).await?;
+    let a = access(offer.visibility, grant.as_ref().map(|g| g.status));
+    if !a.may_promote() {
+        let why = match a {
+            Access::Requestable => format!(
+                "offer {0} needs an admin's approval: request it with POST /partner/v1/offers/{0}/access-requests",
+                offer.id
+            ),
+            Access::Requested => format!(
+                "offer {} needs an admin's approval: the request waits for a decision",
+                offer.id
+            ),
+            _ => format!("access to offer {} was rejected or revoked by an admin", offer.id),
+        };
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "access_required",
+            why,
+            Some(field),
+        ));
+    }
+    if offer.status != Status::Active {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "offer_paused",
+            format!("offer {} is paused: no new links or deals for it", offer.id),
+            Some(field),
+        ));
+    }
+    Ok((offer, grant))
+}
+
 /// Every offer in the catalog, all pages (offers are few).
 async fn all_offers(catalog: &Catalog) -> Result<Vec<Offer>, StoreError> {
     let mut out = Vec::new();

@@ -32,6 +32,7 @@ fn state() -> Arc<PartnerState> {
         catalog: CatalogSlot::default(),
         stats: Stats::new(unreachable(), "trackedge", Default::default()),
         conversions: Ledger::new(unreachable(), "trackedge", sink.clone()),
+        payouts: crate::payments::PaymentStore::new(unreachable(), "trackedge"),
         limiter: KeyLimiter::new(60, 10),
         public_base: "http://t.example".into(),
         max_body_bytes: 1024,
@@ -69,6 +70,8 @@ async fn keys_are_checked_before_anything_else() {
     for path in [
         "/partner/v1/me",
         "/partner/v1/links",
+        "/partner/v1/deals",
+        "/partner/v1/payouts",
         "/partner/v1/nonsense",
         "/partner/",
     ] {
@@ -101,6 +104,46 @@ async fn keys_are_checked_before_anything_else() {
     check(Method::GET, OPENAPI_PATH, None, (200, "")).await;
 }
 
+/// The portal's page and files need no key (they hold no data); what is
+/// not one of them still does.
+#[tokio::test]
+async fn the_portal_is_served_without_a_key() {
+    check(Method::GET, "/partner/portal", None, (200, "")).await;
+    check(Method::GET, "/partner/portal/app.js", None, (200, "")).await;
+    check(Method::GET, "/partner/portal/uplot.min.js", None, (200, "")).await;
+    check(Method::HEAD, "/partner/portal", None, (200, "")).await;
+    check(
+        Method::GET,
+        "/partner/portal/secrets.json",
+        None,
+        (404, "not_found"),
+    )
+    .await;
+    check(
+        Method::GET,
+        "/partner/portal/a/b",
+        None,
+        (401, "unauthorized"),
+    )
+    .await;
+    check(Method::GET, "/partner/portalx", None, (401, "unauthorized")).await;
+    let resp = router(state())
+        .oneshot(
+            Request::builder()
+                .uri("/partner/portal")
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    let csp = resp.headers()["content-security-policy"].to_str().unwrap();
+    assert!(csp.starts_with("default-src 'self'"), "{csp}");
+    assert_eq!(resp.headers()["referrer-policy"], "no-referrer");
+    let body = resp.into_body().collect().await.unwrap().to_bytes();
+    let page = std::str::from_utf8(&body).unwrap();
+    assert!(page.contains("/partner/portal/app.js?v="), "{page}");
+}
+
 /// Every route the router serves is in the document, with its method.
 #[test]
 fn the_document_lists_every_route() {
@@ -125,6 +168,10 @@ fn the_document_lists_every_route() {
         "GET /partner/v1/stats",
         "GET /partner/v1/conversions",
         "GET /partner/v1/conversions/{conversion_id}",
+        "GET /partner/v1/deals",
+        "POST /partner/v1/deals",
+        "GET /partner/v1/deals/{id}",
+        "GET /partner/v1/payouts",
     ];
     expected.sort();
     assert_eq!(documented, expected);

@@ -1,14 +1,18 @@
 //! Payouts: `GET /api/v1/reports/payouts` (what each partner earned in a
-//! range, and what is payable, paid and still owed), and `GET`, `POST
-//! /api/v1/partners/{id}/payouts` (a partner's payments; record one).
+//! range, bonuses included, and what is payable, paid and still owed),
+//! `GET`, `POST /api/v1/partners/{id}/payouts` (a partner's payments;
+//! record one) and `GET /api/v1/partners/{id}/bonuses` ([`bonuses`]).
 //!
 //! Every figure comes from [`crate::payments::balance`], the pure
 //! decision, over facts read here: each offer's `hold_days` from the
-//! catalog, conversions in their latest state and the payments made from
-//! ClickHouse. A payment is recorded directly into `partner_payments`
+//! catalog, conversions in their latest state, bonuses and the payments
+//! made from ClickHouse. A payment is recorded directly into `partner_payments`
 //! under a per-partner lock in Redis ([`guard`]), so two payments of one
-//! partner never both pay the same money.
+//! partner never both pay the same money. [`figures`] is the report's one
+//! computation, which the partner API's `GET /partner/v1/payouts` calls
+//! with its partner forced.
 
+pub(super) mod bonuses;
 mod guard;
 mod models;
 mod params;
@@ -30,19 +34,21 @@ use crate::catalog::Catalog;
 use crate::events::Money;
 use crate::model::{is_currency, Offer};
 use crate::payments::store::{date_days, QUERY_TIMEOUT};
-use crate::payments::{balances, payment_due, PaymentRow, Refusal};
+use crate::payments::{balances, payment_due, PaymentRow, PaymentStore, Refusal};
 use guard::PaymentLock;
 use models::{
-    csv, parse_date, rfc3339, NewPayment, PaymentList, PaymentView, PayoutReport, PayoutRow,
-    ReportParams, MAX_NOTE_BYTES,
+    csv, parse_date, rfc3339, NewPayment, PaymentList, PayoutReport, ReportParams, MAX_NOTE_BYTES,
 };
-use params::ReportQuery;
+pub(crate) use models::{PaymentView, PayoutRow};
+pub(crate) use params::ReportQuery;
 
 /// Per partner and payout currency: approved, pending and reversed payout
-/// of the range's conversions (their latest state); over all time, what
-/// is on hold (approved, in the offer's `hold_days`), payable (approved,
-/// hold over by the end of yesterday, UTC), paid, and owed (`payable -
-/// paid`, negative when a paid conversion was reversed since).
+/// of the range's conversions (their latest state) and the range's
+/// bonuses; over all time, what is on hold (approved, in the offer's
+/// `hold_days`), payable (approved, hold over by the end of yesterday,
+/// UTC, and bonuses earned by then: they have no hold), paid, and owed
+/// (`payable - paid`, negative when a paid conversion was reversed
+/// since).
 #[utoipa::path(get, path = "/api/v1/reports/payouts", tag = "payouts", params(ReportParams),
     responses(
         (status = 200, description = "the report (CSV with `format=csv` or `Accept: text/csv`: a header \
@@ -59,20 +65,18 @@ pub async fn get_report(
     let now = now_s();
     let query = ReportQuery::parse(q.as_deref().unwrap_or(""), now)
         .map_err(|f| ApiError::invalid(&f.field, f.message))?;
-    let holds = holds(s.catalog()?).await?;
-    let (earnings, payments) = tokio::join!(
-        timed(
-            s.payouts
-                .earnings(query.partner_id, query.from, query.to, &holds)
-        ),
-        timed(s.payouts.payments(query.partner_id)),
-    );
-    let payments: Vec<_> = payments?.iter().map(PaymentRow::payment).collect();
-    let through = yesterday(now);
-    let rows: Vec<PayoutRow> = balances(&earnings?, &payments, through)
-        .iter()
-        .map(PayoutRow::of)
-        .collect();
+    let Figures {
+        rows,
+        payable_through: through,
+        ..
+    } = figures(
+        &s.payouts,
+        s.catalog()?,
+        query.partner_id,
+        (query.from, query.to),
+        now,
+    )
+    .await?;
     let as_csv = query.csv.unwrap_or_else(|| {
         headers
             .get_all(header::ACCEPT)
@@ -94,6 +98,47 @@ pub async fn get_report(
             payable_through: through.to_string(),
         })
         .into_response()
+    })
+}
+
+/// What the report says of every partner (or one): its rows, the
+/// payments they count, and the day balances are through.
+pub(crate) struct Figures {
+    /// By partner, then currency; all-zero rows left out.
+    pub rows: Vec<PayoutRow>,
+    /// The payments counted in `paid`, oldest first.
+    pub payments: Vec<PaymentRow>,
+    /// Yesterday (UTC): the last day a payment may cover.
+    pub payable_through: NaiveDate,
+}
+
+/// The report's figures for `partner` (every partner when `None`) over
+/// the activity range `from..to` (Unix seconds), as of `now`. The admin
+/// report and the partner API's `GET /partner/v1/payouts` (its partner
+/// forced) both answer from here, so the two never disagree.
+pub(crate) async fn figures(
+    payouts: &PaymentStore,
+    catalog: &Catalog,
+    partner: Option<u64>,
+    (from, to): (u32, u32),
+    now: i64,
+) -> Result<Figures, ApiError> {
+    let holds = holds(catalog).await?;
+    let (earnings, payments) = tokio::join!(
+        timed(payouts.earnings(partner, from, to, &holds)),
+        timed(payouts.payments(partner)),
+    );
+    let payments = payments?;
+    let counted: Vec<_> = payments.iter().map(PaymentRow::payment).collect();
+    let through = yesterday(now);
+    let rows = balances(&earnings?, &counted, through)
+        .iter()
+        .map(PayoutRow::of)
+        .collect();
+    Ok(Figures {
+        rows,
+        payments,
+        payable_through: through,
     })
 }
 
@@ -287,7 +332,8 @@ fn parse_id(raw: &str) -> Result<u64, ApiError> {
         .map_err(|_| ApiError::not_found(format!("no partner with id {raw:?}"), Some("id")))
 }
 
-fn now_s() -> i64 {
+/// Now, in Unix seconds.
+pub(crate) fn now_s() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_secs() as i64)

@@ -49,18 +49,25 @@ pub struct PayoutRow {
     /// Payout of the range's conversions whose latest status is reversed.
     #[schema(example = "7.50")]
     pub reversed: String,
-    /// Approved payout, any day, still in its offer's hold.
+    /// Bonuses earned in the range (`GET /api/v1/partners/{id}/bonuses`),
+    /// each counted once; bonuses have no hold: payable once the day they
+    /// were earned is over.
+    #[schema(example = "500.00")]
+    pub bonuses: String,
+    /// Approved payout, any day, still in its offer's hold (and bonuses
+    /// earned today).
     #[schema(example = "40.00")]
     pub on_hold: String,
-    /// Approved payout, any day, whose hold is over by `payable_through`.
-    #[schema(example = "85.00")]
+    /// Approved payout, any day, whose hold is over by `payable_through`,
+    /// and every bonus earned by then.
+    #[schema(example = "585.00")]
     pub payable: String,
     /// Every payment made to the partner in this currency.
     #[schema(example = "60.00")]
     pub paid: String,
     /// `payable - paid`: what a payment through `payable_through` pays;
     /// negative when a paid conversion was reversed (carried forward).
-    #[schema(example = "25.00")]
+    #[schema(example = "525.00")]
     pub owed: String,
     /// The latest payment's `paid_through`, or null.
     #[schema(example = "2026-02-28")]
@@ -76,6 +83,7 @@ impl PayoutRow {
             approved: money_text(b.approved),
             pending: money_text(b.pending),
             reversed: money_text(b.reversed),
+            bonuses: money_text(b.bonuses),
             on_hold: money_text(b.on_hold),
             payable: money_text(b.payable),
             paid: money_text(b.paid),
@@ -106,16 +114,17 @@ pub struct PayoutReport {
 /// an ISO 4217 code, so none needs quoting.
 pub fn csv(rows: &[PayoutRow]) -> String {
     let mut out = String::from(
-        "partner_id,currency,approved,pending,reversed,on_hold,payable,paid,owed,paid_through\n",
+        "partner_id,currency,approved,pending,reversed,bonuses,on_hold,payable,paid,owed,paid_through\n",
     );
     for r in rows {
         out.push_str(&format!(
-            "{},{},{},{},{},{},{},{},{},{}\n",
+            "{},{},{},{},{},{},{},{},{},{},{}\n",
             r.partner_id,
             r.currency,
             r.approved,
             r.pending,
             r.reversed,
+            r.bonuses,
             r.on_hold,
             r.payable,
             r.paid,

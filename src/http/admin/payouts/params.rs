@@ -3,15 +3,11 @@
 
 use chrono_tz::Tz;
 
-use crate::stats::time::{self, End};
+use crate::stats::params::{Params, Range};
 use crate::validation::FieldError;
 
 /// Every parameter the report reads.
 const PARAMETERS: [&str; 5] = ["from", "to", "tz", "partner_id", "format"];
-
-/// Days `from` reaches back when not given: the last 30 local days, today
-/// included (as the stats API).
-const DEFAULT_DAYS: u64 = 30;
 
 /// A checked report request.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -33,42 +29,9 @@ impl ReportQuery {
     /// Reads the raw query string; `now` (Unix seconds) sets the default
     /// range.
     pub fn parse(query: &str, now: i64) -> Result<ReportQuery, FieldError> {
-        let mut given: Vec<(String, String)> = Vec::new();
-        for (k, v) in form_urlencoded::parse(query.as_bytes()) {
-            if !PARAMETERS.contains(&k.as_ref()) {
-                return Err(FieldError::new(
-                    &k,
-                    format!(
-                        "is not a parameter of this report (known: {})",
-                        PARAMETERS.join(", ")
-                    ),
-                ));
-            }
-            if given.iter().any(|(g, _)| *g == k) {
-                return Err(FieldError::new(&k, "is given more than once"));
-            }
-            given.push((k.into_owned(), v.into_owned()));
-        }
-        let get = |k: &str| given.iter().find(|(g, _)| g == k).map(|(_, v)| v.as_str());
-
-        let tz = time::parse_tz(get("tz").unwrap_or("UTC"))?;
-        let today = time::local_date(tz, now);
-        let to = match get("to") {
-            Some(v) => time::parse_bound("to", v, tz, End::Stop)?,
-            None => time::parse_bound("to", &today.to_string(), tz, End::Stop)?,
-        };
-        let from = match get("from") {
-            Some(v) => time::parse_bound("from", v, tz, End::Start)?,
-            None => {
-                let first = today
-                    .checked_sub_days(chrono::Days::new(DEFAULT_DAYS - 1))
-                    .unwrap_or(today);
-                time::check_range("from", time::start_of_day(tz, first))?
-            }
-        };
-        if from > to {
-            return Err(FieldError::new("from", "must not be after to"));
-        }
+        let params = Params::read(query, &PARAMETERS, "payouts report")?;
+        let get = |k: &str| params.get(k);
+        let Range { tz, from, to } = params.range(now, None)?;
         let partner_id = get("partner_id")
             .map(|v| {
                 v.parse::<u64>().map_err(|_| {
