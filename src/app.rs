@@ -131,12 +131,6 @@ fn lower_thread_priority(what: &str, nice: i32) {
     }
 }
 
-/// Spool upkeep (msync every `every`, the spare segment) on a thread of its
-/// own at nice 10, off the request workers' runtime and its blocking pool.
-/// Its bursts of page writeback and prefaulting take milliseconds of CPU; at
-/// nice 10 they get far more of a busy core than they need, and a worker
-/// competes with them for the core only where they share one. The task ends
-/// once `stop` is cancelled and the thread has finished.
 /// Pauses the links of inactive partners every `check_interval_secs`,
 /// first at start (every node may: pausing twice pauses nothing more).
 async fn pause_inactive_partners(
@@ -158,6 +152,12 @@ async fn pause_inactive_partners(
     }
 }
 
+/// Spool upkeep (msync every `every`, the spare segment) on a thread of its
+/// own at nice 10, off the request workers' runtime and its blocking pool.
+/// Its bursts of page writeback and prefaulting take milliseconds of CPU; at
+/// nice 10 they get far more of a busy core than they need, and a worker
+/// competes with them for the core only where they share one. The task ends
+/// once `stop` is cancelled and the thread has finished.
 fn spawn_spool_upkeep(
     log: Arc<EventLog>,
     every: Duration,
