@@ -788,7 +788,7 @@ def run_loadgen(args, runner, server, requests_file, rate, duration, warmup, lab
     runner.n += 1
     out = os.path.join(runner.outdir, f"{runner.n:02d}-{label}-{scenario}-{server.name}.json")
     argv = [
-        "taskset", "-c", CLIENT_CPU, args.loadgen,
+        "taskset", "-c", CLIENT_CPU, *generator_priority()[1], args.loadgen,
         "--target", f"127.0.0.1:{server.port}", "--requests", requests_file,
         "--rate", str(int(rate)), "--duration", str(duration), "--warmup", str(warmup),
         "--connections", str(args.connections), "--out", out, "--label", label,
@@ -802,12 +802,14 @@ def run_loadgen(args, runner, server, requests_file, rate, duration, warmup, lab
     sys0 = system_cpu()
     ru0 = resource.getrusage(resource.RUSAGE_CHILDREN)
     rss0 = proc_status(server.pid).get("VmRSS")
+    perf = start_perf_trace(out)
     if sampler:
         sampler.start()
     try:
         p = subprocess.run(argv, capture_output=True, text=True, timeout=duration + warmup + 120)
     finally:
         samples = sampler.stop() if sampler else None
+        perf_data = stop_perf_trace(perf)
     cpu1 = cpu_seconds(pids)
     procs1 = all_procs_cpu()
     sys1 = system_cpu()
@@ -838,6 +840,8 @@ def run_loadgen(args, runner, server, requests_file, rate, duration, warmup, lab
         "noisy": (others + steal) > NOISE_CORES * wall,
         "waited_for_quiet_s": waited,
     }
+    if perf_data:
+        row["perf_data"] = perf_data
     if samples is not None:
         row["samples"] = samples
         row["ingest"] = sampler_summary(samples)
@@ -848,7 +852,72 @@ def run_loadgen(args, runner, server, requests_file, rate, duration, warmup, lab
         f"max {lat.get('max', 0) / 1000:.2f} ms  errors {lg['errors']}  (server core {row['server_core_util']:.0%})"
         + ("  NOISY" if row["noisy"] else "")
     )
+    stalls = lg.get("stalls") or []
+    if stalls:
+        worst = sorted(stalls, key=lambda st: -st["worst_ms"])[:5]
+        log(
+            f"{'':>8} {len(stalls)} stalls of requests each over {lg['stall_us'] / 1000:g} ms; worst: "
+            + ", ".join(f"{st['worst_ms']:.1f} ms at {st['first_s']:.3f} s (mono {st['first_mono_s']:.6f})" for st in worst)
+        )
     return row
+
+
+_GENERATOR_PRIORITY = None
+
+
+def generator_priority():
+    """(name, argv prefix) of the fixed-rate generator's scheduling policy.
+
+    SCHED_FIFO 50 (`chrt -f 50`) unless LT_GENERATOR_FIFO=0 or the system
+    refuses it. The generator shares its CPU with Redis and ClickHouse,
+    which digest the clicks trackedge ships. They run under SCHED_IDLE, yet
+    kernel traces of the fixed-rate runs (LT_PERF_EVENTS, stalls.py) caught
+    ClickHouse's HTTPHandler and BackgrProcPool threads holding that CPU
+    for one or two 4 ms ticks while the generator, preempted in the middle
+    of a send(), waited runnable: every request due meanwhile went out
+    late and was charged to the server (the trackedge runs' 10 to 40 ms
+    "stalls", with the server's own CPU idle in epoll_wait). Under
+    SCHED_FIFO nothing but the kernel's own real-time work preempts the
+    generator; it sleeps between send times, so the backends still get the
+    rest of the CPU."""
+    global _GENERATOR_PRIORITY
+    if _GENERATOR_PRIORITY is None:
+        if os.environ.get("LT_GENERATOR_FIFO", "1") == "0":
+            _GENERATOR_PRIORITY = ("SCHED_OTHER (LT_GENERATOR_FIFO=0)", [])
+        elif subprocess.run(["chrt", "-f", "50", "true"], capture_output=True).returncode == 0:
+            _GENERATOR_PRIORITY = ("SCHED_FIFO 50", ["chrt", "-f", "50"])
+        else:
+            _GENERATOR_PRIORITY = ("SCHED_OTHER (SCHED_FIFO refused)", [])
+    return _GENERATOR_PRIORITY
+
+
+def start_perf_trace(out):
+    """With LT_PERF_EVENTS set (a perf event list, e.g.
+    `sched:sched_switch,sched:sched_wakeup`), records those events on every
+    CPU with call graphs, stamped on CLOCK_MONOTONIC like the loadgen's
+    stall list, into OUT.perf.data while the fixed-rate run lasts. perf
+    runs on the load generator's CPU. Returns the process or None."""
+    events = os.environ.get("LT_PERF_EVENTS")
+    if not events:
+        return None
+    path = out[: -len(".json")] + ".perf.data"
+    p = subprocess.Popen(
+        ["taskset", "-c", CLIENT_CPU, "perf", "record", "-q", "-a", "-g", "-k", "CLOCK_MONOTONIC",
+         "-e", events, "-o", path],
+        stdout=subprocess.DEVNULL, stderr=open(path + ".log", "w"),
+    )
+    # perf has opened its events once it has written the file's header.
+    wait_until(lambda: os.path.exists(path) and os.path.getsize(path) > 0, 30, "perf record to start")
+    return (p, path)
+
+
+def stop_perf_trace(perf):
+    if perf is None:
+        return None
+    p, path = perf
+    p.send_signal(signal.SIGINT)
+    p.wait(timeout=120)
+    return path
 
 
 def start_trackedge(te_env, args, te_bin, tag):
@@ -1091,6 +1160,7 @@ def markdown(res):
         L.append(
             f"- Fixed-rate load: trackedge-loadgen, {s['connections']} keep-alive connections, pinned to CPU {CLIENT_CPU}, "
             f"{s['latency_duration_s']} s measured after {s['latency_warmup_s']} s, latency from each request's scheduled send time"
+            + (f", at {s['generator_priority']} priority" if s.get("generator_priority") else "")
         )
     if s.get("backends_pinned_to_cpu"):
         prio = f" at {s['backends_priority']} priority" if s.get("backends_priority") else ""
@@ -1420,6 +1490,7 @@ def main():
             "wait_quiet_s": args.wait_quiet,
             "retry_noisy": args.retry_noisy,
             "latency_duration_s": args.latency_duration,
+            "generator_priority": generator_priority()[0] if args.latency_duration else None,
             "latency_warmup_s": args.latency_warmup,
             "latency_fraction": args.latency_fraction,
             "soak_minutes": args.soak_minutes,

@@ -65,23 +65,32 @@ pub fn clickhouse_client(cfg: &Config, with_database: bool) -> clickhouse::Clien
     client
 }
 
-/// The shipper on a thread of its own, with its own current-thread runtime
-/// (and so its own ClickHouse connections and blocking pool), at nice 5.
+/// Where the shipper runs: on the request workers' runtime when the process
+/// may use one CPU only, else on a thread of its own.
 ///
-/// Shipping a batch is tens of milliseconds of CPU: decoding, encoding,
-/// compressing, and the kernel's loopback or NIC work for megabytes sent.
-/// On the request workers' runtime that work came in slices the redirects
-/// queued behind (a whole batch cycle of them every second). On a thread of
-/// its own the kernel schedules it against the workers; at nice 5 it still
-/// kept up at saturation (0.56 µs of its CPU per row, measured). A worker
-/// that wakes can still wait for the rest of the shipper's time slice, up
-/// to a 4 ms tick (`perf sched`; see README, Performance). The task
-/// returned ends when the shipper has (after `stop`, within `grace`).
+/// Shipping a batch is tens of milliseconds of CPU: decoding, enriching,
+/// encoding, compressing, and the kernel's loopback or NIC work for the
+/// megabytes sent. On a thread of its own, on a CPU the requests share,
+/// the kernel schedules it against the request worker in whole time
+/// slices: kernel traces of the fixed-rate load test caught the worker,
+/// preempted in the middle of a `writev`, waiting runnable for a 4 ms tick
+/// while the shipper compressed (loadtests/README.md, Stalls). On one CPU
+/// it is therefore a task of the request runtime, its work cut into
+/// [`crate::events::shipper::SLICE`]s with the redirects due served between them. With a
+/// CPU to spare it keeps its own thread (at nice 5), which the kernel can
+/// run beside the workers.
+fn shipper_shares_the_request_runtime() -> bool {
+    std::thread::available_parallelism().is_ok_and(|n| n.get() == 1)
+}
+
+/// Starts the shipper (see [`shipper_shares_the_request_runtime`] for
+/// where). The task returned ends when the shipper has (after `stop`,
+/// within `grace`).
 ///
-/// `enricher` is built on that thread before shipping starts (compiling the
-/// user agent rules takes 0.2 s, more in a debug build), while the catalog
-/// loads; `enriched` is told when it is done, and the public listener
-/// opens only then.
+/// `enricher` is built before shipping starts (compiling the user agent
+/// rules takes 0.2 s, more in a debug build), off the request workers,
+/// while the catalog loads; `enriched` is told when it is done, and the
+/// public listener opens only then.
 ///
 /// It ships nothing before `migrated` is cancelled: a migration that
 /// creates a rollup fills it from the rows already stored and only then
@@ -96,6 +105,23 @@ fn spawn_shipper(
     stop: CancellationToken,
     grace: Duration,
 ) -> std::io::Result<tokio::task::JoinHandle<()>> {
+    let run = move |shipper: Shipper| async move {
+        tokio::select! {
+            _ = migrated.cancelled() => shipper.run(stop, grace).await,
+            _ = stop.cancelled() => shipper.stop_unshipped().await,
+        }
+    };
+    if shipper_shares_the_request_runtime() {
+        info!("one cpu: the shipper runs on the request runtime, in slices");
+        return Ok(tokio::spawn(async move {
+            let Ok(enricher) = tokio::task::spawn_blocking(enricher).await else {
+                error!("building the enricher panicked; unshipped events stay in the spool");
+                return;
+            };
+            let _ = enriched.send(());
+            run(shipper.with_enricher(enricher)).await;
+        }));
+    }
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .thread_name("shipper-blocking")
@@ -107,12 +133,7 @@ fn spawn_shipper(
             lower_thread_priority("shipper", 5);
             let shipper = shipper.with_enricher(enricher());
             let _ = enriched.send(());
-            runtime.block_on(async move {
-                tokio::select! {
-                    _ = migrated.cancelled() => shipper.run(stop, grace).await,
-                    _ = stop.cancelled() => shipper.stop_unshipped().await,
-                }
-            });
+            runtime.block_on(run(shipper));
             let _ = done_tx.send(());
         })?;
     Ok(tokio::spawn(async move {

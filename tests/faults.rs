@@ -170,6 +170,40 @@ async fn trackedge_sigkill_under_load_loses_nothing() {
     check_exactly_once(ch, &cfg.database, &answered);
 }
 
+/// On one CPU the shipper is a task of the request runtime, its work cut
+/// into slices (see `app.rs`): killed under load and restarted, that
+/// server too ships every answered click once, then drains on SIGTERM.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_one_cpu_sigkill_under_load_loses_nothing() {
+    let cfg = ServerConfig::new("onecpu")
+        .with("TRACKEDGE_CLICKHOUSE_FLUSH_INTERVAL_MS", "300")
+        .on_cpus("0");
+    let mut first = Server::start(cfg.clone());
+    assert!(
+        first
+            .log_text()
+            .contains("the shipper runs on the request runtime"),
+        "{}",
+        first.log_text()
+    );
+    let url = tracking_url(&first).await;
+    let load = Load::start(&url, 2);
+    load.until(500).await;
+    first.kill();
+    let mut answered = load.finish().await;
+
+    let mut second = Server::start(cfg.clone());
+    let url2 = url.replace(&first.public, &second.public);
+    let load = Load::start(&url2, 2);
+    load.until(500).await;
+    answered.extend(load.finish().await);
+    let ch = &services().clickhouse;
+    wait_all_recorded(ch, &cfg.database, &answered);
+    assert_eq!(second.terminate().code(), Some(0));
+    assert!(second.log_text().contains("every event is in clickhouse"));
+    check_exactly_once(ch, &cfg.database, &answered);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_while_clickhouse_is_down_then_restart() {
     let mut ch = ClickHouse::start();

@@ -402,6 +402,8 @@ pub struct ServerConfig {
     /// the spool, as a restarted node does.
     pub spool_dir: PathBuf,
     pub env: Vec<(String, String)>,
+    /// CPUs the server may use (`taskset -c`), all when `None`.
+    pub cpus: Option<String>,
     /// Holds the spool and the servers' logs; removed with the last clone
     /// (the servers keep one).
     scratch: Arc<Scratch>,
@@ -420,6 +422,7 @@ impl ServerConfig {
             prefix: format!("{name}:"),
             spool_dir: scratch.path().join("spool"),
             env: Vec::new(),
+            cpus: None,
             scratch,
         }
     }
@@ -432,6 +435,13 @@ impl ServerConfig {
             scratch,
             ..self.clone()
         }
+    }
+
+    /// Runs the server on these CPUs only (a `taskset -c` list), as on a
+    /// one-CPU machine with `"0"`.
+    pub fn on_cpus(mut self, cpus: &str) -> Self {
+        self.cpus = Some(cpus.to_string());
+        self
     }
 
     /// Adds an environment variable.
@@ -499,7 +509,15 @@ impl Server {
 
     fn command(config: &ServerConfig, log: &Path) -> Child {
         let logfile = std::fs::File::create(log).unwrap();
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_trackedge"));
+        // taskset execs the server: the child's pid is the server's.
+        let mut cmd = match &config.cpus {
+            Some(cpus) => {
+                let mut c = Command::new("taskset");
+                c.args(["-c", cpus, env!("CARGO_BIN_EXE_trackedge")]);
+                c
+            }
+            None => Command::new(env!("CARGO_BIN_EXE_trackedge")),
+        };
         cmd.arg("serve")
             .env_clear()
             .env("PATH", std::env::var("PATH").unwrap_or_default())

@@ -29,7 +29,11 @@
 //! postback scenario's order ids). With `--expect-body TEXT`, responses whose
 //! body holds TEXT are counted (`"status":"approved"` for postbacks). The
 //! result is one JSON object on stdout (or `--out FILE`), including the
-//! generator's own CPU time and how often it was preempted.
+//! generator's own CPU time and how often it was preempted, and the stalls:
+//! stretches of requests each slower than `--stall-us` (default 5,000),
+//! with their scheduled times on the CLOCK_MONOTONIC time line, so a
+//! kernel trace of the same run (`perf record -k CLOCK_MONOTONIC`) shows
+//! what the server was doing then.
 //!
 //! ```text
 //! trackedge-loadgen --target 127.0.0.1:18080 --requests reqs.tsv \
@@ -75,13 +79,16 @@ struct Args {
     seq_prefix: String,
     /// Text whose presence in a response body is counted.
     expect_body: Option<String>,
+    /// A measured request at least this slow (µs, from its scheduled send
+    /// time) belongs to a stall.
+    stall_us: u64,
 }
 
 fn usage() -> ! {
     eprintln!(
         "usage: trackedge-loadgen --target HOST:PORT --requests FILE --rate RPS --duration S \
          [--warmup S] [--connections N] [--timeout S] [--tick-us US] [--out FILE] [--label TEXT] \
-         [--seq-prefix TEXT] [--expect-body TEXT]"
+         [--seq-prefix TEXT] [--expect-body TEXT] [--stall-us US]"
     );
     std::process::exit(2)
 }
@@ -100,6 +107,7 @@ fn parse_args() -> Args {
         label: String::new(),
         seq_prefix: String::new(),
         expect_body: None,
+        stall_us: 5_000,
     };
     let mut it = std::env::args().skip(1);
     while let Some(k) = it.next() {
@@ -126,6 +134,7 @@ fn parse_args() -> Args {
             "--label" => a.label = v,
             "--seq-prefix" => a.seq_prefix = v,
             "--expect-body" => a.expect_body = Some(v).filter(|t| !t.is_empty()),
+            "--stall-us" => a.stall_us = num(&v) as u64,
             _ => usage(),
         }
     }
@@ -250,6 +259,47 @@ struct Shared {
     lag: RefCell<Histogram<u64>>,
     counts: RefCell<Counts>,
     last_done: Cell<Option<Instant>>,
+    stall_ns: u64,
+    /// `(scheduled send time, latency ns)` of measured requests at least
+    /// `stall_ns` slow, the first `MAX_SLOW` of them.
+    slow: RefCell<Vec<(Instant, u64)>>,
+}
+
+/// Slow requests kept for the stall list (a 100 ms stall at 35,000/s is
+/// 3,500 of them).
+const MAX_SLOW: usize = 200_000;
+
+/// Slow requests whose scheduled times are closer than this belong to one
+/// stall.
+const STALL_GAP: Duration = Duration::from_millis(2);
+
+/// The stalls: runs of slow requests, each with its first and last
+/// scheduled send time (CLOCK_MONOTONIC, s since boot, and from the
+/// schedule's start), how many requests and the worst latency.
+fn stalls(slow: &[(Instant, u64)], start: Instant) -> Value {
+    let mut v: Vec<(Instant, u64)> = slow.to_vec();
+    v.sort_by_key(|s| s.0);
+    let mut out: Vec<Value> = Vec::new();
+    let mut i = 0;
+    while i < v.len() {
+        let mut j = i;
+        let mut worst = v[i].1;
+        while j + 1 < v.len() && v[j + 1].0.duration_since(v[j].0) < STALL_GAP {
+            j += 1;
+            worst = worst.max(v[j].1);
+        }
+        let (first, last) = (v[i].0, v[j].0);
+        out.push(json!({
+            "first_mono_s": os::monotonic_ns(first) as f64 / 1e9,
+            "last_mono_s": os::monotonic_ns(last) as f64 / 1e9,
+            "first_s": round3(first.saturating_duration_since(start).as_secs_f64()),
+            "span_ms": round3(last.duration_since(first).as_secs_f64() * 1e3),
+            "requests": j - i + 1,
+            "worst_ms": round3(worst as f64 / 1e6),
+        }));
+        i = j + 1;
+    }
+    Value::Array(out)
 }
 
 fn new_hist() -> Histogram<u64> {
@@ -438,10 +488,14 @@ async fn connection(me: usize, sh: Rc<Shared>, mut rx: mpsc::UnboundedReceiver<J
                     });
                     c.measured += 1;
                     c.status[(r.status / 100).min(5) as usize] += 1;
-                    let _ = sh
-                        .latency
-                        .borrow_mut()
-                        .record(ns(done.saturating_duration_since(job.sched)));
+                    let took = ns(done.saturating_duration_since(job.sched));
+                    let _ = sh.latency.borrow_mut().record(took);
+                    if took >= sh.stall_ns {
+                        let mut slow = sh.slow.borrow_mut();
+                        if slow.len() < MAX_SLOW {
+                            slow.push((job.sched, took));
+                        }
+                    }
                     let _ = sh
                         .service
                         .borrow_mut()
@@ -526,6 +580,8 @@ async fn run(a: Args) -> Value {
         lag: RefCell::new(new_hist()),
         counts: RefCell::new(Counts::default()),
         last_done: Cell::new(None),
+        stall_ns: a.stall_us.saturating_mul(1000),
+        slow: RefCell::new(Vec::new()),
     });
     // Open every connection before the clock starts.
     let mut senders = Vec::with_capacity(a.connections);
@@ -657,6 +713,10 @@ async fn run(a: Args) -> Value {
         // wake-up, or every connection busy. Included in latency_us.
         "dispatch_lag_us": summary(&sh.lag.borrow()),
         "dispatches_waiting_for_idle_connection": no_idle,
+        // Runs of requests each at least stall_us slow (see stalls()).
+        "stall_us": a.stall_us,
+        "slow_requests": sh.slow.borrow().len(),
+        "stalls": stalls(&sh.slow.borrow(), start),
         // Measured responses timed when read, not by the kernel's stamp
         // (should be 0; if not, their latency includes the generator's sleep).
         "unstamped_responses": c.unstamped,

@@ -82,6 +82,24 @@ pub fn recv_stamped(fd: RawFd, buf: &mut [u8]) -> io::Result<(usize, Option<Inst
     Ok((n as usize, arrived))
 }
 
+/// `at` on the CLOCK_MONOTONIC time line, in ns since boot: the clock
+/// `perf record -k CLOCK_MONOTONIC` stamps its samples with, so a slow
+/// request can be found in a kernel trace of the same run.
+pub fn monotonic_ns(at: Instant) -> u64 {
+    // SAFETY: an all-zero timespec is valid for clock_gettime to fill.
+    let mut ts: libc::timespec = unsafe { std::mem::zeroed() };
+    let now = Instant::now();
+    // SAFETY: CLOCK_MONOTONIC with a valid pointer cannot fail.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    let mono_now = timespec(ts).as_nanos() as i128;
+    let delta = if at >= now {
+        at.duration_since(now).as_nanos() as i128
+    } else {
+        -(now.duration_since(at).as_nanos() as i128)
+    };
+    (mono_now + delta).max(0) as u64
+}
+
 fn realtime() -> Duration {
     // SAFETY: an all-zero timespec is valid for clock_gettime to fill.
     let mut ts: libc::timespec = unsafe { std::mem::zeroed() };

@@ -135,9 +135,11 @@ impl Shipper {
     /// reads, the day keys first (the one await on Redis), then each click
     /// on this thread, yielding as decoding does.
     async fn enrich(&mut self, records: &[&[u8]]) -> Vec<Enriched> {
-        let facts: Vec<ClickFacts<'_>> = decode_clicks(records)
-            .map(|c| ClickFacts::from(&c))
-            .collect();
+        let mut facts: Vec<ClickFacts<'_>> = Vec::with_capacity(records.len());
+        for (i, c) in decode_clicks(records).enumerate() {
+            yield_every(i).await;
+            facts.push(ClickFacts::from(&c));
+        }
         self.enricher.prepare(facts.iter().map(|f| f.ts)).await;
         let mut enriched = Vec::with_capacity(facts.len());
         for (i, f) in facts.into_iter().enumerate() {

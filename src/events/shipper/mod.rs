@@ -61,17 +61,57 @@ pub const EXISTING_CLICK_IDS_SQL: &str = include_str!("../../sql/existing_click_
 pub const EXISTING_CONVERSIONS_SQL: &str =
     include_str!("../../sql/existing_conversion_versions.sql");
 
-/// Rows handled between two yields to the scheduler.
-const YIELD_EVERY: usize = 512;
+/// Longest stretch of the shipper's own CPU work between two yields to
+/// the scheduler.
+///
+/// Where the shipper shares the request worker's runtime (one CPU, see
+/// `app.rs`), the redirects due meanwhile wait for the rest of a slice, so
+/// a slice is a few times a redirect's cost and far below the 1 ms latency
+/// target. On a thread of its own a yield costs one poll of its runtime's
+/// driver, well under 1 % of a slice.
+pub const SLICE: Duration = Duration::from_micros(50);
 
-/// Yields to the runtime every [`YIELD_EVERY`] items: decoding and encoding
-/// a 50,000-row batch takes milliseconds of CPU, and the runtime's one
-/// thread also drives the ClickHouse connections and the drain's deadline.
+/// Items between two looks at the clock (a row takes about 1 µs to decode,
+/// enrich and encode).
+const CHECK_EVERY: usize = 16;
+
+thread_local! {
+    /// When the current slice of shipper work on this thread began.
+    static SLICE_START: std::cell::Cell<Option<Instant>> = const { std::cell::Cell::new(None) };
+}
+
+/// Called for each item `i` of a CPU-bound loop: yields to the runtime once
+/// the slice has lasted [`SLICE`], so that decoding, enriching and encoding
+/// a 50,000-row batch (tens of milliseconds) comes in slices other tasks
+/// run between: the redirects where the shipper shares their runtime, the
+/// ClickHouse connections and the drain's deadline everywhere.
 async fn yield_every(i: usize) {
-    if i % YIELD_EVERY == YIELD_EVERY - 1 {
+    if i % CHECK_EVERY != CHECK_EVERY - 1 {
+        return;
+    }
+    let now = Instant::now();
+    let start = SLICE_START.with(|s| match s.get() {
+        Some(start) => start,
+        None => {
+            s.set(Some(now));
+            now
+        }
+    });
+    if now.duration_since(start) >= SLICE {
         tokio::task::yield_now().await;
+        // Possibly on another worker thread now: start its slice afresh.
+        SLICE_START.with(|s| s.set(Some(Instant::now())));
     }
 }
+
+/// Starts a fresh slice after the shipper waited (a timer, the network):
+/// the time spent waiting was nobody's CPU.
+fn new_slice() {
+    SLICE_START.with(|s| s.set(Some(Instant::now())));
+}
+
+/// Most records read from the log at once (see [`Shipper::fill`]).
+const READ_CHUNK: usize = 64;
 
 /// The reader, whichever thread holds it. A panic while holding it ends the
 /// shipper anyway (it is resumed there), so poisoning carries no news.
@@ -168,6 +208,7 @@ impl Shipper {
                 _ = tokio::time::sleep(tick) => {}
                 _ = stop.cancelled() => break,
             }
+            new_slice();
             let got = self.fill(&mut pending).await;
             if got == 0 && pending.is_empty() {
                 verify = false;
@@ -252,9 +293,10 @@ impl Shipper {
     }
 
     /// Reads from the log until `pending` holds a batch; returns how many.
-    /// Reads [`YIELD_EVERY`] records at a time and yields between reads:
-    /// checking and copying a whole batch at once would keep the runtime's
-    /// other tasks (see [`yield_every`]) waiting for milliseconds.
+    /// Reads [`READ_CHUNK`] records at a time and yields between reads once
+    /// a slice is used up: checking and copying a whole batch at once would
+    /// keep the runtime's other tasks (see [`yield_every`]) waiting for
+    /// milliseconds.
     async fn fill(&mut self, pending: &mut Vec<Record>) -> usize {
         let mut got = 0;
         loop {
@@ -262,7 +304,7 @@ impl Shipper {
             if room == 0 {
                 return got;
             }
-            let read = lock(&self.reader).read(room.min(YIELD_EVERY));
+            let read = lock(&self.reader).read(room.min(READ_CHUNK));
             match read {
                 Ok(records) if records.is_empty() => return got,
                 Ok(records) => {
@@ -274,7 +316,7 @@ impl Shipper {
                     return got;
                 }
             }
-            tokio::task::yield_now().await;
+            yield_every(CHECK_EVERY - 1).await;
         }
     }
 
