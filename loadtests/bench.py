@@ -11,6 +11,7 @@ Run it through run.sh; `bench.py --help` lists the knobs.
 """
 
 import argparse
+import atexit
 import datetime as dt
 import http.client
 import json
@@ -796,6 +797,9 @@ def run_loadgen(args, runner, server, requests_file, rate, duration, warmup, lab
     ]
     if scenario in EXPECT_BODY:
         argv += ["--expect-body", EXPECT_BODY[scenario]]
+    if os.environ.get("LT_STALL_US"):
+        # The loadgen's stall threshold (default 5,000 µs); stalls.py reads them.
+        argv += ["--stall-us", os.environ["LT_STALL_US"]]
     pids = server.pids()
     cpu0 = cpu_seconds(pids)
     procs0 = all_procs_cpu()
@@ -860,6 +864,67 @@ def run_loadgen(args, runner, server, requests_file, rate, duration, warmup, lab
             + ", ".join(f"{st['worst_ms']:.1f} ms at {st['first_s']:.3f} s (mono {st['first_mono_s']:.6f})" for st in worst)
         )
     return row
+
+
+WORKQUEUE_CPUMASK = "/sys/devices/virtual/workqueue/cpumask"
+
+
+def isolate_kernel_housekeeping(cpu):
+    """Moves the kernel's own background work off the servers' CPU, onto
+    `cpu` (the generator's), for the whole run, as a latency-minded
+    deployment keeps it off its request cores: the unbound workqueues
+    (page writeback among them: writing back trackedge's spool, a kworker
+    held CPU 0 for 4 ms) and DAMON's reclaim threads (`kdamond`, caught
+    holding CPU 0 for 4 to 8 ms under nginx and trackedge alike). Skipped
+    with LT_ISOLATE_KERNEL=0 or where the system refuses. Returns what
+    restore_kernel_housekeeping puts back, and what was done."""
+    done = {"workqueues": None, "kdamond": {}}
+    if os.environ.get("LT_ISOLATE_KERNEL", "1") == "0":
+        return done
+    try:
+        with open(WORKQUEUE_CPUMASK) as f:
+            old = f.read().strip()
+        with open(WORKQUEUE_CPUMASK, "w") as f:
+            f.write(f"{1 << cpu:x}")
+        done["workqueues"] = old
+    except OSError:
+        pass
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit():
+            continue
+        try:
+            with open(f"/proc/{pid}/comm") as f:
+                comm = f.read().strip()
+            if comm.startswith("kdamond"):
+                old = os.sched_getaffinity(int(pid))
+                os.sched_setaffinity(int(pid), {cpu})
+                done["kdamond"][int(pid)] = sorted(old)
+        except OSError:
+            pass
+    return done
+
+
+def restore_kernel_housekeeping(done):
+    if done.get("workqueues"):
+        try:
+            with open(WORKQUEUE_CPUMASK, "w") as f:
+                f.write(done["workqueues"])
+        except OSError:
+            pass
+    for pid, cpus in done.get("kdamond", {}).items():
+        try:
+            os.sched_setaffinity(pid, set(cpus))
+        except OSError:
+            pass
+
+
+def housekeeping_text(done):
+    parts = []
+    if done.get("workqueues"):
+        parts.append("unbound workqueues")
+    if done.get("kdamond"):
+        parts.append(f"{len(done['kdamond'])} kdamond thread(s)")
+    return " and ".join(parts) if parts else None
 
 
 _GENERATOR_PRIORITY = None
@@ -1165,6 +1230,8 @@ def markdown(res):
     if s.get("backends_pinned_to_cpu"):
         prio = f" at {s['backends_priority']} priority" if s.get("backends_priority") else ""
         L.append(f"- Redis and ClickHouse pinned to CPU {s['backends_pinned_to_cpu']} (with the load generator){prio}")
+    if s.get("kernel_housekeeping_on_generator_cpu"):
+        L.append(f"- Kernel housekeeping moved to CPU {CLIENT_CPU} for the run: {s['kernel_housekeeping_on_generator_cpu']}")
     if s.get("trackedge_limits_clicks_per_ip_per_minute"):
         L.append(f"- trackedge: TRACKEDGE_LIMITS_CLICKS_PER_IP_PER_MINUTE={s['trackedge_limits_clicks_per_ip_per_minute']}"
                  + (f", TRACKEDGE_CONVERSIONS_POSTBACKS_PER_OFFER_PER_SECOND={s['trackedge_postbacks_per_offer_per_second']}"
@@ -1444,6 +1511,9 @@ def main():
         if not args.loadgen or not os.access(args.loadgen, os.X_OK):
             raise Abort(f"trackedge-loadgen binary missing ({args.loadgen}); build it or pass --no-latency")
 
+    housekeeping = isolate_kernel_housekeeping(int(CLIENT_CPU))
+    atexit.register(restore_kernel_housekeeping, housekeeping)
+
     signal.signal(signal.SIGTERM, _raise_abort)
     signal.signal(signal.SIGHUP, _raise_abort)
 
@@ -1491,6 +1561,7 @@ def main():
             "retry_noisy": args.retry_noisy,
             "latency_duration_s": args.latency_duration,
             "generator_priority": generator_priority()[0] if args.latency_duration else None,
+            "kernel_housekeeping_on_generator_cpu": housekeeping_text(housekeeping),
             "latency_warmup_s": args.latency_warmup,
             "latency_fraction": args.latency_fraction,
             "soak_minutes": args.soak_minutes,

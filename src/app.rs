@@ -131,6 +131,7 @@ fn spawn_shipper(
         .name("shipper".into())
         .spawn(move || {
             lower_thread_priority("shipper", 5);
+            crate::sched::shorten_slice();
             let shipper = shipper.with_enricher(enricher());
             let _ = enriched.send(());
             runtime.block_on(run(shipper));
@@ -189,6 +190,11 @@ fn spawn_spool_upkeep(
         .name("spool-upkeep".into())
         .spawn(move || {
             lower_thread_priority("spool upkeep", 10);
+            if crate::sched::shorten_slice() {
+                info!(slice_us = crate::sched::SLICE.as_micros() as u64, "threads run in short kernel time slices");
+            } else {
+                info!("the kernel refused short time slices (Linux 6.12 or later grants them); threads keep its default");
+            }
             loop {
                 if let Err(e) = log.maintain() {
                     error!(error = %e, "spool maintenance (msync, spare segment) failed");

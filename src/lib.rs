@@ -50,6 +50,8 @@
 //! - [`schema`] and [`retention`]: the ClickHouse schema and `migrate`;
 //!   the TTL that bounds how long raw rows are kept.
 //! - [`backoff`]: the one retry-wait rule of every loop that retries.
+//! - [`sched`]: the short kernel time slices every trackedge thread asks
+//!   for, so a redirect due is not kept waiting behind background work.
 //! - [`metrics`]: every Prometheus metric, registered once.
 
 pub mod app;
@@ -75,6 +77,7 @@ pub mod payout;
 pub mod ratelimit;
 pub mod redirect;
 pub mod retention;
+pub mod sched;
 pub mod schema;
 pub mod secret;
 pub mod stats;

@@ -91,6 +91,10 @@ fn main() -> ExitCode {
         .init();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
+        // Workers and the blocking pool alike (see trackedge::sched).
+        .on_thread_start(|| {
+            trackedge::sched::shorten_slice();
+        })
         .build()
     {
         Ok(r) => r,
