@@ -870,15 +870,22 @@ WORKQUEUE_CPUMASK = "/sys/devices/virtual/workqueue/cpumask"
 
 
 def isolate_kernel_housekeeping(cpu):
-    """Moves the kernel's own background work off the servers' CPU, onto
-    `cpu` (the generator's), for the whole run, as a latency-minded
-    deployment keeps it off its request cores: the unbound workqueues
-    (page writeback among them: writing back trackedge's spool, a kworker
-    held CPU 0 for 4 ms) and DAMON's reclaim threads (`kdamond`, caught
-    holding CPU 0 for 4 to 8 ms under nginx and trackedge alike). Skipped
-    with LT_ISOLATE_KERNEL=0 or where the system refuses. Returns what
-    restore_kernel_housekeeping puts back, and what was done."""
-    done = {"workqueues": None, "kdamond": {}}
+    """Keeps everything but the servers under test off the servers' CPU
+    for the whole run, moving it onto `cpu` (the generator's), as a
+    latency-minded deployment keeps its request cores to themselves (the
+    effect of `isolcpus`, on a machine booted without it):
+    - the kernel's unbound workqueues (page writeback among them: writing
+      back trackedge's spool, a kworker held CPU 0 for 4 ms);
+    - every thread of every other process that may run elsewhere, kernel
+      threads included: DAMON's reclaim (`kdamond`) held CPU 0 for 4 to 8
+      ms, and this machine's own agent (pid 1, `process_api`, threads
+      named `tokio-rt-worker`) for 3 to 5 ms, under nginx and trackedge
+      alike (kernel traces, LT_PERF_EVENTS and stalls.py).
+    The servers are started later with `taskset -c 0`, which sets their
+    CPU explicitly. Skipped with LT_ISOLATE_KERNEL=0; whatever the system
+    refuses (per-CPU kernel threads) stays. Returns what
+    restore_kernel_housekeeping puts back."""
+    done = {"workqueues": None, "threads": {}}
     if os.environ.get("LT_ISOLATE_KERNEL", "1") == "0":
         return done
     try:
@@ -893,14 +900,18 @@ def isolate_kernel_housekeeping(cpu):
         if not pid.isdigit():
             continue
         try:
-            with open(f"/proc/{pid}/comm") as f:
-                comm = f.read().strip()
-            if comm.startswith("kdamond"):
-                old = os.sched_getaffinity(int(pid))
-                os.sched_setaffinity(int(pid), {cpu})
-                done["kdamond"][int(pid)] = sorted(old)
+            tids = os.listdir(f"/proc/{pid}/task")
         except OSError:
-            pass
+            continue
+        for tid in tids:
+            try:
+                old = os.sched_getaffinity(int(tid))
+                if int(SERVER_CPU) not in old or cpu not in old:
+                    continue
+                os.sched_setaffinity(int(tid), old - {int(SERVER_CPU)})
+                done["threads"][int(tid)] = sorted(old)
+            except OSError:
+                pass
     return done
 
 
@@ -911,9 +922,9 @@ def restore_kernel_housekeeping(done):
                 f.write(done["workqueues"])
         except OSError:
             pass
-    for pid, cpus in done.get("kdamond", {}).items():
+    for tid, cpus in done.get("threads", {}).items():
         try:
-            os.sched_setaffinity(pid, set(cpus))
+            os.sched_setaffinity(tid, set(cpus))
         except OSError:
             pass
 
@@ -921,9 +932,9 @@ def restore_kernel_housekeeping(done):
 def housekeeping_text(done):
     parts = []
     if done.get("workqueues"):
-        parts.append("unbound workqueues")
-    if done.get("kdamond"):
-        parts.append(f"{len(done['kdamond'])} kdamond thread(s)")
+        parts.append("the unbound workqueues")
+    if done.get("threads"):
+        parts.append(f"{len(done['threads'])} threads of other processes (kernel threads included)")
     return " and ".join(parts) if parts else None
 
 
@@ -1231,7 +1242,7 @@ def markdown(res):
         prio = f" at {s['backends_priority']} priority" if s.get("backends_priority") else ""
         L.append(f"- Redis and ClickHouse pinned to CPU {s['backends_pinned_to_cpu']} (with the load generator){prio}")
     if s.get("kernel_housekeeping_on_generator_cpu"):
-        L.append(f"- Kernel housekeeping moved to CPU {CLIENT_CPU} for the run: {s['kernel_housekeeping_on_generator_cpu']}")
+        L.append(f"- Kept off the servers' CPU for the run, on CPU {CLIENT_CPU}: {s['kernel_housekeeping_on_generator_cpu']}")
     if s.get("trackedge_limits_clicks_per_ip_per_minute"):
         L.append(f"- trackedge: TRACKEDGE_LIMITS_CLICKS_PER_IP_PER_MINUTE={s['trackedge_limits_clicks_per_ip_per_minute']}"
                  + (f", TRACKEDGE_CONVERSIONS_POSTBACKS_PER_OFFER_PER_SECOND={s['trackedge_postbacks_per_offer_per_second']}"

@@ -179,6 +179,7 @@ impl LogReader {
         // the next open, as it lies before the cursor.
         let mut failed = Ok(());
         for seg in &doomed {
+            seg.retire();
             match remove_if_present(&seg.path) {
                 Ok(()) => {
                     self.shared

@@ -30,9 +30,27 @@ const SEALED: u64 = 1 << 63;
 /// segment: about a millisecond of kernel work.
 const ZAP_CHUNK: usize = 1 << 20;
 
-/// Bytes of the spare segment faulted in at a time (see
-/// [`Segment::prefault`]).
-const PREFAULT_CHUNK: usize = 256 << 10;
+/// Bytes of a segment handled by one step of [`paced`] work.
+const PACED_CHUNK: usize = 256 << 10;
+
+/// Runs `step(offset, len)` over `[0, total)` a [`PACED_CHUNK`] at a time
+/// (about 0.2 ms of kernel work each), sleeping after each step for as
+/// long as it took (at least 50 µs), until a step fails.
+///
+/// For the log's background work on a CPU the request workers share: a
+/// thread that yields stays runnable, and the kernel may well pick it
+/// again; one that sleeps leaves the CPU to whatever is waiting, so no
+/// worker waits longer than one step, and this work takes at most half of
+/// the CPU while it lasts.
+fn paced(total: usize, mut step: impl FnMut(usize, usize) -> bool) {
+    for off in (0..total).step_by(PACED_CHUNK) {
+        let started = std::time::Instant::now();
+        if !step(off, PACED_CHUNK.min(total - off)) {
+            return;
+        }
+        std::thread::sleep(started.elapsed().max(std::time::Duration::from_micros(50)));
+    }
+}
 
 /// One segment file, mapped.
 pub(super) struct Segment {
@@ -212,32 +230,48 @@ impl Segment {
     }
 
     /// Faults every page in, so appends into this segment (the spare) do
-    /// not stop for page faults. A chunk at a time: faulting 16 MiB in
-    /// takes tens of milliseconds, and a chunk keeps each step short for
-    /// an mmap waiting behind it. An append may already be writing into the
-    /// segment: faulting a page in never changes its bytes. Best effort: an
-    /// old kernel without MADV_POPULATE_WRITE faults pages in on first write.
+    /// not stop for page faults. Best effort: an old kernel without
+    /// MADV_POPULATE_WRITE faults pages in on first write. An append may
+    /// already be writing into the segment: faulting a page in never
+    /// changes its bytes.
     ///
-    /// Between chunks the thread yields its CPU: faulting 256 KiB in takes
-    /// about 0.2 ms, and a request worker that woke meanwhile runs before
-    /// the next chunk instead of after the whole segment (kernel traces of
-    /// the load test caught a 16 MiB prefault holding the request CPU for
-    /// 4 to 7 ms).
+    /// [`paced`]: kernel traces of the load test caught a 16 MiB prefault
+    /// holding the request CPU for 4 to 7 ms in one go.
     pub(super) fn prefault(&self) {
-        let len = self.map.len();
-        for off in (0..len).step_by(PREFAULT_CHUNK) {
-            if self
-                .map
-                .advise_range(
-                    memmap2::Advice::PopulateWrite,
-                    off,
-                    PREFAULT_CHUNK.min(len - off),
-                )
-                .is_err()
-            {
-                break;
-            }
-            std::thread::yield_now();
+        paced(self.map.len(), |off, len| {
+            self.map
+                .advise_range(memmap2::Advice::PopulateWrite, off, len)
+                .is_ok()
+        });
+    }
+
+    /// Lets go of a segment about to be deleted, [`paced`]: its page tables
+    /// (`MADV_DONTNEED`), then its pages in the page cache
+    /// (`POSIX_FADV_DONTNEED`, clean after the msync that preceded its
+    /// acknowledgement). Otherwise the unmap and the deletion that follow
+    /// drop 16 MiB of pages in one go, 3 ms in which a request worker on
+    /// the same CPU waits (seen in kernel traces of the load test). Nothing
+    /// is lost either way: a shared file mapping re-reads what it forgot.
+    pub(super) fn retire(&self) {
+        let base = self.map.as_mut_ptr();
+        paced(self.map.len(), |off, len| {
+            // SAFETY: the range lies inside the mapping; on a shared file
+            // mapping MADV_DONTNEED only drops page tables, never bytes.
+            unsafe { libc::madvise(base.add(off).cast(), len, libc::MADV_DONTNEED) == 0 }
+        });
+        if let Ok(file) = fs::File::open(&self.path) {
+            use std::os::fd::AsRawFd;
+            paced(self.map.len(), |off, len| {
+                // SAFETY: an advisory call on an open descriptor.
+                unsafe {
+                    libc::posix_fadvise(
+                        file.as_raw_fd(),
+                        off as libc::off_t,
+                        len as libc::off_t,
+                        libc::POSIX_FADV_DONTNEED,
+                    ) == 0
+                }
+            });
         }
     }
 
