@@ -152,7 +152,14 @@ async fn clickhouse_killed_under_load_loses_nothing() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn trackedge_sigkill_under_load_loses_nothing() {
     let cfg = ServerConfig::new("kill9").with("TRACKEDGE_CLICKHOUSE_FLUSH_INTERVAL_MS", "300");
-    let mut first = Server::start(cfg.clone());
+    let first = Server::start(cfg.clone());
+    killed_under_load_then_restarted(cfg, first, 1).await;
+}
+
+/// Kills `first` under load, starts a second server on `cfg` with the
+/// same spool, loads it with `workers` clients, and checks every answered
+/// click is in ClickHouse exactly once after its SIGTERM.
+async fn killed_under_load_then_restarted(cfg: ServerConfig, mut first: Server, workers: usize) {
     let url = tracking_url(&first).await;
     let load = Load::start(&url, 2);
     load.until(500).await;
@@ -161,12 +168,13 @@ async fn trackedge_sigkill_under_load_loses_nothing() {
 
     let mut second = Server::start(cfg.clone());
     let url2 = url.replace(&first.public, &second.public);
-    let load = Load::start(&url2, 1);
+    let load = Load::start(&url2, workers);
     load.until(100).await;
     answered.extend(load.finish().await);
     let ch = &services().clickhouse;
     wait_all_recorded(ch, &cfg.database, &answered);
     assert_eq!(second.terminate().code(), Some(0));
+    assert!(second.log_text().contains("every event is in clickhouse"));
     check_exactly_once(ch, &cfg.database, &answered);
 }
 
@@ -178,7 +186,7 @@ async fn on_one_cpu_sigkill_under_load_loses_nothing() {
     let cfg = ServerConfig::new("onecpu")
         .with("TRACKEDGE_CLICKHOUSE_FLUSH_INTERVAL_MS", "300")
         .on_cpus("0");
-    let mut first = Server::start(cfg.clone());
+    let first = Server::start(cfg.clone());
     assert!(
         first
             .log_text()
@@ -186,22 +194,7 @@ async fn on_one_cpu_sigkill_under_load_loses_nothing() {
         "{}",
         first.log_text()
     );
-    let url = tracking_url(&first).await;
-    let load = Load::start(&url, 2);
-    load.until(500).await;
-    first.kill();
-    let mut answered = load.finish().await;
-
-    let mut second = Server::start(cfg.clone());
-    let url2 = url.replace(&first.public, &second.public);
-    let load = Load::start(&url2, 2);
-    load.until(500).await;
-    answered.extend(load.finish().await);
-    let ch = &services().clickhouse;
-    wait_all_recorded(ch, &cfg.database, &answered);
-    assert_eq!(second.terminate().code(), Some(0));
-    assert!(second.log_text().contains("every event is in clickhouse"));
-    check_exactly_once(ch, &cfg.database, &answered);
+    killed_under_load_then_restarted(cfg, first, 2).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
