@@ -69,16 +69,22 @@ async fn ship_conversions(
     Arc::try_unwrap(metrics).unwrap_or_else(|_| panic!("the shipper has ended"))
 }
 
+/// A fresh database named after `tag`, migrated, on the shared ClickHouse.
+async fn migrated_database(tag: &str) -> String {
+    let db = unique_name(tag);
+    let direct = clickhouse::Client::default()
+        .with_url(services().clickhouse.url())
+        .with_validation(false);
+    trackedge::schema::migrate(&direct, &db).await.unwrap();
+    db
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn conversions_land_once_per_version_after_lost_answers_and_restarts() {
     use trackedge::events::{ConversionRow, Event, Money};
 
     let ch = &services().clickhouse;
-    let db = unique_name("conv");
-    let direct = clickhouse::Client::default()
-        .with_url(ch.url())
-        .with_validation(false);
-    trackedge::schema::migrate(&direct, &db).await.unwrap();
+    let db = migrated_database("conv").await;
 
     let ids: Vec<String> = (0..50).map(|i| format!("cv{i:04}")).collect();
     let row = |id: &'static str, version: u64| ConversionRow {
@@ -159,11 +165,7 @@ async fn conversion_versions_reaching_the_log_twice_are_inserted_once() {
     use trackedge::events::{ConversionRow, Event, Money};
 
     let ch = &services().clickhouse;
-    let db = unique_name("conv_twice");
-    let direct = clickhouse::Client::default()
-        .with_url(ch.url())
-        .with_validation(false);
-    trackedge::schema::migrate(&direct, &db).await.unwrap();
+    let db = migrated_database("conv_twice").await;
     let amount = Money::from_scaled(250_000).unwrap(); // 25.0000
     let payout = Money::from_scaled(25_000).unwrap(); // 2.5000
     let row = |id: &'static str, version: u64, status: &'static str, prev: &'static str| {
