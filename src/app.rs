@@ -65,8 +65,9 @@ pub fn clickhouse_client(cfg: &Config, with_database: bool) -> clickhouse::Clien
     client
 }
 
-/// Where the shipper runs: on the request workers' runtime when the process
-/// may use one CPU only, else on a thread of its own.
+/// Where the shipper runs: on the request runtime when the process may use
+/// one CPU only (the process's one runtime, see `main`), else on a thread
+/// of its own.
 ///
 /// Shipping a batch is tens of milliseconds of CPU: decoding, enriching,
 /// encoding, compressing, and the kernel's loopback or NIC work for the
@@ -80,7 +81,7 @@ pub fn clickhouse_client(cfg: &Config, with_database: bool) -> clickhouse::Clien
 /// CPU to spare it keeps its own thread (at nice 5), which the kernel can
 /// run beside the workers.
 fn shipper_shares_the_request_runtime() -> bool {
-    std::thread::available_parallelism().is_ok_and(|n| n.get() == 1)
+    http::cores::request_threads() == 1
 }
 
 /// Starts the shipper (see [`shipper_shares_the_request_runtime`] for
@@ -265,15 +266,14 @@ fn node_name(cfg: &Config) -> String {
 /// events wait in the spool until then.
 pub async fn run(config: Config, migrate: bool, stop: CancellationToken) -> anyhow::Result<()> {
     let metrics = Arc::new(Metrics::new());
-    let public = TcpListener::bind(config.listen)
-        .await
+    let public = http::cores::bind(config.listen, http::cores::request_threads())
         .with_context(|| format!("cannot listen on {} (listen)", config.listen))?;
     let admin = TcpListener::bind(config.admin_listen)
         .await
         .with_context(|| format!("cannot listen on {} (admin_listen)", config.admin_listen))?;
     // Bound addresses, logged before anything waits on Redis: with port 0
     // configured, this line is how a supervisor or test learns them.
-    let listen: SocketAddr = public.local_addr()?;
+    let listen: SocketAddr = public[0].local_addr()?;
     let admin_addr: SocketAddr = admin.local_addr()?;
     info!(listen = %listen, admin = %admin_addr, "listening");
     std::fs::create_dir_all(&config.spool.dir).with_context(|| {
@@ -596,15 +596,29 @@ pub async fn run(config: Config, migrate: bool, stop: CancellationToken) -> anyh
         _ = stop.cancelled() => {}
     }
 
+    // One request thread: this runtime, which the shipper shares. More:
+    // a thread per core, each with its own runtime and socket.
     let public_task = {
         let handler = move |req, peer| http::public::handle(public_state.clone(), req, peer);
-        tokio::spawn(http::serve(
-            "public",
-            public,
-            http_cfg,
-            handler,
-            stop.clone(),
-        ))
+        let mut public = public;
+        if public.len() == 1 {
+            let listener = TcpListener::from_std(public.remove(0))?;
+            tokio::spawn(http::serve(
+                "public",
+                listener,
+                http_cfg,
+                handler,
+                stop.clone(),
+            ))
+        } else {
+            tokio::spawn(http::cores::serve(
+                "public",
+                public,
+                http_cfg,
+                handler,
+                stop.clone(),
+            )?)
+        }
     };
     ready.set(true);
     info!(listen = %listen, admin = %admin_addr, "trackedge serving");

@@ -89,7 +89,16 @@ fn main() -> ExitCode {
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
         )
         .init();
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
+    // One CPU: one thread runs everything, requests and the shipper's
+    // slices alike, with no work-stealing bookkeeping; more: the requests
+    // get a thread per core (trackedge::http::cores) and this runtime
+    // keeps the rest.
+    let mut builder = if trackedge::http::cores::request_threads() == 1 {
+        tokio::runtime::Builder::new_current_thread()
+    } else {
+        tokio::runtime::Builder::new_multi_thread()
+    };
+    let runtime = match builder
         .enable_all()
         // Workers and the blocking pool alike (see trackedge::sched).
         .on_thread_start(|| {

@@ -48,13 +48,17 @@ impl ClickLimiter {
 
     /// Forgets IPs whose state is back to fresh; resets the limiter when it
     /// still tracks too many. Run periodically.
+    ///
+    /// The map is not shrunk: rehashing a shard holds its lock while every
+    /// entry moves, and a redirect on another core looking up an IP in it
+    /// waits that long. Its table stays at its peak size instead, which
+    /// `max_keys` bounds (a reset drops it whole, off the locks).
     pub fn maintain(&self) {
         let (Some(inner), Some(quota)) = (&self.inner, self.quota) else {
             return;
         };
         let l = inner.load();
         l.retain_recent();
-        l.shrink_to_fit();
         if l.len() > self.max_keys {
             inner.store(Arc::new(RateLimiter::dashmap(quota)));
         }

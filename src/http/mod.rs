@@ -20,6 +20,7 @@ pub mod admin;
 pub mod apply;
 pub mod bundle;
 pub mod conversion;
+pub mod cores;
 pub mod partner;
 pub mod public;
 
