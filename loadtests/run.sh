@@ -23,6 +23,8 @@
 #                 the machine to go idle, so a build elsewhere doesn't spoil it
 #   --retry-noisy N  repeat a run spoiled by outside load up to N times (default 2)
 #   --no-pin-backends  let Redis/ClickHouse float instead of sharing wrk's CPU
+#   --two-cores   servers on both CPUs (nginx 2 workers, trackedge 2 request
+#                 threads), the load generator sharing them
 #   --name NAME   write the report to loadtests/results/NAME.md and .json
 #                 (NAME may hold a directory: 2026-11-30-postbacks/report)
 #
@@ -65,6 +67,7 @@ while [[ $# -gt 0 ]]; do
     --no-pin-backends) EXTRA+=(--no-pin-backends) ;;
     --retry-noisy) EXTRA+=(--retry-noisy "$2"); shift ;;
     --name) RESULT_NAME=$2; shift ;;
+    --two-cores) EXTRA+=(--two-cores) ;;
     -h | --help) awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"; exit 0 ;;
     *) echo "run.sh: unknown argument: $1 (try --help)" >&2; exit 2 ;;
     esac

@@ -18,7 +18,8 @@ worst latency, and in it:
   or more to run, with the state it left in (R preempted, S sleeping, D
   uninterruptible) and where it was (the kernel and user frames of its
   switch-out), and how long it then waited between its wake-up and running;
-- with `cpu-clock` among the events, the stacks sampled most often.
+- with `cpu-clock` among the events, the stacks sampled most often;
+- any other event asked for (`major-faults`, say), counted by where it hit.
 
 Only the standard library and `perf script`.
 """
@@ -80,6 +81,7 @@ def analyse(perf_data, stall, server_pids, lead=0.005):
     offs = []
     pid_of = {}
     samples = collections.Counter()  # (cpu, comm, frames) -> count, in the window
+    others = collections.Counter()  # (cpu, comm, event, frames) -> count
     for t, cpu, pid, tid, comm, ev, rest, frames in evs:
         pid_of[tid] = pid
         if ev.startswith("cpu-clock"):
@@ -108,11 +110,14 @@ def analyse(perf_data, stall, server_pids, lead=0.005):
             m = WAKE.search(rest)
             if m:
                 woken[int(m["p"])] = t
+        elif t0 - lead <= t <= t1:
+            # Any other event asked for (major-faults, ...): where it hit.
+            others[(cpu, comm, ev, frames_text(frames, 10))] += 1
     for cpu, (tid, comm, since) in on_cpu.items():
         a, b = max(since, t0), t1
         if b > a:
             busy[(cpu, f"{comm}/{tid}" if tid else "idle")] += b - a
-    return t0, t1, busy, offs, samples
+    return t0, t1, busy, offs, samples, others
 
 
 def frames_text(fr, n=14):
@@ -125,7 +130,7 @@ def main():
     ap.add_argument("run")
     ap.add_argument("--top", type=int, default=5)
     ap.add_argument("--min-ms", type=float, default=5)
-    ap.add_argument("--server-comm", default="tokio-runtime-w,shipper,spool-upkeep,trackedge,nginx",
+    ap.add_argument("--server-comm", default="tokio-runtime-w,shipper,spool-upkeep,trackedge,public-0,public-1,nginx",
                     help="thread names that identify the server process")
     a = ap.parse_args()
     lg = json.load(open(a.run))
@@ -143,7 +148,7 @@ def main():
         if server_pids is None:
             probe = events(perf_data, s["first_mono_s"] - 1, s["first_mono_s"])
             server_pids = {pid for _, _, pid, _, comm, _, _, _ in probe if comm in names}
-        t0, t1, busy, offs, samples = analyse(perf_data, s, server_pids)
+        t0, t1, busy, offs, samples, others = analyse(perf_data, s, server_pids)
         print(f"\n== stall at {s['first_s']:.3f} s (mono {t0:.6f}): worst {s['worst_ms']} ms, "
               f"{s['requests']} requests over {s['span_ms']} ms; window {(t1 - t0) * 1e3:.1f} ms")
         for cpu in sorted({c for c, _ in busy}):
@@ -151,6 +156,8 @@ def main():
             print(f"  cpu{cpu}: " + ", ".join(f"{k} {v * 1e3:.1f} ms" for v, k in rows[:6]))
         for (cpu, comm, fr), n in samples.most_common(8):
             print(f"  cpu{cpu} sampled {n}x {comm}: {fr}")
+        for (cpu, comm, ev, fr), n in others.most_common(8):
+            print(f"  cpu{cpu} {ev} {n}x {comm}: {fr}")
         for lt, t, c, tid, state, fr, wk in sorted(offs):
             wait = f", runnable {1e3 * (t - wk):.1f} ms before it ran" if wk else ""
             print(f"  {c}/{tid} off cpu {1e3 * (t - lt):.1f} ms from {1e3 * (lt - t0):+.1f} ms, state {state}{wait}")
