@@ -30,13 +30,24 @@ const SEALED: u64 = 1 << 63;
 /// segment: about a millisecond of kernel work.
 const ZAP_CHUNK: usize = 1 << 20;
 
-/// Bytes of a segment handled by one step of [`paced`] work.
+/// The most bytes of a segment one step of [`paced`] work covers; the
+/// least is a page.
 const PACED_CHUNK: usize = 256 << 10;
 
-/// Runs `step(offset, len)` over `[0, total)` a [`PACED_CHUNK`] at a time
-/// (about 0.2 ms of kernel work each), sleeping after each step
-/// [`PACED_REST`] times as long as it took (at least 50 µs), until a step
-/// fails.
+/// The longest one step of [`paced`] work should take. The kernel of the
+/// machines measured runs without preemption inside system calls
+/// (`PREEMPT_NONE`): a request worker on the same CPU waits out whatever
+/// part of a step is kernel work, and one 256 KiB prefault step of a fresh
+/// ext4 file there took 1.5 ms (a 7.8 ms latency stall in the load test's
+/// kernel trace, the worker preempted in `writev` while the upkeep thread
+/// ran `faultin_page_range`).
+const PACED_STEP: std::time::Duration = std::time::Duration::from_micros(100);
+
+/// Runs `step(offset, len)` over `[0, total)` in steps of at most
+/// [`PACED_CHUNK`], sized as it goes to take at most about [`PACED_STEP`] each
+/// ([`next_chunk`]), sleeping after each step [`PACED_REST`] times as long
+/// as it took (at least 50 µs), until a step fails. Offsets stay multiples
+/// of a page.
 ///
 /// For the log's background work on a CPU the request workers share: a
 /// thread that yields stays runnable, and the kernel may well pick it
@@ -46,16 +57,43 @@ const PACED_CHUNK: usize = 256 << 10;
 /// a worker serving redirects at 70 % of its CPU fell behind while a
 /// segment was let go, 9 ms of latency in the load test.
 fn paced(total: usize, mut step: impl FnMut(usize, usize) -> bool) {
-    for off in (0..total).step_by(PACED_CHUNK) {
+    let mut chunk = PACED_CHUNK;
+    let mut off = 0;
+    while off < total {
+        let len = chunk.min(total - off);
         let started = std::time::Instant::now();
-        if !step(off, PACED_CHUNK.min(total - off)) {
+        if !step(off, len) {
             return;
         }
-        std::thread::sleep(
-            (started.elapsed() * PACED_REST).max(std::time::Duration::from_micros(50)),
-        );
+        let took = started.elapsed();
+        chunk = next_chunk(chunk, took);
+        off += len;
+        std::thread::sleep((took * PACED_REST).max(std::time::Duration::from_micros(50)));
     }
 }
+
+/// The next step's size after a step of `chunk` bytes took `took`: half
+/// when it ran over [`PACED_STEP`], double when it took under half of it,
+/// within a page and [`PACED_CHUNK`].
+///
+/// Growing back soon matters too: the spare segment's prefault should
+/// finish before the appends reach it, and each step pays a sleep and a
+/// wake-up whatever its size. A 250 µs target left longer waits behind
+/// each step: a worse p99 in two of three fixed-rate rounds of the load
+/// test.
+fn next_chunk(chunk: usize, took: std::time::Duration) -> usize {
+    if took > PACED_STEP {
+        (chunk / 2).max(PAGE)
+    } else if took < PACED_STEP / 2 {
+        (chunk * 2).min(PACED_CHUNK)
+    } else {
+        chunk
+    }
+}
+
+/// The page size [`paced`] steps keep to (the smallest on x86-64 and
+/// arm64; a larger page only makes the kernel round a step's range).
+const PAGE: usize = 4096;
 
 /// How many times as long as a step of [`paced`] work its pause lasts.
 const PACED_REST: u32 = 4;
@@ -485,5 +523,48 @@ mod tests {
         let meta = fs::metadata(segment_path(dir.path(), 0)).unwrap();
         assert_eq!(meta.len(), SEG);
         assert!(meta.blocks() * 512 >= SEG, "{} blocks", meta.blocks());
+    }
+
+    #[test]
+    fn paced_steps_shrink_when_slow_and_grow_when_quick() {
+        use std::time::Duration;
+        let us = Duration::from_micros;
+        // (chunk, took) → next chunk
+        let cases = [
+            (PACED_CHUNK, us(1500), PACED_CHUNK / 2),
+            (PACED_CHUNK, us(80), PACED_CHUNK),
+            (PACED_CHUNK, us(5), PACED_CHUNK),
+            (64 << 10, us(101), 32 << 10),
+            (64 << 10, us(100), 64 << 10),
+            (64 << 10, us(50), 64 << 10),
+            (64 << 10, us(49), 128 << 10),
+            (PAGE, us(900), PAGE),
+            (PAGE * 2, us(900), PAGE),
+        ];
+        for (chunk, took, want) in cases {
+            assert_eq!(next_chunk(chunk, took), want, "{chunk} bytes in {took:?}");
+        }
+    }
+
+    #[test]
+    fn paced_covers_every_byte_once_in_page_aligned_steps() {
+        let total = PACED_CHUNK * 3 + 3 * PAGE + 17;
+        let mut covered = 0;
+        let mut calls = 0;
+        paced(total, |off, len| {
+            assert_eq!(off, covered, "steps follow each other");
+            assert_eq!(off % PAGE, 0, "offset {off} is page aligned");
+            covered += len;
+            calls += 1;
+            true
+        });
+        assert_eq!(covered, total);
+        assert!(calls >= 4, "{calls} steps");
+        let mut seen = 0;
+        paced(total, |_, _| {
+            seen += 1;
+            seen < 2
+        });
+        assert_eq!(seen, 2, "a failed step ends the work");
     }
 }
