@@ -932,6 +932,54 @@ def restore_kernel_housekeeping(done):
             pass
 
 
+DAMON_KDAMONDS = "/sys/kernel/mm/damon/admin/kdamonds"
+
+
+def pause_damon():
+    """Turns off the machine's DAMON monitors (`kdamond`) for the run;
+    returns the state files it turned off, for resume_damon. Skipped with
+    LT_PAUSE_DAMON=0.
+
+    This machine runs a DAMON `pageout` scheme over physical memory. Its
+    access checks (`damon_pa_check_accesses`) clear the accessed bits of
+    sampled pages, TLB flushes included, whatever process owns them; with
+    it on, three fixed-rate runs had 11 to 28 ms stretches in six of nine
+    trackedge rounds, the worker on its CPU throughout, most in the route
+    map's lookup (`DashMap::_get` under `Redirector::handle`, kdamond in
+    `damon_pa_check_accesses` on the other CPU in the same window); with it
+    paused, none over 6 ms in three rounds (loadtests/README.md, Stalls).
+    A host that runs trackedge for latency should not run such a scheme
+    over its memory either."""
+    if os.environ.get("LT_PAUSE_DAMON", "1") == "0":
+        return []
+    paused = []
+    try:
+        names = os.listdir(DAMON_KDAMONDS)
+    except OSError:
+        return []
+    for name in names:
+        path = os.path.join(DAMON_KDAMONDS, name, "state")
+        try:
+            with open(path) as f:
+                if f.read().strip() != "on":
+                    continue
+            with open(path, "w") as f:
+                f.write("off")
+            paused.append(path)
+        except OSError:
+            pass
+    return paused
+
+
+def resume_damon(paused):
+    for path in paused:
+        try:
+            with open(path, "w") as f:
+                f.write("on")
+        except OSError:
+            pass
+
+
 def housekeeping_text(done):
     parts = []
     if done.get("workqueues"):
@@ -1269,6 +1317,8 @@ def markdown(res):
         L.append(f"- trackedge: TRACKEDGE_LIMITS_CLICKS_PER_IP_PER_MINUTE={s['trackedge_limits_clicks_per_ip_per_minute']}"
                  + (f", TRACKEDGE_CONVERSIONS_POSTBACKS_PER_OFFER_PER_SECOND={s['trackedge_postbacks_per_offer_per_second']}"
                     if s.get("trackedge_postbacks_per_offer_per_second") else ""))
+    if s.get("damon_paused"):
+        L.append(f"- The machine's DAMON monitors (`kdamond`, {s['damon_paused']}) paused for the run (`LT_PAUSE_DAMON=0` keeps them)")
     if s.get("two_cores"):
         L.append("- **Two server cores** (`--two-cores`): nginx with 2 workers, trackedge with a request thread per CPU; "
                  "the load generators, Redis and ClickHouse share the same two CPUs, so these figures are the machine's, not a core's")
@@ -1557,8 +1607,11 @@ def main():
         if not args.loadgen or not os.access(args.loadgen, os.X_OK):
             raise Abort(f"trackedge-loadgen binary missing ({args.loadgen}); build it or pass --no-latency")
 
-    housekeeping = isolate_kernel_housekeeping(int(CLIENT_CPU))
+    housekeeping = (isolate_kernel_housekeeping(int(CLIENT_CPU)) if not args.two_cores
+                    else {"workqueues": None, "threads": {}})
     atexit.register(restore_kernel_housekeeping, housekeeping)
+    damon_paused = pause_damon()
+    atexit.register(resume_damon, damon_paused)
 
     signal.signal(signal.SIGTERM, _raise_abort)
     signal.signal(signal.SIGHUP, _raise_abort)
@@ -1609,6 +1662,7 @@ def main():
             "latency_duration_s": args.latency_duration,
             "generator_priority": generator_priority()[0] if args.latency_duration else None,
             "kernel_housekeeping_on_generator_cpu": housekeeping_text(housekeeping),
+            "damon_paused": len(damon_paused),
             "latency_warmup_s": args.latency_warmup,
             "latency_fraction": args.latency_fraction,
             "soak_minutes": args.soak_minutes,
