@@ -596,29 +596,15 @@ pub async fn run(config: Config, migrate: bool, stop: CancellationToken) -> anyh
         _ = stop.cancelled() => {}
     }
 
-    // One request thread: this runtime, which the shipper shares. More:
-    // a thread per core, each with its own runtime and socket.
     let public_task = {
         let handler = move |req, peer| http::public::handle(public_state.clone(), req, peer);
-        let mut public = public;
-        if public.len() == 1 {
-            let listener = TcpListener::from_std(public.remove(0))?;
-            tokio::spawn(http::serve(
-                "public",
-                listener,
-                http_cfg,
-                handler,
-                stop.clone(),
-            ))
-        } else {
-            tokio::spawn(http::cores::serve(
-                "public",
-                public,
-                http_cfg,
-                handler,
-                stop.clone(),
-            )?)
-        }
+        tokio::spawn(http::cores::serve(
+            "public",
+            public,
+            http_cfg,
+            handler,
+            stop.clone(),
+        )?)
     };
     ready.set(true);
     info!(listen = %listen, admin = %admin_addr, "trackedge serving");

@@ -6,13 +6,14 @@
 //! redirect's path, no runtime bookkeeping shared between cores.
 //!
 //! With one CPU there is one request thread, and it is the process's
-//! runtime itself (see `main`), where the shipper also runs in slices; this
-//! layout is for two or more.
+//! runtime itself (see `main`), where the shipper also runs in slices:
+//! [`serve`] then serves its one listener there.
 
 use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
 
+use futures_util::future::Either;
 use hyper::body::Incoming;
 use hyper::{Request, Response};
 use socket2::{Domain, Protocol, Socket, Type};
@@ -46,11 +47,39 @@ pub fn bind(addr: SocketAddr, n: usize) -> io::Result<Vec<std::net::TcpListener>
     Ok(listeners)
 }
 
-/// Serves each of `listeners` with `handler` on a thread of its own, each
-/// thread with a current-thread runtime, until `stop` (then as
-/// [`super::serve`] does: open connections get the grace period). The
-/// future returned ends when every thread has.
+/// Serves `listeners` with `handler` until `stop` (then as
+/// [`super::serve`] does: open connections get the grace period); the
+/// future returned ends when serving has. One listener is served by that
+/// future itself, on the caller's runtime (the process's one, which the
+/// shipper shares); more, each on a thread of its own with a
+/// current-thread runtime.
 pub fn serve<F, Fut, B>(
+    name: &'static str,
+    mut listeners: Vec<std::net::TcpListener>,
+    cfg: HttpConfig,
+    handler: F,
+    stop: CancellationToken,
+) -> io::Result<impl Future<Output = ()>>
+where
+    F: Fn(Request<Incoming>, SocketAddr) -> Fut + Clone + Send + Sync + 'static,
+    Fut: Future<Output = Response<B>> + Send + 'static,
+    B: hyper::body::Body + Send + 'static,
+    B::Data: Send,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    if listeners.len() == 1 {
+        let listener = TcpListener::from_std(listeners.remove(0))?;
+        return Ok(Either::Left(super::serve(
+            name, listener, cfg, handler, stop,
+        )));
+    }
+    Ok(Either::Right(on_threads(
+        name, listeners, cfg, handler, stop,
+    )?))
+}
+
+/// [`serve`] with a thread per listener.
+fn on_threads<F, Fut, B>(
     name: &'static str,
     listeners: Vec<std::net::TcpListener>,
     cfg: HttpConfig,
