@@ -73,26 +73,6 @@ where
             name, listener, cfg, handler, stop,
         )));
     }
-    Ok(Either::Right(on_threads(
-        name, listeners, cfg, handler, stop,
-    )?))
-}
-
-/// [`serve`] with a thread per listener.
-fn on_threads<F, Fut, B>(
-    name: &'static str,
-    listeners: Vec<std::net::TcpListener>,
-    cfg: HttpConfig,
-    handler: F,
-    stop: CancellationToken,
-) -> io::Result<impl Future<Output = ()>>
-where
-    F: Fn(Request<Incoming>, SocketAddr) -> Fut + Clone + Send + Sync + 'static,
-    Fut: Future<Output = Response<B>> + Send + 'static,
-    B: hyper::body::Body + Send + 'static,
-    B::Data: Send,
-    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
-{
     let mut done = Vec::with_capacity(listeners.len());
     for (i, listener) in listeners.into_iter().enumerate() {
         let runtime = tokio::runtime::Builder::new_current_thread()
@@ -114,13 +94,13 @@ where
             })?;
         done.push(rx);
     }
-    Ok(async move {
+    Ok(Either::Right(async move {
         for rx in done {
             if rx.await.is_err() {
                 tracing::error!(listener = name, "a request thread panicked");
             }
         }
-    })
+    }))
 }
 
 #[cfg(test)]
