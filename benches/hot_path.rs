@@ -18,7 +18,7 @@ use trackedge::events::{Event, EventSink, OrphanRow};
 use trackedge::metrics::Metrics;
 use trackedge::model::{Link, Offer, Partner, PartnerKind, Payout, Status};
 use trackedge::ratelimit::ClickLimiter;
-use trackedge::redirect::{ClickRequest, Redirector};
+use trackedge::redirect::{ClickRequest, Heads, Redirector};
 
 const LINKS: u64 = 100_000;
 const UA: &str = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/130.0.0.0 Safari/537.36";
@@ -238,7 +238,7 @@ fn whole_redirect(c: &mut Criterion) {
                 code: &code,
                 query: Some("sub1=newsletter&sub2=top"),
                 is_head: false,
-                headers: &headers,
+                headers: Heads::Map(&headers),
                 peer,
             });
             black_box(resp)

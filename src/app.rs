@@ -498,6 +498,7 @@ pub async fn run(config: Config, migrate: bool, stop: CancellationToken) -> anyh
             admin,
             http_cfg.clone(),
             handler,
+            None,
             stop.clone(),
         ))
     };
@@ -597,12 +598,14 @@ pub async fn run(config: Config, migrate: bool, stop: CancellationToken) -> anyh
     }
 
     let public_task = {
+        let front: Arc<dyn http::front::Front> = public_state.clone();
         let handler = move |req, peer| http::public::handle(public_state.clone(), req, peer);
         tokio::spawn(http::cores::serve(
             "public",
             public,
             http_cfg,
             handler,
+            Some(front),
             stop.clone(),
         )?)
     };

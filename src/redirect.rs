@@ -15,7 +15,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 use http_body_util::Full;
-use hyper::header::{self, HeaderMap, HeaderValue};
+use hyper::header::{HeaderMap, HeaderValue};
 use hyper::{Response, StatusCode};
 
 use crate::bot::BotDetector;
@@ -46,9 +46,140 @@ pub struct ClickRequest<'a> {
     /// True for HEAD.
     pub is_head: bool,
     /// The request headers.
-    pub headers: &'a HeaderMap,
+    pub headers: Heads<'a>,
     /// The TCP peer.
     pub peer: SocketAddr,
+}
+
+/// The request headers the redirect reads: hyper's map, or the head as
+/// parsed on the public listener's own path (`http::front`), which builds
+/// no map. Names are looked up in lower case.
+#[derive(Clone, Copy)]
+pub enum Heads<'a> {
+    /// A request that went through hyper.
+    Map(&'a HeaderMap),
+    /// A head parsed in place.
+    Raw(&'a [httparse::Header<'a>]),
+}
+
+impl<'a> Heads<'a> {
+    /// The first value of header `name` (lower case).
+    pub fn get(self, name: &str) -> Option<&'a [u8]> {
+        match self {
+            Heads::Map(m) => m.get(name).map(|v| v.as_bytes()),
+            Heads::Raw(raw) => raw
+                .iter()
+                .find(|h| h.name.eq_ignore_ascii_case(name))
+                .map(|h| h.value),
+        }
+    }
+
+    /// Every `X-Forwarded-For` value that is text, in order.
+    fn forwarded_for(self) -> ForwardedFor<'a> {
+        match self {
+            Heads::Map(m) => ForwardedFor::Map(m.get_all("x-forwarded-for").iter()),
+            Heads::Raw(raw) => ForwardedFor::Raw(raw.iter()),
+        }
+    }
+}
+
+/// [`Heads::forwarded_for`]: walked from either end (proxies add on the
+/// right).
+enum ForwardedFor<'a> {
+    Map(hyper::header::ValueIter<'a, HeaderValue>),
+    Raw(std::slice::Iter<'a, httparse::Header<'a>>),
+}
+
+fn xff_text<'a>(h: &httparse::Header<'a>) -> Option<&'a str> {
+    if h.name.eq_ignore_ascii_case("x-forwarded-for") {
+        std::str::from_utf8(h.value).ok()
+    } else {
+        None
+    }
+}
+
+impl<'a> Iterator for ForwardedFor<'a> {
+    type Item = &'a str;
+
+    fn next(&mut self) -> Option<&'a str> {
+        match self {
+            ForwardedFor::Map(it) => it.find_map(|v| v.to_str().ok()),
+            ForwardedFor::Raw(it) => it.find_map(xff_text),
+        }
+    }
+}
+
+impl DoubleEndedIterator for ForwardedFor<'_> {
+    fn next_back(&mut self) -> Option<Self::Item> {
+        match self {
+            ForwardedFor::Map(it) => it.rev().find_map(|v| v.to_str().ok()),
+            ForwardedFor::Raw(it) => it.rev().find_map(xff_text),
+        }
+    }
+}
+
+/// What a redirect answers: the protocol layer writes it (hyper's
+/// response, or the public listener's own writer).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Answer {
+    /// `302` to this `Location` (a valid header value).
+    Found(Bytes),
+    /// `404`, the "link not found" page.
+    NotFound,
+}
+
+impl Answer {
+    /// The status line's code.
+    pub fn status(&self) -> StatusCode {
+        match self {
+            Answer::Found(_) => StatusCode::FOUND,
+            Answer::NotFound => StatusCode::NOT_FOUND,
+        }
+    }
+
+    /// Calls `f` with each header besides the framing ones, in the order
+    /// they are sent.
+    pub fn for_each_header(&self, mut f: impl FnMut(&'static str, &[u8])) {
+        match self {
+            Answer::Found(location) => {
+                f("location", location);
+                f("cache-control", b"no-store");
+                f("referrer-policy", b"no-referrer-when-downgrade");
+            }
+            Answer::NotFound => {
+                f("content-type", b"text/html; charset=utf-8");
+                f("cache-control", b"no-store");
+            }
+        }
+    }
+
+    /// The body.
+    pub fn body(&self) -> &'static [u8] {
+        match self {
+            Answer::Found(_) => b"",
+            Answer::NotFound => NOT_FOUND_PAGE.as_bytes(),
+        }
+    }
+
+    /// As a hyper response.
+    pub fn into_response(self) -> Response<Full<Bytes>> {
+        let mut resp = Response::new(Full::new(Bytes::from_static(self.body())));
+        *resp.status_mut() = self.status();
+        let headers = resp.headers_mut();
+        self.for_each_header(|name, value| {
+            // Every value is checked where it is made (`is_header_value`).
+            if let Ok(v) = HeaderValue::from_bytes(value) {
+                headers.insert(name, v);
+            }
+        });
+        resp
+    }
+}
+
+/// True when `b` may be sent as a header value as it is (the rule of
+/// `http::HeaderValue`: visible ASCII, tab, or bytes of 0x80 and up).
+pub fn is_header_value(b: &[u8]) -> bool {
+    b.iter().all(|&c| (c >= 32 && c != 127) || c == b'\t')
 }
 
 /// Answers tracked redirects.
@@ -60,8 +191,8 @@ pub struct Redirector {
     proxies: TrustedProxies,
     limiter: Arc<ClickLimiter>,
     node: Arc<str>,
-    /// Pre-built `Location` for unknown codes, when a fallback is set.
-    fallback: Option<HeaderValue>,
+    /// `Location` for unknown codes, when a fallback is set.
+    fallback: Option<Bytes>,
     metrics: Arc<Metrics>,
 }
 
@@ -86,39 +217,31 @@ impl Redirector {
             proxies,
             limiter,
             node,
-            fallback,
+            fallback: fallback.map(|v| Bytes::copy_from_slice(v.as_bytes())),
             metrics,
         }
     }
 
     /// The client IP of a request.
-    pub fn client_ip(&self, peer: SocketAddr, headers: &HeaderMap) -> IpAddr {
-        let xff = headers
-            .get_all("x-forwarded-for")
-            .iter()
-            .filter_map(|v| v.to_str().ok());
-        self.proxies.client_ip(peer.ip(), xff)
+    pub fn client_ip(&self, peer: SocketAddr, headers: Heads<'_>) -> IpAddr {
+        self.proxies.client_ip(peer.ip(), headers.forwarded_for())
     }
 
     /// Answers one request and records its click or orphan hit.
-    pub fn handle(&self, req: &ClickRequest<'_>) -> Response<Full<Bytes>> {
+    pub fn handle(&self, req: &ClickRequest<'_>) -> Answer {
         self.respond(req, |event| self.sink.record(event))
     }
 
     /// [`Redirector::handle`], recording through `record` (the sink, but
     /// for tests that watch what holds while a click is recorded).
     #[inline]
-    fn respond(
-        &self,
-        req: &ClickRequest<'_>,
-        record: impl FnOnce(&Event<'_>) -> bool,
-    ) -> Response<Full<Bytes>> {
+    fn respond(&self, req: &ClickRequest<'_>, record: impl FnOnce(&Event<'_>) -> bool) -> Answer {
         let now = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .unwrap_or_default();
         let ts = now.as_secs() as u32;
-        let user_agent = header_text(req.headers, header::USER_AGENT, MAX_UA_LEN);
-        let referer = header_text(req.headers, header::REFERER, MAX_REFERER_LEN);
+        let user_agent = header_text(req.headers, "user-agent", MAX_UA_LEN);
+        let referer = header_text(req.headers, "referer", MAX_REFERER_LEN);
         let (is_bot, device) = self.bots.classify_cached(req.is_head, &user_agent);
         let ip = self.client_ip(req.peer, req.headers);
 
@@ -165,15 +288,12 @@ impl Redirector {
             &mut location,
         );
         drop(route);
-        let location = match HeaderValue::from_maybe_shared(Bytes::from(location)) {
-            Ok(v) => v,
-            Err(_) => {
-                // Templates escape everything a header cannot hold; reaching
-                // this is a bug, and the user still deserves an answer.
-                tracing::error!(code = req.code, "destination is not a valid header value");
-                return self.not_found();
-            }
-        };
+        if !is_header_value(location.as_bytes()) {
+            // Templates escape everything a header cannot hold; reaching
+            // this is a bug, and the user still deserves an answer.
+            tracing::error!(code = req.code, "destination is not a valid header value");
+            return self.not_found();
+        }
         let country = self.country(req);
         let [sub1, sub2, sub3, sub4, sub5] = &subs.0;
         // Recorded before the answer exists: a 302 always has its click.
@@ -208,25 +328,14 @@ impl Redirector {
         if flags.rate_limited {
             self.metrics.clicks_rate_limited.inc();
         }
-        redirect_response(location)
+        Answer::Found(Bytes::from(location))
     }
 
     /// 404 page, or 302 to the fallback URL.
-    fn not_found(&self) -> Response<Full<Bytes>> {
+    fn not_found(&self) -> Answer {
         match &self.fallback {
-            Some(loc) => redirect_response(loc.clone()),
-            None => {
-                let mut resp =
-                    Response::new(Full::new(Bytes::from_static(NOT_FOUND_PAGE.as_bytes())));
-                *resp.status_mut() = StatusCode::NOT_FOUND;
-                let h = resp.headers_mut();
-                h.insert(
-                    header::CONTENT_TYPE,
-                    HeaderValue::from_static("text/html; charset=utf-8"),
-                );
-                h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-                resp
-            }
+            Some(loc) => Answer::Found(loc.clone()),
+            None => Answer::NotFound,
         }
     }
 
@@ -237,25 +346,12 @@ impl Redirector {
         }
         ["cf-ipcountry", "x-country-code"]
             .iter()
-            .filter_map(|h| req.headers.get(*h))
-            .filter_map(|v| v.to_str().ok())
+            .filter_map(|h| req.headers.get(h))
+            .filter_map(|v| std::str::from_utf8(v).ok())
             .find(|v| v.len() == 2 && v.bytes().all(|b| b.is_ascii_alphabetic()))
             .map(|v| v.to_ascii_uppercase())
             .unwrap_or_default()
     }
-}
-
-fn redirect_response(location: HeaderValue) -> Response<Full<Bytes>> {
-    let mut resp = Response::new(Full::new(Bytes::new()));
-    *resp.status_mut() = StatusCode::FOUND;
-    let h = resp.headers_mut();
-    h.insert(header::LOCATION, location);
-    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    h.insert(
-        header::REFERRER_POLICY,
-        HeaderValue::from_static("no-referrer-when-downgrade"),
-    );
-    resp
 }
 
 /// An IP address as text in a stack buffer: no allocation per click.
@@ -325,11 +421,11 @@ impl<'a> Subs<'a> {
 }
 
 /// A header's value as text (invalid UTF-8 replaced), cut to `max` bytes.
-fn header_text(headers: &HeaderMap, name: header::HeaderName, max: usize) -> Cow<'_, str> {
+fn header_text<'a>(headers: Heads<'a>, name: &str, max: usize) -> Cow<'a, str> {
     match headers.get(name) {
-        Some(v) => match std::str::from_utf8(v.as_bytes()) {
+        Some(v) => match std::str::from_utf8(v) {
             Ok(s) => Cow::Borrowed(truncate(s, max)),
-            Err(_) => Cow::Owned(truncate(&String::from_utf8_lossy(v.as_bytes()), max).to_string()),
+            Err(_) => Cow::Owned(truncate(&String::from_utf8_lossy(v), max).to_string()),
         },
         None => Cow::Borrowed(""),
     }
@@ -395,7 +491,7 @@ mod tests {
             code: "aaa",
             query: None,
             is_head: false,
-            headers: &headers,
+            headers: Heads::Map(&headers),
             peer: "192.0.2.1:4000".parse().unwrap(),
         };
         let mut writable_while_recording = None;
@@ -457,12 +553,12 @@ mod tests {
         ];
         for &(peer, is_head, ua, expected) in cases {
             let mut headers = HeaderMap::new();
-            headers.insert(header::USER_AGENT, HeaderValue::from_str(ua).unwrap());
+            headers.insert(hyper::header::USER_AGENT, HeaderValue::from_str(ua).unwrap());
             let req = ClickRequest {
                 code: "aaa",
                 query: None,
                 is_head,
-                headers: &headers,
+                headers: Heads::Map(&headers),
                 peer: peer.parse().unwrap(),
             };
             let mut row = None;
@@ -513,7 +609,7 @@ mod tests {
                 code,
                 query,
                 is_head: false,
-                headers: &headers,
+                headers: Heads::Map(&headers),
                 peer: "192.0.2.9:1".parse().unwrap(),
             };
             let mut row = None;

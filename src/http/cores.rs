@@ -12,6 +12,7 @@
 use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
+use std::sync::Arc;
 
 use futures_util::future::Either;
 use hyper::body::Incoming;
@@ -20,6 +21,7 @@ use socket2::{Domain, Protocol, Socket, Type};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
+use super::front::Front;
 use crate::config::HttpConfig;
 
 /// How many request threads the public listener gets: one per CPU the
@@ -58,6 +60,7 @@ pub fn serve<F, Fut, B>(
     mut listeners: Vec<std::net::TcpListener>,
     cfg: HttpConfig,
     handler: F,
+    front: Option<Arc<dyn Front>>,
     stop: CancellationToken,
 ) -> io::Result<impl Future<Output = ()>>
 where
@@ -70,7 +73,7 @@ where
     if listeners.len() == 1 {
         let listener = TcpListener::from_std(listeners.remove(0))?;
         return Ok(Either::Left(super::serve(
-            name, listener, cfg, handler, stop,
+            name, listener, cfg, handler, front, stop,
         )));
     }
     let mut done = Vec::with_capacity(listeners.len());
@@ -79,14 +82,15 @@ where
             .enable_all()
             .build()?;
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-        let (cfg, handler, stop) = (cfg.clone(), handler.clone(), stop.clone());
+        let (cfg, handler, front, stop) =
+            (cfg.clone(), handler.clone(), front.clone(), stop.clone());
         std::thread::Builder::new()
             .name(format!("{name}-{i}"))
             .spawn(move || {
                 crate::sched::shorten_slice();
                 runtime.block_on(async move {
                     match TcpListener::from_std(listener) {
-                        Ok(l) => super::serve(name, l, cfg, handler, stop).await,
+                        Ok(l) => super::serve(name, l, cfg, handler, front, stop).await,
                         Err(e) => tracing::error!(listener = name, error = %e, "cannot serve"),
                     }
                 });

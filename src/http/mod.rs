@@ -21,6 +21,7 @@ pub mod apply;
 pub mod bundle;
 pub mod conversion;
 pub mod cores;
+pub mod front;
 pub mod partner;
 pub mod public;
 
@@ -82,12 +83,15 @@ impl Readiness {
 }
 
 /// Accepts connections on `listener` and serves each with `handler` until
-/// `stop`; then waits up to `grace` for open connections to finish.
+/// `stop`; then waits up to `grace` for open connections to finish. With a
+/// `front`, each connection starts on [`front::serve_connection`], which
+/// answers what it takes and hands the rest to hyper and `handler`.
 pub async fn serve<F, Fut, B>(
     name: &'static str,
     listener: TcpListener,
     cfg: HttpConfig,
     handler: F,
+    front: Option<Arc<dyn front::Front>>,
     stop: CancellationToken,
 ) where
     F: Fn(Request<Incoming>, SocketAddr) -> Fut + Clone + Send + Sync + 'static,
@@ -103,6 +107,7 @@ pub async fn serve<F, Fut, B>(
         .max_buf_size(cfg.max_header_bytes)
         .keep_alive(true);
     let graceful = GracefulShutdown::new();
+    let limits = front::Limits::from(&cfg);
     loop {
         let accepted = tokio::select! {
             a = listener.accept() => a,
@@ -124,12 +129,27 @@ pub async fn serve<F, Fut, B>(
             let h = h.clone();
             async move { Ok::<_, Infallible>(h(req, peer).await) }
         });
-        let conn = graceful.watch(builder.serve_connection(TokioIo::new(stream), svc));
-        tokio::spawn(async move {
+        // Held for the connection's life, on either path: shutdown waits
+        // for every watcher to go.
+        let watcher = graceful.watcher();
+        let builder = builder.clone();
+        let hyper = move |io| async move {
+            let conn = watcher.watch(builder.serve_connection(TokioIo::new(io), svc));
             if let Err(e) = conn.await {
                 debug!(listener = name, error = %e, "connection ended with an error");
             }
-        });
+        };
+        match &front {
+            Some(front) => {
+                let (front, stop) = (front.clone(), stop.clone());
+                tokio::spawn(async move {
+                    front::serve_connection(&*front, stream, peer, limits, hyper, &stop).await
+                });
+            }
+            None => {
+                tokio::spawn(hyper(front::Prefixed::new(Vec::new(), stream)));
+            }
+        }
     }
     drop(listener);
     let grace = Duration::from_secs(cfg.shutdown_grace_secs);

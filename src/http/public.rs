@@ -15,16 +15,17 @@ use hyper::{Method, Request, StatusCode};
 use prometheus::Histogram;
 
 use super::apply::Applications;
+use super::front::{Front, Head, Reply};
 use super::{conversion, response, text, Readiness, Resp};
 use crate::conversions::intake::Intake;
 use crate::metrics::RequestCounters;
-use crate::redirect::{ClickRequest, Redirector};
+use crate::redirect::{Answer, ClickRequest, Heads, Redirector};
 
 /// What answers `GET|HEAD /{code}`: the [`Redirector`] in production; the
 /// routing tests put a recorder in its place, so they need no segment log.
 pub trait ClickHandler: Send + Sync + 'static {
     /// Answers one tracked redirect (or the unknown-code answer).
-    fn redirect(&self, req: &ClickRequest<'_>) -> Resp;
+    fn redirect(&self, req: &ClickRequest<'_>) -> Answer;
 
     /// The client address of a request (after trusted proxies).
     fn client_ip(&self, peer: SocketAddr, headers: &hyper::HeaderMap) -> std::net::IpAddr {
@@ -34,12 +35,12 @@ pub trait ClickHandler: Send + Sync + 'static {
 }
 
 impl ClickHandler for Redirector {
-    fn redirect(&self, req: &ClickRequest<'_>) -> Resp {
+    fn redirect(&self, req: &ClickRequest<'_>) -> Answer {
         self.handle(req)
     }
 
     fn client_ip(&self, peer: SocketAddr, headers: &hyper::HeaderMap) -> std::net::IpAddr {
-        Redirector::client_ip(self, peer, headers)
+        Redirector::client_ip(self, peer, Heads::Map(headers))
     }
 }
 
@@ -173,18 +174,14 @@ fn answer<C: ClickHandler, B>(
         Route::Health => ("health", text(StatusCode::OK, "ok\n")),
         Route::Ready => ("health", state.ready.response()),
         Route::Redirect(code) => {
-            let started = Instant::now();
-            let resp = state.clicks.redirect(&ClickRequest {
+            let answer = state.redirect(&ClickRequest {
                 code,
                 query: req.uri().query(),
                 is_head: req.method() == Method::HEAD,
-                headers: req.headers(),
+                headers: Heads::Map(req.headers()),
                 peer,
             });
-            state
-                .redirect_seconds
-                .observe(started.elapsed().as_secs_f64());
-            ("redirect", resp)
+            ("redirect", answer.into_response())
         }
         Route::Pixel | Route::Postback => (
             "conversion",
@@ -218,6 +215,63 @@ fn answer<C: ClickHandler, B>(
     };
     state.requests.inc(label, resp.status().as_u16());
     resp
+}
+
+impl<C: ClickHandler> PublicState<C> {
+    /// One redirect, timed.
+    fn redirect(&self, req: &ClickRequest<'_>) -> Answer {
+        let started = Instant::now();
+        let answer = self.clicks.redirect(req);
+        self.redirect_seconds
+            .observe(started.elapsed().as_secs_f64());
+        answer
+    }
+}
+
+/// The public listener's own path (`front`) takes redirects and the
+/// health checks; everything else goes on to hyper and [`handle`].
+impl<C: ClickHandler> Front for PublicState<C> {
+    fn answer(&self, head: &Head<'_>, peer: SocketAddr, reply: &mut Reply<'_>) -> bool {
+        let method = if head.is_head {
+            Method::HEAD
+        } else {
+            Method::GET
+        };
+        let (label, status) = match route(&method, head.path) {
+            Route::Redirect(code) => {
+                let answer = self.redirect(&ClickRequest {
+                    code,
+                    query: head.query,
+                    is_head: head.is_head,
+                    headers: Heads::Raw(head.headers),
+                    peer,
+                });
+                reply.start(answer.status());
+                answer.for_each_header(|name, value| reply.header(name, value));
+                reply.end(answer.body());
+                ("redirect", answer.status())
+            }
+            Route::Health => ("health", plain(reply, StatusCode::OK, "ok\n")),
+            Route::Ready if self.ready.is_ready() => {
+                ("health", plain(reply, StatusCode::OK, "ready\n"))
+            }
+            Route::Ready => (
+                "health",
+                plain(reply, StatusCode::SERVICE_UNAVAILABLE, "not ready\n"),
+            ),
+            _ => return false,
+        };
+        self.requests.inc(label, status.as_u16());
+        true
+    }
+}
+
+/// [`text`]'s answer, written by the public listener's own path.
+fn plain(reply: &mut Reply<'_>, status: StatusCode, body: &'static str) -> StatusCode {
+    reply.start(status);
+    reply.header("content-type", b"text/plain; charset=utf-8");
+    reply.end(body.as_bytes());
+    status
 }
 
 /// The merchant's snippet, compiled in: a deployment is one binary, and
@@ -257,9 +311,9 @@ mod tests {
     struct Seen(Mutex<Vec<String>>);
 
     impl ClickHandler for Seen {
-        fn redirect(&self, req: &ClickRequest<'_>) -> Resp {
+        fn redirect(&self, req: &ClickRequest<'_>) -> Answer {
             self.0.lock().unwrap().push(req.code.to_string());
-            text(StatusCode::FOUND, "")
+            Answer::Found(Bytes::from_static(b"/elsewhere"))
         }
     }
 
@@ -385,11 +439,13 @@ mod tests {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let stop = CancellationToken::new();
+        let front: Arc<dyn Front> = state.clone();
         let server = tokio::spawn(crate::http::serve(
             "public",
             listener,
             HttpConfig::default(),
             move |req, peer| handle(state.clone(), req, peer),
+            Some(front),
             stop.clone(),
         ));
         let cases: &[(&[u8], &str)] = &[
@@ -404,6 +460,27 @@ mod tests {
             (
                 b"GET /summer HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
                 "HTTP/1.1 302",
+            ),
+            // The listener's own path and hyper's give the same answers.
+            (
+                b"GET /healthz HTTP/1.1\r\nConnection: close\r\n\r\n",
+                "HTTP/1.1 200",
+            ),
+            (
+                b"GET /healthz HTTP/1.0\r\n\r\n",
+                "HTTP/1.0 200",
+            ),
+            (
+                b"GET http://x/summer HTTP/1.1\r\nConnection: close\r\n\r\n",
+                "HTTP/1.1 302",
+            ),
+            (
+                b"GET /a/b HTTP/1.1\r\nConnection: close\r\n\r\n",
+                "HTTP/1.1 404",
+            ),
+            (
+                b"DELETE /summer HTTP/1.1\r\nConnection: close\r\n\r\n",
+                "HTTP/1.1 405",
             ),
         ];
         for (raw, want) in cases {
