@@ -553,7 +553,10 @@ mod tests {
         ];
         for &(peer, is_head, ua, expected) in cases {
             let mut headers = HeaderMap::new();
-            headers.insert(hyper::header::USER_AGENT, HeaderValue::from_str(ua).unwrap());
+            headers.insert(
+                hyper::header::USER_AGENT,
+                HeaderValue::from_str(ua).unwrap(),
+            );
             let req = ClickRequest {
                 code: "aaa",
                 query: None,

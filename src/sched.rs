@@ -63,6 +63,41 @@ pub fn shorten_slice() -> bool {
     false
 }
 
+/// Pins the calling thread to the `i`-th CPU it may run on (in the
+/// affinity mask it inherited, the process's): the public listener's
+/// request threads, one per CPU, each keep a CPU of their own, so a
+/// request thread that wakes finds its CPU rather than queueing behind
+/// another request thread where the kernel placed both. Returns the CPU,
+/// or `None` where the kernel refuses (nothing changed).
+#[cfg(target_os = "linux")]
+pub fn pin_to_allowed_cpu(i: usize) -> Option<usize> {
+    let size = std::mem::size_of::<libc::cpu_set_t>();
+    // SAFETY: cpu_set_t is plain bits; all zero is the empty set.
+    let mut allowed: libc::cpu_set_t = unsafe { std::mem::zeroed() };
+    // SAFETY: pid 0 is the calling thread; the kernel writes at most
+    // `size` bytes into the live set.
+    if unsafe { libc::sched_getaffinity(0, size, &mut allowed) } != 0 {
+        return None;
+    }
+    let cpu = (0..libc::CPU_SETSIZE as usize)
+        // SAFETY: c is below CPU_SETSIZE, inside the set.
+        .filter(|&c| unsafe { libc::CPU_ISSET(c, &allowed) })
+        .nth(i)?;
+    // SAFETY: as above.
+    let mut one: libc::cpu_set_t = unsafe { std::mem::zeroed() };
+    // SAFETY: cpu is below CPU_SETSIZE.
+    unsafe { libc::CPU_SET(cpu, &mut one) };
+    // SAFETY: the kernel reads `size` bytes of a live set; pid 0 is the
+    // calling thread.
+    (unsafe { libc::sched_setaffinity(0, size, &one) } == 0).then_some(cpu)
+}
+
+/// Not Linux: nothing pinned.
+#[cfg(not(target_os = "linux"))]
+pub fn pin_to_allowed_cpu(_i: usize) -> Option<usize> {
+    None
+}
+
 /// The calling thread's slice as the kernel keeps it, if it says
 /// (`/proc/thread-self/sched`, `se.slice`, in ns).
 pub fn current_slice() -> Option<Duration> {
@@ -77,6 +112,33 @@ pub fn current_slice() -> Option<Duration> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The CPUs the calling thread may run on.
+    fn allowed() -> Vec<usize> {
+        let size = std::mem::size_of::<libc::cpu_set_t>();
+        // SAFETY: as in `pin_to_allowed_cpu`.
+        let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
+        assert_eq!(unsafe { libc::sched_getaffinity(0, size, &mut set) }, 0);
+        (0..libc::CPU_SETSIZE as usize)
+            .filter(|&c| unsafe { libc::CPU_ISSET(c, &set) })
+            .collect()
+    }
+
+    #[test]
+    fn a_pinned_thread_keeps_the_one_cpu_it_was_given() {
+        let before = allowed();
+        let last = before.len() - 1;
+        let got = std::thread::spawn(move || (pin_to_allowed_cpu(last), allowed()))
+            .join()
+            .unwrap();
+        assert_eq!(got, (Some(before[last]), vec![before[last]]));
+        // One past the CPUs there are: refused, nothing changed.
+        let n = before.len();
+        let got = std::thread::spawn(move || (pin_to_allowed_cpu(n), allowed()))
+            .join()
+            .unwrap();
+        assert_eq!(got, (None, before));
+    }
 
     /// Where the kernel grants the slice it is the one in force after, and
     /// the nice value is kept; where it refuses, nothing changed.

@@ -3,7 +3,8 @@
 //! own on the same address (`SO_REUSEPORT`, so the kernel spreads new
 //! connections over them). A connection lives and dies on the thread that
 //! accepted it: no work stealing, no wake-up crossing threads on the
-//! redirect's path, no runtime bookkeeping shared between cores.
+//! redirect's path, no runtime bookkeeping shared between cores. Each
+//! thread is pinned to a CPU of its own (`sched::pin_to_allowed_cpu`).
 //!
 //! With one CPU there is one request thread, and it is the process's
 //! runtime itself (see `main`), where the shipper also runs in slices:
@@ -88,6 +89,10 @@ where
             .name(format!("{name}-{i}"))
             .spawn(move || {
                 crate::sched::shorten_slice();
+                match crate::sched::pin_to_allowed_cpu(i) {
+                    Some(cpu) => tracing::debug!(listener = name, thread = i, cpu, "pinned"),
+                    None => tracing::warn!(listener = name, thread = i, "not pinned to a cpu"),
+                }
                 runtime.block_on(async move {
                     match TcpListener::from_std(listener) {
                         Ok(l) => super::serve(name, l, cfg, handler, front, stop).await,

@@ -18,17 +18,19 @@
 //! connection began waiting for it) ends the connection, and on shutdown
 //! an idle connection closes while one mid-head may finish.
 
+use std::collections::HashMap;
 use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
 use std::pin::Pin;
-use std::task::{Context, Poll};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Mutex;
+use std::task::{Context, Poll, Waker};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use hyper::StatusCode;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::TcpStream;
-use tokio_util::sync::CancellationToken;
 
 use crate::config::HttpConfig;
 
@@ -95,10 +97,7 @@ impl Reply<'_> {
         self.header("content-length", len.format(body.len()).as_bytes());
         DATE.with(|d| {
             let mut d = d.borrow_mut();
-            let now = SystemTime::now()
-                .duration_since(UNIX_EPOCH)
-                .unwrap_or_default()
-                .as_secs();
+            let now = unix_seconds();
             if d.0 != now {
                 let text = httpdate::fmt_http_date(UNIX_EPOCH + Duration::from_secs(now));
                 *d = (now, text);
@@ -114,6 +113,26 @@ impl Reply<'_> {
         }
         self.ended = true;
     }
+}
+
+/// The wall clock's seconds, from the coarse clock where there is one: the
+/// `Date` header needs no finer, and it is read per answer.
+fn unix_seconds() -> u64 {
+    #[cfg(target_os = "linux")]
+    {
+        let mut ts = libc::timespec {
+            tv_sec: 0,
+            tv_nsec: 0,
+        };
+        // SAFETY: the kernel (vDSO) writes into a live timespec.
+        if unsafe { libc::clock_gettime(libc::CLOCK_REALTIME_COARSE, &mut ts) } == 0 {
+            return ts.tv_sec as u64;
+        }
+    }
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_secs()
 }
 
 thread_local! {
@@ -206,17 +225,18 @@ pub async fn serve_connection<H, Fut>(
     peer: SocketAddr,
     limits: Limits,
     hyper: H,
-    stop: &CancellationToken,
+    stop: &Closing,
 ) where
     H: FnOnce(Prefixed) -> Fut,
     Fut: Future<Output = ()>,
 {
     let timeout = limits.header_read_timeout;
     // One timer and one shutdown waiter for the connection's life: moving
-    // a deadline later is an atomic store, not a trip to the timer wheel.
+    // a deadline later is an atomic store, not a trip to the timer wheel,
+    // and the waiter is a flag once registered.
     let deadline = tokio::time::sleep(timeout);
     tokio::pin!(deadline);
-    let stopped = stop.cancelled();
+    let stopped = stop.closed();
     tokio::pin!(stopped);
     let mut buf: Vec<u8> = Vec::with_capacity(4096);
     let mut out: Vec<u8> = Vec::with_capacity(1024);
@@ -257,7 +277,7 @@ pub async fn serve_connection<H, Fut>(
             };
             // Shutting down: this answer is the connection's last, as
             // hyper's graceful shutdown ends a busy keep-alive connection.
-            let closing = asked_close || stop.is_cancelled();
+            let closing = asked_close || stop.is_closed();
             let (path, query) = match target.split_once('?') {
                 Some((p, q)) => (p, Some(q)),
                 None => (target, None),
@@ -328,6 +348,93 @@ pub async fn serve_connection<H, Fut>(
             // header read timeout ends it.
             _ = &mut deadline => return,
             _ = &mut stopped, if idle => return,
+        }
+    }
+}
+
+/// A listener's stop, as its connections on this path see it: a flag read
+/// per request, and a waiter per connection that takes a lock only to
+/// register and to leave (a `CancellationToken` locks a mutex on every
+/// check, shared by every thread's connections).
+#[derive(Debug, Default)]
+pub struct Closing {
+    closed: AtomicBool,
+    next: AtomicU64,
+    waiting: Mutex<HashMap<u64, Waker>>,
+}
+
+impl Closing {
+    /// Not closed.
+    pub fn new() -> Closing {
+        Closing::default()
+    }
+
+    /// Closes: every waiter wakes, every later check sees it.
+    pub fn close(&self) {
+        self.closed.store(true, Ordering::SeqCst);
+        let waiting = std::mem::take(&mut *self.waiting.lock().unwrap_or_else(|e| e.into_inner()));
+        for (_, waker) in waiting {
+            waker.wake();
+        }
+    }
+
+    /// True once closed.
+    pub fn is_closed(&self) -> bool {
+        self.closed.load(Ordering::Relaxed)
+    }
+
+    /// Ready once closed; to be polled by one task only (its waker is
+    /// taken once).
+    fn closed(&self) -> Closed<'_> {
+        Closed {
+            closing: self,
+            key: None,
+        }
+    }
+}
+
+/// [`Closing::closed`].
+struct Closed<'a> {
+    closing: &'a Closing,
+    key: Option<u64>,
+}
+
+impl Future for Closed<'_> {
+    type Output = ();
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        let this = self.get_mut();
+        if this.closing.closed.load(Ordering::SeqCst) {
+            return Poll::Ready(());
+        }
+        if this.key.is_none() {
+            let key = this.closing.next.fetch_add(1, Ordering::Relaxed);
+            let mut waiting = this
+                .closing
+                .waiting
+                .lock()
+                .unwrap_or_else(|e| e.into_inner());
+            // Checked again under the lock `close` takes after setting the
+            // flag: a close between the two checks is seen here.
+            if this.closing.closed.load(Ordering::SeqCst) {
+                return Poll::Ready(());
+            }
+            waiting.insert(key, cx.waker().clone());
+            this.key = Some(key);
+        }
+        Poll::Pending
+    }
+}
+
+impl Drop for Closed<'_> {
+    fn drop(&mut self) {
+        if let Some(key) = self.key {
+            let mut waiting = self
+                .closing
+                .waiting
+                .lock()
+                .unwrap_or_else(|e| e.into_inner());
+            waiting.remove(&key);
         }
     }
 }
@@ -409,8 +516,30 @@ mod tests {
     use bytes::Bytes;
     use http_body_util::Full;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio_util::sync::CancellationToken;
 
     use super::*;
+
+    #[tokio::test]
+    async fn closing_wakes_waiters_and_is_seen_after() {
+        let closing = Arc::new(Closing::new());
+        assert!(!closing.is_closed());
+        let waiter = {
+            let closing = closing.clone();
+            tokio::spawn(async move { closing.closed().await })
+        };
+        // The waiter has registered once the map holds it.
+        while closing.waiting.lock().unwrap().is_empty() {
+            tokio::task::yield_now().await;
+        }
+        closing.close();
+        waiter.await.unwrap();
+        assert!(closing.is_closed());
+        assert!(closing.waiting.lock().unwrap().is_empty());
+        // After the close: ready at once, nothing registered.
+        closing.closed().await;
+        assert!(closing.waiting.lock().unwrap().is_empty());
+    }
 
     fn parse(raw: &[u8]) -> Taken<'_> {
         let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];

@@ -108,6 +108,7 @@ pub async fn serve<F, Fut, B>(
         .keep_alive(true);
     let graceful = GracefulShutdown::new();
     let limits = front::Limits::from(&cfg);
+    let closing = Arc::new(front::Closing::new());
     loop {
         let accepted = tokio::select! {
             a = listener.accept() => a,
@@ -141,9 +142,9 @@ pub async fn serve<F, Fut, B>(
         };
         match &front {
             Some(front) => {
-                let (front, stop) = (front.clone(), stop.clone());
+                let (front, closing) = (front.clone(), closing.clone());
                 tokio::spawn(async move {
-                    front::serve_connection(&*front, stream, peer, limits, hyper, &stop).await
+                    front::serve_connection(&*front, stream, peer, limits, hyper, &closing).await
                 });
             }
             None => {
@@ -152,6 +153,7 @@ pub async fn serve<F, Fut, B>(
         }
     }
     drop(listener);
+    closing.close();
     let grace = Duration::from_secs(cfg.shutdown_grace_secs);
     tokio::select! {
         _ = graceful.shutdown() => {}

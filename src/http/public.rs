@@ -466,10 +466,7 @@ mod tests {
                 b"GET /healthz HTTP/1.1\r\nConnection: close\r\n\r\n",
                 "HTTP/1.1 200",
             ),
-            (
-                b"GET /healthz HTTP/1.0\r\n\r\n",
-                "HTTP/1.0 200",
-            ),
+            (b"GET /healthz HTTP/1.0\r\n\r\n", "HTTP/1.0 200"),
             (
                 b"GET http://x/summer HTTP/1.1\r\nConnection: close\r\n\r\n",
                 "HTTP/1.1 302",
