@@ -467,7 +467,7 @@ class Runner:
         a = self.args
         waited = self.wait_quiet() if a.wait_quiet > 0 else 0
         argv = [
-            "taskset", "-c", CLIENT_CPU, "wrk",
+            "taskset", "-c", CLIENT_CPU, *wrk_priority(a)[1], "wrk",
             f"-t{a.threads}", f"-c{a.connections}", f"-d{duration}s", "--latency",
             "-s", self.lua, f"http://127.0.0.1:{server.port}/",
         ]
@@ -696,6 +696,28 @@ def metric(m, name, labels=None):
                 return v
         return None
     return m.get(name)
+
+
+def wait_shipped(admin_port, server, limit=600):
+    """Waits until trackedge has shipped every click it recorded (or
+    dropped it, with a full spool); returns the seconds waited.
+
+    A fixed-rate round of trackedge starts from here, as nginx's starts
+    with nothing owed: otherwise its latency includes the shipper working
+    off the backlog of the rounds before it, which the saturating rounds
+    leave large (ClickHouse, on the generator's CPU, falls behind), and
+    the third of three rounds paid for the first two."""
+    t0 = time.monotonic()
+
+    def caught_up():
+        m = te_metrics(admin_port)
+        recorded = metric(m, "trackedge_clicks_recorded_total")
+        flushed = metric(m, "trackedge_events_flushed_total", {"table": "clicks"})
+        dropped = metric(m, "trackedge_clicks_dropped_total") or 0
+        return recorded is not None and flushed is not None and flushed + dropped >= recorded
+
+    wait_until(caught_up, limit, "trackedge to ship the clicks of the runs before", server=server, interval=0.5)
+    return round(time.monotonic() - t0, 1)
 
 
 class Sampler:
@@ -990,6 +1012,27 @@ def housekeeping_text(done):
 
 
 _GENERATOR_PRIORITY = None
+
+
+def wrk_priority(args):
+    """(name, argv prefix) of wrk's scheduling policy: SCHED_OTHER, or with
+    LT_WRK_FIFO=1 (and a CPU of its own) the fixed-rate generator's.
+
+    An experiment, not the suite's figure. wrk, saturating, is always
+    runnable, and a kernel trace of a saturating trackedge run caught
+    ClickHouse's HTTPHandler (SCHED_IDLE, taking the shipper's INSERT)
+    holding wrk's CPU for 2 to 12 ms at a time with wrk preempted and
+    runnable, while trackedge sat idle in epoll_wait with nothing to
+    answer. nginx ships nothing, so only trackedge's figures pay for it.
+    Under SCHED_FIFO that cannot happen, but wrk breaks in other ways:
+    its main thread, which ends the run, waits behind the busy worker (a
+    10 s nginx run lasted 27.7 s), and the kernel's fair server then
+    gives the other threads of that CPU 50 ms at a time (p99 25 to 30 ms
+    for both servers). See loadtests/README.md, Two figures of the
+    generator."""
+    if args.two_cores or os.environ.get("LT_WRK_FIFO", "0") != "1":
+        return ("SCHED_OTHER", [])
+    return generator_priority()
 
 
 def generator_priority():
@@ -1298,7 +1341,8 @@ def markdown(res):
         bin_note = ""
     L.append(f"- trackedge source {m['trackedge_rev']}{bin_note}; {m['nginx']}; {m['wrk']}")
     L.append(
-        f"- Saturation load: wrk -t{s['threads']} -c{s['connections']} -d{s['duration_s']}s pinned to CPU {CLIENT_CPU}; "
+        f"- Saturation load: wrk -t{s['threads']} -c{s['connections']} -d{s['duration_s']}s pinned to CPU {CLIENT_CPU}"
+        f"{' at ' + s['wrk_priority'] + ' (LT_WRK_FIFO=1: an experiment, not a figure)' if s.get('wrk_priority', 'SCHED_OTHER') != 'SCHED_OTHER' else ''}; "
         f"servers pinned to CPU {SERVER_CPU}; {s['rounds']} round(s) of {' → '.join(s['order'])} per scenario "
         f"({', '.join(s['scenarios'])}), after a {s['warmup_s']} s warm-up each; {s['links']:,} links"
     )
@@ -1307,6 +1351,7 @@ def markdown(res):
             f"- Fixed-rate load: trackedge-loadgen, {s['connections']} keep-alive connections, pinned to CPU {CLIENT_CPU}, "
             f"{s['latency_duration_s']} s measured after {s['latency_warmup_s']} s, latency from each request's scheduled send time"
             + (f", at {s['generator_priority']} priority" if s.get("generator_priority") else "")
+            + "; each trackedge round starts once every click before it is shipped"
         )
     if s.get("backends_pinned_to_cpu"):
         prio = f" at {s['backends_priority']} priority" if s.get("backends_priority") else ""
@@ -1372,6 +1417,11 @@ def markdown(res):
             "service = from the actual write; dispatch lag = how late the request was written (the generator's wake-up, "
             "or every connection busy); loadgen preempted = times something else on its CPU took it off while it could run."
         )
+        waits = [r.get("waited_for_shipping_s") for r in lat["runs"] if r.get("target") == "trackedge"]
+        if any(w is not None for w in waits):
+            L.append("")
+            L.append("Each trackedge round started once trackedge had shipped every click before it; the suite waited "
+                     + ", ".join(f"{w} s" for w in waits if w is not None) + " for that.")
         L.append("")
         L.append("| # | target | measured | achieved/s | p50 ms | p90 ms | p99 ms | p99.9 ms | max ms | service p99 ms | dispatch lag p99 ms | errors | non-3xx | server core | server CPU µs/req | loadgen core | loadgen preempted | others' CPU s |")
         L.append("| ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
@@ -1654,6 +1704,7 @@ def main():
             "pool": args.pool,
             "connections": args.connections,
             "threads": args.threads,
+            "wrk_priority": wrk_priority(args)[0],
             "seed": args.seed,
             "nginx_only": args.nginx_only,
             "wait_quiet_s": args.wait_quiet,
@@ -1898,8 +1949,13 @@ def main():
             for rnd in range(args.latency_rounds):
                 for s in lat_order:
                     sampler = Sampler(te, PORTS["trackedge-admin"], ch_url, args.database, args.sample_interval) if s is te else None
+                    drained = wait_shipped(PORTS["trackedge-admin"], te) if s is te else None
+                    if drained:
+                        log(f"waited {drained} s for trackedge to ship the clicks of the runs before")
                     row = run_loadgen(args, runner, s, req_files["zipf"], rate, args.latency_duration, args.latency_warmup,
                                       f"latency{rnd + 1}", "zipf", sampler)
+                    if s is te:
+                        row["waited_for_shipping_s"] = drained
                     lat["runs"].append(row)
                     if s is te:
                         loadgen_te_answered += row["loadgen"]["all_3xx"]

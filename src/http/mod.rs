@@ -2,16 +2,17 @@
 //! they answer `readyz` from, and response helpers.
 //!
 //! Each listener has its own state type, holding what that listener needs
-//! and nothing more: [`public::PublicState`] (the redirect, on bare hyper:
-//! it is the hot path; `/partner/` goes on to the partner API's axum
-//! router and its [`partner::PartnerState`]) and [`admin::AdminState`]
-//! (the JSON API on an axum router). `app` builds both; nothing here reaches back into `app`.
+//! and nothing more: [`public::PublicState`] (redirects and health checks
+//! on the listener's own HTTP/1.1 path, [`front`], since they are the hot
+//! path; everything else on hyper; `/partner/` goes on to the partner
+//! API's axum router and its [`partner::PartnerState`]) and
+//! [`admin::AdminState`] (the JSON API on an axum router). `app` builds
+//! both; nothing here reaches back into `app`.
 //!
-//! Both listeners speak HTTP/1.1 through hyper with a header read timeout
-//! (slow clients are cut off), a bounded request head (larger ones get
-//! hyper's `431`), and graceful shutdown: on stop, accepting ends, in-flight
-//! requests finish within the grace period, idle keep-alive connections
-//! close.
+//! Both listeners speak HTTP/1.1 with a header read timeout (slow clients
+//! are cut off), a bounded request head (larger ones get hyper's `431`),
+//! and graceful shutdown: on stop, accepting ends, in-flight requests
+//! finish within the grace period, idle keep-alive connections close.
 //!
 //! [`bundle`] serves the browser pages compiled into the binary (the admin
 //! dashboard, the partner portal) with their files and security headers.

@@ -1,7 +1,9 @@
 //! The public listener: tracked redirects, conversions (`/pixel`,
 //! `/postback`), the merchant's snippet (`/t.js`), partner applications
-//! (`POST /apply`) and health, on bare hyper (the redirect is the hot
-//! path); `/partner/...` is handed to the partner API's axum router
+//! (`POST /apply`) and health. Redirects and health checks are answered
+//! on the listener's own HTTP/1.1 path ([`super::front`], through the
+//! [`Front`] impl below: the redirect is the hot path), everything else
+//! on hyper ([`handle`]); `/partner/...` is handed to the partner API's axum router
 //! (`partner` is a reserved code, so no link can shadow it, and the
 //! redirect pays one comparison for it).
 
