@@ -704,6 +704,12 @@ mod tests {
         }
     }
 
+    /// A fresh connection to `addr` that has sent `raw`.
+    async fn sent(addr: SocketAddr, raw: &[u8]) -> tokio::net::TcpStream {
+        let mut s = sent(addr, raw).await;
+        s
+    }
+
     fn header<'h>(heads: &'h [(String, String)], name: &str) -> Option<&'h str> {
         heads
             .iter()
@@ -766,11 +772,8 @@ mod tests {
     #[tokio::test]
     async fn close_is_honoured_and_shutdown_closes_idle_connections() {
         let (addr, stop, task) = server(HttpConfig::default()).await;
-        let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
         let mut buf = Vec::new();
-        s.write_all(b"GET /ours/1 HTTP/1.1\r\nConnection: close\r\n\r\n")
-            .await
-            .unwrap();
+        let mut s = sent(addr, b"GET /ours/1 HTTP/1.1\r\nConnection: close\r\n\r\n").await;
         let (status, heads, _) = answer(&mut s, &mut buf, true).await;
         assert_eq!(status, 200);
         assert_eq!(header(&heads, "connection"), Some("close"));
@@ -779,10 +782,7 @@ mod tests {
 
         // An idle keep-alive connection, then shutdown: it is closed, and
         // serving ends once it is.
-        let mut idle = tokio::net::TcpStream::connect(addr).await.unwrap();
-        idle.write_all(b"GET /ours/2 HTTP/1.1\r\n\r\n")
-            .await
-            .unwrap();
+        let mut idle = sent(addr, b"GET /ours/2 HTTP/1.1\r\n\r\n").await;
         let (status, _, _) = answer(&mut idle, &mut buf, true).await;
         assert_eq!(status, 200);
         stop.cancel();
@@ -802,28 +802,21 @@ mod tests {
 
         // Cut off: the head never completes, and the server ends the
         // connection without an answer.
-        let mut slow = tokio::net::TcpStream::connect(addr).await.unwrap();
-        slow.write_all(b"GET /ours/1 HTTP/1.1\r\nHost: h\r\n")
-            .await
-            .unwrap();
+        let mut slow = sent(addr, b"GET /ours/1 HTTP/1.1\r\nHost: h\r\n").await;
         assert!(closed(&mut slow, &mut buf).await);
         assert!(buf.is_empty(), "an incomplete head was answered: {buf:?}");
 
         // Too large: hyper's 431.
-        let mut big = tokio::net::TcpStream::connect(addr).await.unwrap();
         let head = format!(
             "GET /ours/1 HTTP/1.1\r\nx-big: {}\r\n\r\n",
             "a".repeat(10_000)
         );
-        big.write_all(head.as_bytes()).await.unwrap();
+        let mut big = sent(addr, head.as_bytes()).await;
         let (status, _, _) = answer(&mut big, &mut buf, true).await;
         assert_eq!(status, 431);
 
         // Not HTTP: hyper's 400.
-        let mut bad = tokio::net::TcpStream::connect(addr).await.unwrap();
-        bad.write_all(b"GET /ours/1 HTTP/1.1\r\nbad header\r\n\r\n")
-            .await
-            .unwrap();
+        let mut bad = sent(addr, b"GET /ours/1 HTTP/1.1\r\nbad header\r\n\r\n").await;
         let (status, _, _) = answer(&mut bad, &mut buf, true).await;
         assert_eq!(status, 400);
 
