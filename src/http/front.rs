@@ -706,7 +706,8 @@ mod tests {
 
     /// A fresh connection to `addr` that has sent `raw`.
     async fn sent(addr: SocketAddr, raw: &[u8]) -> tokio::net::TcpStream {
-        let mut s = sent(addr, raw).await;
+        let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+        s.write_all(raw).await.unwrap();
         s
     }
 
