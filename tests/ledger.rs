@@ -142,6 +142,12 @@ async fn status_changes_append_versions_and_reads_show_the_latest() {
         .collect();
     let (approved, pending, to_reject, left_pending) =
         (&ids["L-1"], &ids["L-2"], &ids["L-3"], &ids["L-4"]);
+    // The list reads `conversions`; one conversion's reads and changes
+    // read `conversion_history`, which its materialized view fills within
+    // the same INSERT but visibly a moment later: wait for each there too.
+    for id in ids.values() {
+        shipped(&server, id, 1).await;
+    }
 
     // Filters and paging.
     let (partner, offer_id) = (&link["partner_id"], &link["offer_id"]);
