@@ -73,60 +73,21 @@ impl<'a> Heads<'a> {
                 .map(|h| h.value),
         }
     }
-
-    /// Every `X-Forwarded-For` value that is text, in order.
-    fn forwarded_for(self) -> ForwardedFor<'a> {
-        match self {
-            Heads::Map(m) => ForwardedFor::Map(m.get_all("x-forwarded-for").iter()),
-            Heads::Raw(raw) => ForwardedFor::Raw(raw.iter()),
-        }
-    }
-}
-
-/// [`Heads::forwarded_for`]: walked from either end (proxies add on the
-/// right).
-enum ForwardedFor<'a> {
-    Map(hyper::header::ValueIter<'a, HeaderValue>),
-    Raw(std::slice::Iter<'a, httparse::Header<'a>>),
-}
-
-fn xff_text<'a>(h: &httparse::Header<'a>) -> Option<&'a str> {
-    if h.name.eq_ignore_ascii_case("x-forwarded-for") {
-        std::str::from_utf8(h.value).ok()
-    } else {
-        None
-    }
-}
-
-impl<'a> Iterator for ForwardedFor<'a> {
-    type Item = &'a str;
-
-    fn next(&mut self) -> Option<&'a str> {
-        match self {
-            ForwardedFor::Map(it) => it.find_map(|v| v.to_str().ok()),
-            ForwardedFor::Raw(it) => it.find_map(xff_text),
-        }
-    }
-}
-
-impl DoubleEndedIterator for ForwardedFor<'_> {
-    fn next_back(&mut self) -> Option<Self::Item> {
-        match self {
-            ForwardedFor::Map(it) => it.rev().find_map(|v| v.to_str().ok()),
-            ForwardedFor::Raw(it) => it.rev().find_map(xff_text),
-        }
-    }
 }
 
 /// What a redirect answers: the protocol layer writes it (hyper's
 /// response, or the public listener's own writer).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Answer {
-    /// `302` to this `Location` (a valid header value).
-    Found(Bytes),
+    /// `302` to this `Location`.
+    Found(HeaderValue),
     /// `404`, the "link not found" page.
     NotFound,
 }
+
+static NO_STORE: HeaderValue = HeaderValue::from_static("no-store");
+static REFERRER_POLICY: HeaderValue = HeaderValue::from_static("no-referrer-when-downgrade");
+static HTML: HeaderValue = HeaderValue::from_static("text/html; charset=utf-8");
 
 impl Answer {
     /// The status line's code.
@@ -139,16 +100,16 @@ impl Answer {
 
     /// Calls `f` with each header besides the framing ones, in the order
     /// they are sent.
-    pub fn for_each_header(&self, mut f: impl FnMut(&'static str, &[u8])) {
+    pub fn for_each_header(&self, mut f: impl FnMut(&'static str, &HeaderValue)) {
         match self {
             Answer::Found(location) => {
                 f("location", location);
-                f("cache-control", b"no-store");
-                f("referrer-policy", b"no-referrer-when-downgrade");
+                f("cache-control", &NO_STORE);
+                f("referrer-policy", &REFERRER_POLICY);
             }
             Answer::NotFound => {
-                f("content-type", b"text/html; charset=utf-8");
-                f("cache-control", b"no-store");
+                f("content-type", &HTML);
+                f("cache-control", &NO_STORE);
             }
         }
     }
@@ -167,19 +128,10 @@ impl Answer {
         *resp.status_mut() = self.status();
         let headers = resp.headers_mut();
         self.for_each_header(|name, value| {
-            // Every value is checked where it is made (`is_header_value`).
-            if let Ok(v) = HeaderValue::from_bytes(value) {
-                headers.insert(name, v);
-            }
+            headers.insert(name, value.clone());
         });
         resp
     }
-}
-
-/// True when `b` may be sent as a header value as it is (the rule of
-/// `http::HeaderValue`: visible ASCII, tab, or bytes of 0x80 and up).
-pub fn is_header_value(b: &[u8]) -> bool {
-    b.iter().all(|&c| (c >= 32 && c != 127) || c == b'\t')
 }
 
 /// Answers tracked redirects.
@@ -191,8 +143,8 @@ pub struct Redirector {
     proxies: TrustedProxies,
     limiter: Arc<ClickLimiter>,
     node: Arc<str>,
-    /// `Location` for unknown codes, when a fallback is set.
-    fallback: Option<Bytes>,
+    /// Pre-built `Location` for unknown codes, when a fallback is set.
+    fallback: Option<HeaderValue>,
     metrics: Arc<Metrics>,
 }
 
@@ -217,14 +169,27 @@ impl Redirector {
             proxies,
             limiter,
             node,
-            fallback: fallback.map(|v| Bytes::copy_from_slice(v.as_bytes())),
+            fallback,
             metrics,
         }
     }
 
     /// The client IP of a request.
     pub fn client_ip(&self, peer: SocketAddr, headers: Heads<'_>) -> IpAddr {
-        self.proxies.client_ip(peer.ip(), headers.forwarded_for())
+        const XFF: &str = "x-forwarded-for";
+        match headers {
+            Heads::Map(m) => {
+                let xff = m.get_all(XFF).iter().filter_map(|v| v.to_str().ok());
+                self.proxies.client_ip(peer.ip(), xff)
+            }
+            Heads::Raw(raw) => {
+                let xff = raw
+                    .iter()
+                    .filter(|h| h.name.eq_ignore_ascii_case(XFF))
+                    .filter_map(|h| std::str::from_utf8(h.value).ok());
+                self.proxies.client_ip(peer.ip(), xff)
+            }
+        }
     }
 
     /// Answers one request and records its click or orphan hit.
@@ -288,12 +253,15 @@ impl Redirector {
             &mut location,
         );
         drop(route);
-        if !is_header_value(location.as_bytes()) {
-            // Templates escape everything a header cannot hold; reaching
-            // this is a bug, and the user still deserves an answer.
-            tracing::error!(code = req.code, "destination is not a valid header value");
-            return self.not_found();
-        }
+        let location = match HeaderValue::from_maybe_shared(Bytes::from(location)) {
+            Ok(v) => v,
+            Err(_) => {
+                // Templates escape everything a header cannot hold; reaching
+                // this is a bug, and the user still deserves an answer.
+                tracing::error!(code = req.code, "destination is not a valid header value");
+                return self.not_found();
+            }
+        };
         let country = self.country(req);
         let [sub1, sub2, sub3, sub4, sub5] = &subs.0;
         // Recorded before the answer exists: a 302 always has its click.
@@ -328,7 +296,7 @@ impl Redirector {
         if flags.rate_limited {
             self.metrics.clicks_rate_limited.inc();
         }
-        Answer::Found(Bytes::from(location))
+        Answer::Found(location)
     }
 
     /// 404 page, or 302 to the fallback URL.

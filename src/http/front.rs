@@ -81,8 +81,8 @@ impl Reply<'_> {
         self.out.extend_from_slice(b"\r\n");
     }
 
-    /// One header line; `value` must be a valid header value
-    /// (`redirect::is_header_value`).
+    /// One header line; `value` must be a valid header value (a
+    /// `HeaderValue`'s bytes).
     pub fn header(&mut self, name: &str, value: &[u8]) {
         self.out.extend_from_slice(name.as_bytes());
         self.out.extend_from_slice(b": ");

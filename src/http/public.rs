@@ -249,7 +249,7 @@ impl<C: ClickHandler> Front for PublicState<C> {
                     peer,
                 });
                 reply.start(answer.status());
-                answer.for_each_header(|name, value| reply.header(name, value));
+                answer.for_each_header(|name, value| reply.header(name, value.as_bytes()));
                 reply.end(answer.body());
                 ("redirect", answer.status())
             }
@@ -315,7 +315,7 @@ mod tests {
     impl ClickHandler for Seen {
         fn redirect(&self, req: &ClickRequest<'_>) -> Answer {
             self.0.lock().unwrap().push(req.code.to_string());
-            Answer::Found(Bytes::from_static(b"/elsewhere"))
+            Answer::Found(HeaderValue::from_static("/elsewhere"))
         }
     }
 
