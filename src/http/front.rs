@@ -28,6 +28,7 @@ use std::sync::Mutex;
 use std::task::{Context, Poll, Waker};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use bytes::{Buf, Bytes};
 use hyper::StatusCode;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::TcpStream;
@@ -196,8 +197,42 @@ fn take<'a>(req: &httparse::Request<'_, 'a>) -> Taken<'a> {
 /// characters `http::Uri` accepts in a path and query without question.
 /// A target with any other byte goes to hyper, which decides.
 fn plain_target_byte(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || b"-._~!$&'()*+,;=:@/?%".contains(&b)
+    PLAIN_TARGET[b as usize]
 }
+
+/// [`plain_target_byte`] for every byte: one load per byte of a target.
+const PLAIN_TARGET: [bool; 256] = {
+    let mut table = [false; 256];
+    let mut i = 0;
+    while i < 256 {
+        let b = i as u8;
+        table[i] = b.is_ascii_alphanumeric()
+            || matches!(
+                b,
+                b'-' | b'.'
+                    | b'_'
+                    | b'~'
+                    | b'!'
+                    | b'$'
+                    | b'&'
+                    | b'\''
+                    | b'('
+                    | b')'
+                    | b'*'
+                    | b'+'
+                    | b','
+                    | b';'
+                    | b'='
+                    | b':'
+                    | b'@'
+                    | b'/'
+                    | b'?'
+                    | b'%'
+            );
+        i += 1;
+    }
+    table
+};
 
 /// The bounds on a request head, from `HttpConfig`.
 #[derive(Debug, Clone, Copy)]
@@ -215,6 +250,81 @@ impl From<&HttpConfig> for Limits {
             max_header_bytes: cfg.max_header_bytes,
         }
     }
+}
+
+/// What a connection does once the complete heads it has read are
+/// answered.
+#[derive(Debug, PartialEq, Eq)]
+enum After {
+    /// Reads on.
+    Read,
+    /// Ends: the last answer said `connection: close`.
+    Close,
+    /// Goes to hyper, with the bytes not answered.
+    HandOver,
+}
+
+/// Answers the complete heads at the start of `buf` into `out`, in order;
+/// returns how many bytes they took and what comes next.
+fn answer_buffered(
+    front: &dyn Front,
+    buf: &[u8],
+    out: &mut Vec<u8>,
+    peer: SocketAddr,
+    limits: Limits,
+    stop: &Closing,
+) -> (usize, After) {
+    let mut start = 0;
+    while start < buf.len() {
+        let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
+        let mut req = httparse::Request::new(&mut headers);
+        let n = match req.parse(&buf[start..]) {
+            Ok(httparse::Status::Complete(n)) if n <= limits.max_header_bytes => n,
+            // Larger than hyper reads (its `431` answers it), or not HTTP
+            // (its `400`).
+            Ok(httparse::Status::Complete(_)) | Err(_) => return (start, After::HandOver),
+            Ok(httparse::Status::Partial) if buf.len() - start > limits.max_header_bytes => {
+                return (start, After::HandOver)
+            }
+            Ok(httparse::Status::Partial) => break,
+        };
+        let Taken::Ours {
+            is_head,
+            target,
+            close,
+        } = take(&req)
+        else {
+            return (start, After::HandOver);
+        };
+        // Shutting down: this answer is the connection's last, as hyper's
+        // graceful shutdown ends a busy keep-alive connection.
+        let close = close || stop.is_closed();
+        let (path, query) = match target.split_once('?') {
+            Some((p, q)) => (p, Some(q)),
+            None => (target, None),
+        };
+        let head = Head {
+            is_head,
+            path,
+            query,
+            headers: req.headers,
+        };
+        let mut reply = Reply {
+            out: &mut *out,
+            is_head,
+            close,
+            ended: false,
+        };
+        if !front.answer(&head, peer, &mut reply) {
+            return (start, After::HandOver);
+        }
+        debug_assert!(reply.ended, "an answer was started and not ended");
+        start += n;
+        if close {
+            return (start, After::Close);
+        }
+    }
+    (start, After::Read)
 }
 
 /// Serves one connection: this path's requests here, the rest handed, with
@@ -240,71 +350,13 @@ pub async fn serve_connection<H, Fut>(
     tokio::pin!(stopped);
     let mut buf: Vec<u8> = Vec::with_capacity(4096);
     let mut out: Vec<u8> = Vec::with_capacity(1024);
-    // Where the unanswered bytes begin.
-    let mut start = 0;
     // Whether `deadline` is set for the head being waited for.
     let mut armed = false;
     loop {
-        let mut close = false;
-        let mut hand_over = false;
-        while start < buf.len() {
-            let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
-            let mut req = httparse::Request::new(&mut headers);
-            let n = match req.parse(&buf[start..]) {
-                // Larger than hyper reads: its `431` answers it.
-                Ok(httparse::Status::Complete(n)) if n > limits.max_header_bytes => {
-                    hand_over = true;
-                    break;
-                }
-                Ok(httparse::Status::Complete(n)) => n,
-                Ok(httparse::Status::Partial) => {
-                    hand_over = buf.len() - start > limits.max_header_bytes;
-                    break;
-                }
-                Err(_) => {
-                    hand_over = true;
-                    break;
-                }
-            };
-            let Taken::Ours {
-                is_head,
-                target,
-                close: asked_close,
-            } = take(&req)
-            else {
-                hand_over = true;
-                break;
-            };
-            // Shutting down: this answer is the connection's last, as
-            // hyper's graceful shutdown ends a busy keep-alive connection.
-            let closing = asked_close || stop.is_closed();
-            let (path, query) = match target.split_once('?') {
-                Some((p, q)) => (p, Some(q)),
-                None => (target, None),
-            };
-            let head = Head {
-                is_head,
-                path,
-                query,
-                headers: req.headers,
-            };
-            let mut reply = Reply {
-                out: &mut out,
-                is_head,
-                close: closing,
-                ended: false,
-            };
-            if !front.answer(&head, peer, &mut reply) {
-                hand_over = true;
-                break;
-            }
-            debug_assert!(reply.ended, "an answer was started and not ended");
-            start += n;
+        let (answered, after) = answer_buffered(front, &buf, &mut out, peer, limits, stop);
+        if answered > 0 {
+            buf.drain(..answered);
             armed = false;
-            if closing {
-                close = true;
-                break;
-            }
         }
         if !out.is_empty() {
             if stream.write_all(&out).await.is_err() {
@@ -312,21 +364,16 @@ pub async fn serve_connection<H, Fut>(
             }
             out.clear();
         }
-        if close {
-            let _ = stream.shutdown().await;
-            return;
-        }
-        if hand_over {
-            buf.drain(..start);
-            hyper(Prefixed::new(buf, stream)).await;
-            return;
-        }
-        if start == buf.len() {
-            buf.clear();
-            start = 0;
-        } else if start > 0 {
-            buf.drain(..start);
-            start = 0;
+        match after {
+            After::Read => {}
+            After::Close => {
+                let _ = stream.shutdown().await;
+                return;
+            }
+            After::HandOver => {
+                hyper(Prefixed::new(buf.into(), stream)).await;
+                return;
+            }
         }
         if !armed {
             deadline
@@ -442,19 +489,14 @@ impl Drop for Closed<'_> {
 /// A connection handed to hyper: the bytes this path read and did not
 /// answer, then the socket.
 pub struct Prefixed {
-    pending: Vec<u8>,
-    at: usize,
+    pending: Bytes,
     stream: TcpStream,
 }
 
 impl Prefixed {
     /// `stream`, read after `pending`.
-    pub fn new(pending: Vec<u8>, stream: TcpStream) -> Prefixed {
-        Prefixed {
-            pending,
-            at: 0,
-            stream,
-        }
+    fn new(pending: Bytes, stream: TcpStream) -> Prefixed {
+        Prefixed { pending, stream }
     }
 }
 
@@ -465,14 +507,10 @@ impl AsyncRead for Prefixed {
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
         let this = self.get_mut();
-        if this.at < this.pending.len() {
-            let n = buf.remaining().min(this.pending.len() - this.at);
-            buf.put_slice(&this.pending[this.at..this.at + n]);
-            this.at += n;
-            if this.at == this.pending.len() {
-                this.pending = Vec::new();
-                this.at = 0;
-            }
+        if !this.pending.is_empty() {
+            let n = buf.remaining().min(this.pending.len());
+            buf.put_slice(&this.pending[..n]);
+            this.pending.advance(n);
             return Poll::Ready(Ok(()));
         }
         Pin::new(&mut this.stream).poll_read(cx, buf)

@@ -135,21 +135,16 @@ pub async fn serve<F, Fut, B>(
         // for every watcher to go.
         let watcher = graceful.watcher();
         let builder = builder.clone();
-        let hyper = move |io| async move {
-            let conn = watcher.watch(builder.serve_connection(TokioIo::new(io), svc));
-            if let Err(e) = conn.await {
-                debug!(listener = name, error = %e, "connection ended with an error");
-            }
-        };
         match &front {
             Some(front) => {
                 let (front, closing) = (front.clone(), closing.clone());
+                let hyper = move |io| serve_hyper(name, io, builder, svc, watcher);
                 tokio::spawn(async move {
                     front::serve_connection(&*front, stream, peer, limits, hyper, &closing).await
                 });
             }
             None => {
-                tokio::spawn(hyper(front::Prefixed::new(Vec::new(), stream)));
+                tokio::spawn(serve_hyper(name, stream, builder, svc, watcher));
             }
         }
     }
@@ -161,6 +156,27 @@ pub async fn serve<F, Fut, B>(
         _ = tokio::time::sleep(grace) => {
             warn!(listener = name, grace_secs = grace.as_secs(), "connections still open after the grace period; closing them");
         }
+    }
+}
+
+/// Serves connection `io` with hyper until it ends; `watcher` lets the
+/// listener's graceful shutdown reach it, and wait for it.
+async fn serve_hyper<I, S>(
+    name: &'static str,
+    io: I,
+    builder: http1::Builder,
+    svc: S,
+    watcher: hyper_util::server::graceful::Watcher,
+) where
+    I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+    S: hyper::service::HttpService<Incoming>,
+    S::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    S::ResBody: 'static,
+    <S::ResBody as hyper::body::Body>::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    let conn = watcher.watch(builder.serve_connection(TokioIo::new(io), svc));
+    if let Err(e) = conn.await {
+        debug!(listener = name, error = %e, "connection ended with an error");
     }
 }
 
