@@ -71,25 +71,34 @@ pub fn shorten_slice() -> bool {
 /// or `None` where the kernel refuses (nothing changed).
 #[cfg(target_os = "linux")]
 pub fn pin_to_allowed_cpu(i: usize) -> Option<usize> {
-    let size = std::mem::size_of::<libc::cpu_set_t>();
+    let cpu = *allowed_cpus()?.get(i)?;
     // SAFETY: cpu_set_t is plain bits; all zero is the empty set.
+    let mut one: libc::cpu_set_t = unsafe { std::mem::zeroed() };
+    // SAFETY: cpu came from a set, so it is below CPU_SETSIZE.
+    unsafe { libc::CPU_SET(cpu, &mut one) };
+    // SAFETY: the kernel reads `size_of::<cpu_set_t>()` bytes of a live
+    // set; pid 0 is the calling thread.
+    let set = unsafe { libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &one) };
+    (set == 0).then_some(cpu)
+}
+
+/// The CPUs the calling thread may run on, in order.
+#[cfg(target_os = "linux")]
+fn allowed_cpus() -> Option<Vec<usize>> {
+    // SAFETY: as above.
     let mut allowed: libc::cpu_set_t = unsafe { std::mem::zeroed() };
     // SAFETY: pid 0 is the calling thread; the kernel writes at most
-    // `size` bytes into the live set.
-    if unsafe { libc::sched_getaffinity(0, size, &mut allowed) } != 0 {
+    // `size_of::<cpu_set_t>()` bytes into the live set.
+    if unsafe { libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &mut allowed) }
+        != 0
+    {
         return None;
     }
-    let cpu = (0..libc::CPU_SETSIZE as usize)
+    let cpus = (0..libc::CPU_SETSIZE as usize)
         // SAFETY: c is below CPU_SETSIZE, inside the set.
         .filter(|&c| unsafe { libc::CPU_ISSET(c, &allowed) })
-        .nth(i)?;
-    // SAFETY: as above.
-    let mut one: libc::cpu_set_t = unsafe { std::mem::zeroed() };
-    // SAFETY: cpu is below CPU_SETSIZE.
-    unsafe { libc::CPU_SET(cpu, &mut one) };
-    // SAFETY: the kernel reads `size` bytes of a live set; pid 0 is the
-    // calling thread.
-    (unsafe { libc::sched_setaffinity(0, size, &one) } == 0).then_some(cpu)
+        .collect();
+    Some(cpus)
 }
 
 /// Not Linux: nothing pinned.
@@ -113,15 +122,8 @@ pub fn current_slice() -> Option<Duration> {
 mod tests {
     use super::*;
 
-    /// The CPUs the calling thread may run on.
     fn allowed() -> Vec<usize> {
-        let size = std::mem::size_of::<libc::cpu_set_t>();
-        // SAFETY: as in `pin_to_allowed_cpu`.
-        let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
-        assert_eq!(unsafe { libc::sched_getaffinity(0, size, &mut set) }, 0);
-        (0..libc::CPU_SETSIZE as usize)
-            .filter(|&c| unsafe { libc::CPU_ISSET(c, &set) })
-            .collect()
+        allowed_cpus().expect("the affinity mask is readable")
     }
 
     #[test]

@@ -73,13 +73,19 @@ impl Readiness {
         self.0.load(Ordering::Relaxed)
     }
 
-    /// The `readyz` answer: `200` when ready, else `503`.
-    pub fn response(&self) -> Resp {
+    /// The `readyz` status and text: `200` when ready, else `503`.
+    pub fn answer(&self) -> (StatusCode, &'static str) {
         if self.is_ready() {
-            text(StatusCode::OK, "ready\n")
+            (StatusCode::OK, "ready\n")
         } else {
-            text(StatusCode::SERVICE_UNAVAILABLE, "not ready\n")
+            (StatusCode::SERVICE_UNAVAILABLE, "not ready\n")
         }
+    }
+
+    /// The `readyz` answer as a response.
+    pub fn response(&self) -> Resp {
+        let (status, body) = self.answer();
+        text(status, body)
     }
 }
 
@@ -189,11 +195,10 @@ pub fn response(status: StatusCode, content_type: &'static str, body: impl Into<
     r
 }
 
+/// The content type of [`text`] answers.
+pub const TEXT_PLAIN: &str = "text/plain; charset=utf-8";
+
 /// A plain-text response.
 pub fn text(status: StatusCode, body: &'static str) -> Resp {
-    response(
-        status,
-        "text/plain; charset=utf-8",
-        Bytes::from_static(body.as_bytes()),
-    )
+    response(status, TEXT_PLAIN, Bytes::from_static(body.as_bytes()))
 }

@@ -18,7 +18,7 @@ use prometheus::Histogram;
 
 use super::apply::Applications;
 use super::front::{Front, Head, Reply};
-use super::{conversion, response, text, Readiness, Resp};
+use super::{conversion, response, text, Readiness, Resp, TEXT_PLAIN};
 use crate::conversions::intake::Intake;
 use crate::metrics::RequestCounters;
 use crate::redirect::{Answer, ClickRequest, Heads, Redirector};
@@ -254,13 +254,10 @@ impl<C: ClickHandler> Front for PublicState<C> {
                 ("redirect", answer.status())
             }
             Route::Health => ("health", plain(reply, StatusCode::OK, "ok\n")),
-            Route::Ready if self.ready.is_ready() => {
-                ("health", plain(reply, StatusCode::OK, "ready\n"))
+            Route::Ready => {
+                let (status, body) = self.ready.answer();
+                ("health", plain(reply, status, body))
             }
-            Route::Ready => (
-                "health",
-                plain(reply, StatusCode::SERVICE_UNAVAILABLE, "not ready\n"),
-            ),
             _ => return false,
         };
         self.requests.inc(label, status.as_u16());
@@ -271,7 +268,7 @@ impl<C: ClickHandler> Front for PublicState<C> {
 /// [`text`]'s answer, written by the public listener's own path.
 fn plain(reply: &mut Reply<'_>, status: StatusCode, body: &'static str) -> StatusCode {
     reply.start(status);
-    reply.header("content-type", b"text/plain; charset=utf-8");
+    reply.header("content-type", TEXT_PLAIN.as_bytes());
     reply.end(body.as_bytes());
     status
 }
