@@ -698,6 +698,16 @@ def metric(m, name, labels=None):
     return m.get(name)
 
 
+def unshipped_clicks(m):
+    """Clicks recorded and not (yet) shipped, from the admin metrics `m`
+    (dropped ones included: they are never shipped); None when missing."""
+    recorded = metric(m, "trackedge_clicks_recorded_total")
+    flushed = metric(m, "trackedge_events_flushed_total", {"table": "clicks"})
+    if recorded is None or flushed is None:
+        return None
+    return recorded - flushed
+
+
 def wait_shipped(admin_port, server, limit=600):
     """Waits until trackedge has shipped every click it recorded (or
     dropped it, with a full spool); returns the seconds waited.
@@ -711,10 +721,8 @@ def wait_shipped(admin_port, server, limit=600):
 
     def caught_up():
         m = te_metrics(admin_port)
-        recorded = metric(m, "trackedge_clicks_recorded_total")
-        flushed = metric(m, "trackedge_events_flushed_total", {"table": "clicks"})
-        dropped = metric(m, "trackedge_clicks_dropped_total") or 0
-        return recorded is not None and flushed is not None and flushed + dropped >= recorded
+        left = unshipped_clicks(m)
+        return left is not None and left <= (metric(m, "trackedge_clicks_dropped_total") or 0)
 
     wait_until(caught_up, limit, "trackedge to ship the clicks of the runs before", server=server, interval=0.5)
     return round(time.monotonic() - t0, 1)
@@ -757,8 +765,8 @@ class Sampler:
         row["clicks_recorded"] = metric(m, "trackedge_clicks_recorded_total")
         row["clicks_flushed"] = metric(m, "trackedge_events_flushed_total", {"table": "clicks"})
         row["clicks_dropped"] = metric(m, "trackedge_clicks_dropped_total")
-        if row["clicks_recorded"] is not None and row["clicks_flushed"] is not None:
-            row["unshipped_clicks"] = row["clicks_recorded"] - row["clicks_flushed"]
+        if unshipped_clicks(m) is not None:
+            row["unshipped_clicks"] = unshipped_clicks(m)
         try:
             out = ch_query(self.ch_url, f"SELECT toUInt32(max(ts)), count() FROM {self.db}.clicks FORMAT TSV", timeout=4).split()
             # ts has 1 s resolution: the lag is overstated by up to 1 s.
@@ -1028,8 +1036,8 @@ def wrk_priority(args):
     its main thread, which ends the run, waits behind the busy worker (a
     10 s nginx run lasted 27.7 s), and the kernel's fair server then
     gives the other threads of that CPU 50 ms at a time (p99 25 to 30 ms
-    for both servers). See loadtests/README.md, Two figures of the
-    generator."""
+    for both servers). See loadtests/README.md, The generator at
+    saturation."""
     if args.two_cores or os.environ.get("LT_WRK_FIFO", "0") != "1":
         return ("SCHED_OTHER", [])
     return generator_priority()
@@ -1351,7 +1359,6 @@ def markdown(res):
             f"- Fixed-rate load: trackedge-loadgen, {s['connections']} keep-alive connections, pinned to CPU {CLIENT_CPU}, "
             f"{s['latency_duration_s']} s measured after {s['latency_warmup_s']} s, latency from each request's scheduled send time"
             + (f", at {s['generator_priority']} priority" if s.get("generator_priority") else "")
-            + "; each trackedge round starts once every click before it is shipped"
         )
     if s.get("backends_pinned_to_cpu"):
         prio = f" at {s['backends_priority']} priority" if s.get("backends_priority") else ""
@@ -1948,16 +1955,17 @@ def main():
             lat_order = [x for x in (te, ng) if x]
             for rnd in range(args.latency_rounds):
                 for s in lat_order:
-                    sampler = Sampler(te, PORTS["trackedge-admin"], ch_url, args.database, args.sample_interval) if s is te else None
-                    drained = wait_shipped(PORTS["trackedge-admin"], te) if s is te else None
-                    if drained:
-                        log(f"waited {drained} s for trackedge to ship the clicks of the runs before")
+                    sampler = drained = None
+                    if s is te:
+                        sampler = Sampler(te, PORTS["trackedge-admin"], ch_url, args.database, args.sample_interval)
+                        drained = wait_shipped(PORTS["trackedge-admin"], te)
+                        if drained:
+                            log(f"waited {drained} s for trackedge to ship the clicks of the runs before")
                     row = run_loadgen(args, runner, s, req_files["zipf"], rate, args.latency_duration, args.latency_warmup,
                                       f"latency{rnd + 1}", "zipf", sampler)
-                    if s is te:
-                        row["waited_for_shipping_s"] = drained
                     lat["runs"].append(row)
                     if s is te:
+                        row["waited_for_shipping_s"] = drained
                         loadgen_te_answered += row["loadgen"]["all_3xx"]
                     time.sleep(args.pause)
             te_samples = [x for r in lat["runs"] if r["target"] == "trackedge" for x in r.get("samples", [])]
